@@ -1,0 +1,64 @@
+"""``bfrbench`` command line: one module per sub-command in :mod:`bench.commands`.
+
+Each module defines ``COMMAND`` (its name), ``HELP`` (one line), ``add_arguments(parser)``
+and ``main(args) -> int``; this file discovers them, so adding a command touches no other file.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+import bench.commands
+
+
+def _command_modules() -> list:
+    mods = []
+    for info in sorted(pkgutil.iter_modules(bench.commands.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"bench.commands.{info.name}")
+        if hasattr(mod, "COMMAND"):
+            mods.append(mod)
+    return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bench import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="bfrbench", description="Benchmark and evaluation suite for blind face restoration."
+    )
+    parser.add_argument("--version", action="version", version=f"bfrbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _command_modules():
+        p = sub.add_parser(mod.COMMAND, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        # no command: the demo suite, as README promises
+        args = parser.parse_args(["run", *(argv or [])])
+    try:
+        return int(args._main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # user-facing errors: one clear line, no traceback
+        from bench.errors import USER_ERRORS
+
+        if isinstance(exc, USER_ERRORS):
+            print(f"bfrbench: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``bfrbench`` CLI, discovered by :mod:`bench.cli`."""

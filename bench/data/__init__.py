@@ -1,0 +1,1 @@
+"""Data: benchmark datasets, validation, degradation synthesis, face alignment, the demo set."""

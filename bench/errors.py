@@ -1,0 +1,13 @@
+"""Errors shown to a user as one line (no traceback) by the CLI."""
+from __future__ import annotations
+
+from bench.imageio import ImageReadError
+from bench.registry import UnknownNameError
+from bench.weights import MissingWeightsError
+
+
+class UserError(Exception):
+    """A problem with the user's input or environment, with the fix in the message."""
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ImageReadError, UnknownNameError, MissingWeightsError)

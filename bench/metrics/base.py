@@ -1,0 +1,150 @@
+"""The metric interface, in the style of torchmetrics.
+
+A metric keeps named states (reduced by ``sum`` or by ``cat``), takes batches with
+:meth:`Metric.update` and reports with :meth:`Metric.compute`. States are mergeable:
+``a.merge_state(b.state())`` gives exactly what one metric fed both streams would
+hold, so sharded, resumed and distributed runs add up to the same number.
+
+Images reach a metric as float tensors (B, 3, H, W), RGB, values in [0, 1] that are
+exact multiples of 1/255 (the uint8 image a paper would have saved to disk), on the
+metric's device.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric that cannot run here (missing weights or package); the message gives the fix."""
+
+
+class Metric(torch.nn.Module):
+    """Base class. Subclasses set the class attributes and implement ``update`` / ``compute``."""
+
+    #: registry name, e.g. "psnr"
+    name: ClassVar[str] = ""
+    higher_better: ClassVar[bool] = True
+    needs_gt: ClassVar[bool] = False
+    #: protocol label carried by every number, e.g. "basicsr-rgb-crop0"
+    protocol: ClassVar[str] = ""
+    #: False for a metric that departs from the papers' protocol (stand-in networks, other data)
+    standard: ClassVar[bool] = True
+    #: True when update() returns one value per image
+    per_image: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._defaults: dict[str, tuple[Any, str]] = {}
+
+    # -- state handling ---------------------------------------------------------
+    def add_state(self, name: str, default: torch.Tensor | list, reduce: str) -> None:
+        """Declare a state: ``reduce='sum'`` for a tensor that adds, ``'cat'`` for a list of tensors."""
+        if reduce not in ("sum", "cat"):
+            raise ValueError(f"reduce must be 'sum' or 'cat', not {reduce!r}")
+        if reduce == "cat" and not isinstance(default, list):
+            raise ValueError("a 'cat' state starts as an empty list")
+        self._defaults[name] = (default, reduce)
+        setattr(self, name, self._fresh(default))
+
+    @staticmethod
+    def _fresh(default: torch.Tensor | list) -> torch.Tensor | list:
+        return [] if isinstance(default, list) else default.detach().clone()
+
+    def reset(self) -> None:
+        device = self.device
+        for name, (default, _) in self._defaults.items():
+            value = self._fresh(default)
+            setattr(self, name, value.to(device) if isinstance(value, torch.Tensor) else value)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """A CPU snapshot of every state (``cat`` states concatenated along dim 0)."""
+        out: dict[str, torch.Tensor] = {}
+        for name, (default, reduce) in self._defaults.items():
+            value = getattr(self, name)
+            if reduce == "cat":
+                out[name] = torch.cat([v.detach().cpu() for v in value]) if value else torch.empty(0)
+            else:
+                out[name] = value.detach().cpu().clone()
+        return out
+
+    def merge_state(self, other: dict[str, torch.Tensor]) -> None:
+        """Fold another metric's :meth:`state` into this one."""
+        device = self.device
+        for name, (_, reduce) in self._defaults.items():
+            if name not in other:
+                raise KeyError(f"state {name!r} missing when merging {self.name}")
+            value = other[name].to(device)
+            if reduce == "cat":
+                if value.numel():
+                    getattr(self, name).append(value)
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+    @property
+    def device(self) -> torch.device:
+        for t in list(self.parameters()) + list(self.buffers()):
+            return t.device
+        return getattr(self, "_device", torch.device("cpu"))
+
+    def to(self, *args: Any, **kwargs: Any) -> "Metric":  # type: ignore[override]
+        result = super().to(*args, **kwargs)
+        device = torch._C._nn._parse_to(*args, **kwargs)[0]
+        if device is not None:
+            self._device = torch.device(device)
+            for name, (_, reduce) in self._defaults.items():
+                value = getattr(self, name)
+                if reduce == "cat":
+                    setattr(self, name, [v.to(device) for v in value])
+                else:
+                    setattr(self, name, value.to(device))
+        return result  # type: ignore[return-value]
+
+    # -- the work ---------------------------------------------------------------
+    def update(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Take a batch; return per-image values (B,) or None for a set-level metric."""
+        raise NotImplementedError
+
+    def compute(self) -> float:
+        raise NotImplementedError
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor | None:
+        return self.update(pred, gt)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "higher_better": self.higher_better,
+            "needs_gt": self.needs_gt,
+            "protocol": self.protocol,
+            "standard": self.standard,
+        }
+
+
+class MeanOfImages(Metric):
+    """A per-image metric whose set value is the mean of its per-image values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("count", torch.zeros((), dtype=torch.float64), "sum")
+
+    def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        """Per-image values (B,) for one batch; subclasses implement this."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
+        if self.needs_gt and gt is None:
+            raise ValueError(f"metric {self.name} needs ground truth")
+        values = self.score(pred, gt).to(torch.float64)
+        finite = torch.isfinite(values)
+        self.total = self.total + values[finite].sum()
+        self.count = self.count + finite.sum()
+        return values
+
+    def compute(self) -> float:
+        if float(self.count) == 0:
+            return float("nan")
+        return float(self.total / self.count)

@@ -1,0 +1,98 @@
+"""Name-driven registries (in the style of timm's ``register_model`` and pyiqa's ``create_metric``).
+
+A registry maps a name to a factory plus metadata. Prefix resolvers handle open-ended
+names such as ``folder:PATH`` or ``pyiqa:musiq``.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """Raised for a name no registry entry or prefix resolver knows."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+@dataclass
+class Entry(Generic[T]):
+    """One registered name: the factory that builds it and its metadata."""
+
+    name: str
+    factory: Callable[..., T]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.meta[key]
+        except KeyError as exc:
+            raise AttributeError(key) from exc
+
+
+class Registry(Generic[T]):
+    """A named collection of factories with metadata, plus prefix resolvers."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+        self._resolvers: dict[str, Callable[[str], Entry[T]]] = {}
+
+    def register(self, name: str, **meta: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator: ``@METRICS.register("psnr", higher_better=True, ...)``."""
+
+        def deco(factory: Callable[..., T]) -> Callable[..., T]:
+            self.add(name, factory, **meta)
+            return factory
+
+        return deco
+
+    def add(self, name: str, factory: Callable[..., T], **meta: Any) -> None:
+        key = name.lower()
+        if key in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[key] = Entry(name=name, factory=factory, meta=meta)
+
+    def add_resolver(self, prefix: str, resolver: Callable[[str], Entry[T]]) -> None:
+        """Handle every name ``prefix:REST``; the resolver gets REST and returns an Entry."""
+        self._resolvers[prefix.lower()] = resolver
+
+    def entry(self, name: str) -> Entry[T]:
+        key = name.lower()
+        if key in self._entries:
+            return self._entries[key]
+        if ":" in name:
+            prefix, rest = name.split(":", 1)
+            if prefix.lower() in self._resolvers:
+                return self._resolvers[prefix.lower()](rest)
+        close = difflib.get_close_matches(key, list(self._entries), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        prefixes = "".join(f", {p}:..." for p in self._resolvers)
+        raise UnknownNameError(
+            f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._entries))}{prefixes}"
+        )
+
+    def create(self, name: str, **kwargs: Any) -> T:
+        return self.entry(name).factory(**kwargs)
+
+    def names(self) -> list[str]:
+        return sorted(e.name for e in self._entries.values())
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.entry(name)
+        except UnknownNameError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+
+METRICS: Registry[Any] = Registry("metric")
+METHODS: Registry[Any] = Registry("method")
+DATASETS: Registry[Any] = Registry("dataset")

@@ -1,0 +1,4 @@
+"""Restoration methods. Each submodule registers its methods in :data:`bench.registry.METHODS`."""
+from methods.base import MethodInfo, RestorationMethod, WeightsInfo
+
+__all__ = ["RestorationMethod", "MethodInfo", "WeightsInfo"]

@@ -1,0 +1,73 @@
+"""The restoration-method interface every method implements.
+
+A method takes a batch of aligned faces as float tensors (B, 3, H, W), RGB, in [0, 1]
+and returns restored faces (B, 3, S, S) in [0, 1] (S = ``output_size``, 512 for the
+benchmarks). The runner quantises outputs to uint8 (round half to even is NOT used:
+``(x * 255).round()``, as the official scripts do) before metrics see them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+
+@dataclass
+class WeightsInfo:
+    """Which weights a method instance runs on, for the manifest and every report."""
+
+    name: str
+    path: str | None = None
+    sha256: str | None = None
+    #: True for random / synthetic / stand-in weights: results must be labelled so
+    standin: bool = False
+    note: str = ""
+
+
+@dataclass
+class MethodInfo:
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    weights: list[WeightsInfo] = field(default_factory=list)
+
+    @property
+    def standin(self) -> bool:
+        return any(w.standin for w in self.weights)
+
+
+class RestorationMethod(torch.nn.Module):
+    """Base class for restoration methods."""
+
+    name: ClassVar[str] = ""
+    #: True when the method takes an IQP quality condition (``quality`` parameter)
+    takes_quality: ClassVar[bool] = False
+    input_size: ClassVar[int] = 512
+    output_size: ClassVar[int] = 512
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__()
+        self.params: dict[str, Any] = dict(params)
+        self.weights_info: list[WeightsInfo] = []
+
+    def restore(self, lq: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float in [0, 1] -> (B, 3, S, S) float in [0, 1]."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        return self.restore(lq)
+
+    @property
+    def device(self) -> torch.device:
+        for t in list(self.parameters()) + list(self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    def info(self) -> MethodInfo:
+        return MethodInfo(name=self.name, params=dict(self.params), weights=list(self.weights_info))
+
+
+def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
+    """Quantise [0, 1] floats to the nearest of the 256 uint8 levels, kept as float in [0, 1]."""
+    return (x.clamp(0, 1) * 255.0).round() / 255.0

@@ -1,0 +1,1 @@
+"""HTML report rendering for bfrbench run folders."""
