@@ -1,0 +1,76 @@
+"""``bfrbench list``: registered methods, metrics and datasets, with availability."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+COMMAND = "list"
+HELP = "show methods, metrics, datasets and weights with availability"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", nargs="?", choices=["methods", "metrics", "datasets", "weights", "all"], default="all")
+
+
+def _availability(entry: Any) -> tuple[bool, str]:
+    check = entry.meta.get("available")
+    if callable(check):
+        try:
+            ok, reason = check()
+            return bool(ok), str(reason)
+        except Exception as exc:  # availability must never break the listing
+            return False, f"check failed: {exc}"
+    from bench.weights import WEIGHTS, is_available
+
+    missing = [w for w in entry.meta.get("weights", []) if w in WEIGHTS and not is_available(w)]
+    if missing:
+        return False, "missing weights: " + ", ".join(missing) + f" (bfrbench fetch {' '.join(missing)})"
+    return True, "ready"
+
+
+def _table(rows: list[list[str]], heads: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(heads, *rows)] if rows else [len(h) for h in heads]
+    out = ["  ".join(h.ljust(w) for h, w in zip(heads, widths))]
+    out += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench import plugins
+    from bench.registry import DATASETS, METHODS, METRICS
+
+    plugins.load_all()
+    parts = []
+    if args.what in ("methods", "all"):
+        rows = []
+        for e in METHODS:
+            ok, why = _availability(e)
+            rows.append([e.name, "yes" if e.meta.get("takes_quality") else "no",
+                         ", ".join(f"{k}={v}" for k, v in e.meta.get("defaults", {}).items()) or "-",
+                         "yes" if ok else "NO", why if not ok else e.meta.get("description", "")])
+        parts.append("METHODS\n" + _table(rows, ["name", "quality", "defaults", "ready", "notes"]))
+    if args.what in ("metrics", "all"):
+        rows = []
+        for e in METRICS:
+            ok, why = _availability(e)
+            rows.append([e.name, "higher" if e.meta.get("higher_better", True) else "lower",
+                         "yes" if e.meta.get("needs_gt") else "no", e.meta.get("protocol", ""),
+                         "yes" if e.meta.get("standard", True) else "NO (non-standard)",
+                         "yes" if ok else "NO", why if not ok else ""])
+        parts.append("METRICS\n" + _table(rows, ["name", "better", "needs GT", "protocol", "standard", "ready", "notes"]))
+    if args.what in ("datasets", "all"):
+        rows = []
+        for e in DATASETS:
+            ok, why = _availability(e)
+            rows.append([e.name, "yes" if e.meta.get("has_gt") else "no", str(e.meta.get("expected_count", "?")),
+                         "yes" if ok else "no", why])
+        parts.append("DATASETS (folder:LQ_DIR[::GT_DIR] for any folder)\n"
+                     + _table(rows, ["name", "GT", "images", "present", "notes"]))
+    if args.what in ("weights", "all"):
+        from bench.weights import WEIGHTS, expected_path, is_available
+
+        rows = [[n, "yes" if is_available(n) else "no", f"{s.size:,}" if s.size else "?", str(expected_path(n))]
+                for n, s in sorted(WEIGHTS.items())]
+        parts.append("WEIGHTS (bfrbench fetch NAME)\n" + _table(rows, ["name", "present", "bytes", "path"]))
+    print("\n\n".join(parts))
+    return 0

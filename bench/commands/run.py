@@ -1,0 +1,56 @@
+"""``bfrbench run``: benchmark methods on datasets; no arguments runs the embedded demo suite."""
+from __future__ import annotations
+
+import argparse
+
+from bench.config import RunConfig
+from bench.errors import UserError
+
+COMMAND = "run"
+HELP = "benchmark methods on datasets (no arguments: the embedded demo suite)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML run config; command-line options override it")
+    p.add_argument("--datasets", nargs="+", help="benchmark names or folder:LQ_DIR[::GT_DIR] (default: demo)")
+    p.add_argument("--methods", nargs="+", help="method specs NAME[:key=value,...] (default: lq classical)")
+    p.add_argument("--metrics", nargs="+", help="metric names (default: every registered default metric)")
+    p.add_argument("--out", help="run folder (default: runs/<timestamp>); rerunning into it resumes")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda[:N]")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=None, help="autocast dtype on GPU")
+    p.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH",
+                   help="weights file for a method (or METHOD=random for labelled stand-in weights)")
+    p.add_argument("--save-images", action="store_true", help="also write restored PNGs into the run folder")
+    p.add_argument("--limit", type=int, help="at most N images per dataset")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
+    for attr in ("datasets", "methods", "metrics", "out", "device", "batch_size", "workers", "dtype", "limit", "seed"):
+        value = getattr(args, attr)
+        if value is not None:
+            setattr(cfg, attr, value)
+    for item in args.weights:
+        method, eq, path = item.partition("=")
+        if not eq:
+            raise UserError(f"--weights {item!r}: expected METHOD=PATH")
+        cfg.weights[method] = path
+    cfg.save_images = cfg.save_images or args.save_images
+    cfg.quiet = args.quiet
+    cfg.report = not args.no_report
+    if cfg.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    return cfg
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.runner import Runner
+
+    outcome = Runner(config_from_args(args)).run()
+    failed = outcome.summary[outcome.summary["status"] == "failed"]
+    return 1 if len(failed) and len(failed) == len(outcome.summary) else 0

@@ -1,0 +1,324 @@
+"""The results store of a run folder: summary.csv, per_image.parquet, gains.csv, manifest.json.
+
+summary.csv has one row per (dataset, method, metric) with the protocol of the number and
+whether it is standard and whether stand-in weights made it, plus rows of kind ``gain``
+for a method against its quality-conditioned variant (paired per-image deltas, 95% CI).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import math
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.atomic import atomic_open, atomic_write_json
+from bench.registry import METHODS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+SUMMARY_COLUMNS = [
+    "dataset", "method", "method_name", "config_hash", "metric", "protocol", "value", "n",
+    "higher_better", "standard", "standin", "status", "reason", "kind", "ci_low", "ci_high",
+]
+GAIN_COLUMNS = [
+    "dataset", "base_method", "cond_method", "metric", "protocol", "higher_better",
+    "delta_mean", "ci_low", "ci_high", "n",
+]
+PACKAGES = ["torch", "torchvision", "numpy", "opencv-python-headless", "scikit-image", "lpips", "pytorch-fid",
+            "onnxruntime", "pyiqa", "dlib-bin", "pandas", "pyarrow"]
+
+
+def mean_ci(deltas: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and a t-distribution confidence interval of paired per-image deltas."""
+    d = np.asarray(deltas, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    n = d.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(d.mean())
+    if n == 1:
+        return mean, math.nan, math.nan
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def build_summary(units: list, methods_info: dict, metrics_info: dict, skipped: list[dict]) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = []
+    for u in units:
+        standin = bool(methods_info.get(u.label, {}).get("standin", False))
+        for metric, value in u.metric_values.items():
+            mi = metrics_info.get(metric, {})
+            rows.append(
+                {
+                    "dataset": u.dataset, "method": u.label, "method_name": u.method_name,
+                    "config_hash": u.config_hash, "metric": metric, "protocol": mi.get("protocol") or "",
+                    "value": value, "n": u.metric_n.get(metric, 0),
+                    "higher_better": bool(mi.get("higher_better", True)),
+                    "standard": bool(mi.get("standard", True)), "standin": standin,
+                    "status": "ok" if math.isfinite(value) else "failed", "reason": "", "kind": "score",
+                    "ci_low": math.nan, "ci_high": math.nan,
+                }
+            )
+    for s in skipped:
+        if s["kind"] != "metric" or not s.get("dataset"):
+            continue
+        for u in units:
+            if u.dataset == s["dataset"] and s["name"] not in u.metric_values:
+                mi = metrics_info.get(s["name"], {})
+                rows.append(
+                    {
+                        "dataset": u.dataset, "method": u.label, "method_name": u.method_name,
+                        "config_hash": u.config_hash, "metric": s["name"], "protocol": mi.get("protocol") or "",
+                        "value": math.nan, "n": 0, "higher_better": bool(mi.get("higher_better", True)),
+                        "standard": bool(mi.get("standard", True)),
+                        "standin": bool(methods_info.get(u.label, {}).get("standin", False)),
+                        "status": "skipped", "reason": f"{s['reason']} | fix: {s.get('fix', '')}".strip(" |"),
+                        "kind": "score", "ci_low": math.nan, "ci_high": math.nan,
+                    }
+                )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def conditioned_pairs(labels: list[str], names: dict[str, str]) -> list[tuple[str, str]]:
+    """(base label, conditioned label) pairs: a method whose registry entry names its ``base``."""
+    pairs = []
+    for cond in labels:
+        base_name = METHODS.entry(names[cond]).meta.get("base") if names[cond] in METHODS else None
+        if not base_name:
+            continue
+        for base in labels:
+            if names[base] == base_name:
+                pairs.append((base, cond))
+    return pairs
+
+
+def build_gains(units: list, metrics_info: dict) -> pd.DataFrame:
+    """Per-metric paired deltas (conditioned - base) with a 95% CI, for every conditioned pair."""
+    import pandas as pd
+
+    by_key = {(u.dataset, u.label): u for u in units}
+    names = {u.label: u.method_name for u in units}
+    rows = []
+    for dataset in sorted({u.dataset for u in units}):
+        labels = [u.label for u in units if u.dataset == dataset]
+        for base, cond in conditioned_pairs(labels, names):
+            ub, uc = by_key[(dataset, base)], by_key[(dataset, cond)]
+            vb = {r["image"]: r["values"] for r in ub.per_image if r["status"] == "ok"}
+            vc = {r["image"]: r["values"] for r in uc.per_image if r["status"] == "ok"}
+            common = sorted(set(vb) & set(vc))
+            for metric in uc.metric_values:
+                mi = metrics_info.get(metric, {})
+                deltas = np.array([vc[i].get(metric, np.nan) - vb[i].get(metric, np.nan) for i in common])
+                if np.isfinite(deltas).any():
+                    mean, lo, hi = mean_ci(deltas)
+                    n = int(np.isfinite(deltas).sum())
+                else:  # a set-level metric (FID): the difference of the two values
+                    mean = uc.metric_values[metric] - ub.metric_values.get(metric, math.nan)
+                    lo = hi = math.nan
+                    n = len(common)
+                rows.append(
+                    {
+                        "dataset": dataset, "base_method": base, "cond_method": cond, "metric": metric,
+                        "protocol": mi.get("protocol") or "", "higher_better": bool(mi.get("higher_better", True)),
+                        "delta_mean": mean, "ci_low": lo, "ci_high": hi, "n": n,
+                    }
+                )
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+
+
+def build_per_image(units: list) -> pd.DataFrame:
+    import pandas as pd
+
+    metric_names: list[str] = []
+    for u in units:
+        for m in u.metric_values:
+            if m not in metric_names:
+                metric_names.append(m)
+    rows = []
+    for u in units:
+        for r in u.per_image:
+            row = {
+                "dataset": u.dataset, "method": u.label, "config_hash": u.config_hash, "image": r["image"],
+                "lq_path": r.get("lq_path"), "gt_path": r.get("gt_path"), "out_path": r.get("out_path"),
+                "status": r["status"], "error": r.get("error", ""),
+            }
+            for m in metric_names:
+                row[m] = float(r["values"].get(m, math.nan))
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df.sort_values(["dataset", "method", "image"], kind="stable").reset_index(drop=True)
+    return df
+
+
+def write_frame_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        df.to_csv(fh, index=False, float_format="%.10g")
+
+
+def write_frame_parquet(df: pd.DataFrame, path: Path) -> None:
+    with atomic_open(path, "wb") as fh:
+        df.to_parquet(fh, index=False)
+
+
+def write_run(runner: Any, units: list, methods_info: dict, metrics_info: dict, datasets_info: dict) -> pd.DataFrame:
+    """Write every result file of the run folder and print the ranked table."""
+    import pandas as pd
+    import torch
+
+    run_dir: Path = runner.run_dir
+    summary = build_summary(units, methods_info, metrics_info, runner.skipped)
+    gains = build_gains(units, metrics_info)
+    if not gains.empty:
+        extra = pd.DataFrame(
+            {
+                "dataset": gains["dataset"], "method": gains["cond_method"] + " vs " + gains["base_method"],
+                "method_name": gains["cond_method"], "config_hash": "", "metric": gains["metric"],
+                "protocol": gains["protocol"], "value": gains["delta_mean"], "n": gains["n"],
+                "higher_better": gains["higher_better"], "standard": True, "standin": False, "status": "ok",
+                "reason": "", "kind": "gain", "ci_low": gains["ci_low"], "ci_high": gains["ci_high"],
+            }
+        )
+        summary = pd.concat([summary, extra], ignore_index=True)
+        write_frame_csv(gains, run_dir / "gains.csv")
+    write_frame_csv(summary, run_dir / "summary.csv")
+    write_frame_parquet(build_per_image(units), run_dir / "per_image.parquet")
+    cfg = runner.cfg
+    manifest = {
+        "bfrbench_version": __import__("bench").__version__,
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "packages": package_versions(),
+        "device": str(runner.device) + (f" ({torch.cuda.get_device_name()})" if runner.device.type == "cuda" else ""),
+        "seeds": {"run": cfg.seed},
+        "config": {k: getattr(cfg, k) for k in ("datasets", "methods", "metrics", "batch_size", "dtype", "limit")},
+        "datasets": datasets_info,
+        "methods": methods_info,
+        "metrics": metrics_info,
+        "skipped": runner.skipped,
+        "units": {
+            f"{u.dataset}/{u.label}": {"hash": u.config_hash, "status": u.status, "batches_computed": u.batches_computed,
+                                       "seconds": round(u.seconds, 3)}
+            for u in units
+        },
+    }
+    atomic_write_json(run_dir / "manifest.json", manifest)
+    if not cfg.quiet:
+        print(format_ranked_tables(summary))
+    if cfg.report:
+        try:
+            from reports.render import render_report
+
+            path = render_report(run_dir)
+            if not cfg.quiet:
+                print(f"report: {path}")
+        except ImportError:
+            from bench.atomic import atomic_write_text
+
+            atomic_write_text(run_dir / "index.html", _minimal_index(summary))
+    if not cfg.quiet:
+        print(f"run folder: {run_dir}")
+    return summary
+
+
+def rank_methods(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean rank of each method across metrics (1 = best), honouring each metric's direction.
+
+    ``scores``: rows of one dataset with columns method, metric, value, higher_better.
+    Returns a frame indexed by method with a ``mean_rank`` column, best first.
+    """
+    import pandas as pd
+
+    ok = scores[np.isfinite(scores["value"].astype(float))]
+    ranks = []
+    for _metric, grp in ok.groupby("metric"):
+        asc = not bool(grp["higher_better"].iloc[0])
+        ranks.append(grp.set_index("method")["value"].rank(ascending=asc, method="average"))
+    if not ranks:
+        return pd.DataFrame(columns=["mean_rank"])
+    table = pd.concat(ranks, axis=1)
+    return table.mean(axis=1).rename("mean_rank").to_frame().sort_values("mean_rank", kind="stable")
+
+
+def format_ranked_tables(summary: pd.DataFrame) -> str:
+    """A plain-text leaderboard per dataset: methods by mean rank, one column per metric."""
+    lines = []
+    scores = summary[(summary["kind"] == "score") & (summary["status"] == "ok")]
+    for dataset, grp in scores.groupby("dataset", sort=False):
+        ranking = rank_methods(grp)
+        metrics = list(dict.fromkeys(grp["metric"]))
+        heads = ["rank", "method"] + [
+            f"{m}{'↑' if grp[grp.metric == m]['higher_better'].iloc[0] else '↓'}"
+            + ("*" if not grp[grp.metric == m]["standard"].iloc[0] else "")
+            for m in metrics
+        ]
+        body = []
+        for pos, (method, r) in enumerate(ranking.iterrows(), 1):
+            row = [f"{pos} ({r.mean_rank:.2f})", method + (" [stand-in]" if grp[grp.method == method]["standin"].any() else "")]
+            for m in metrics:
+                v = grp[(grp.method == method) & (grp.metric == m)]["value"]
+                row.append(f"{float(v.iloc[0]):.4g}" if len(v) else "-")
+            body.append(row)
+        widths = [max(len(str(x)) for x in col) for col in zip(heads, *body)]
+        lines.append(f"\n== {dataset} ==")
+        lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)))
+        for row in body:
+            lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+    skipped = summary[summary["status"] == "skipped"][["metric", "reason"]].drop_duplicates("metric")
+    if len(skipped):
+        lines.append("\nskipped metrics:")
+        for _, r in skipped.iterrows():
+            lines.append(f"  {r.metric}: {r.reason}")
+    if (summary["standard"] == False).any():  # noqa: E712
+        lines.append("* non-standard protocol (offline stand-in network or data); not comparable with papers")
+    gains = summary[summary["kind"] == "gain"]
+    if len(gains):
+        lines.append("\nconditioning gains (conditioned - base, 95% CI):")
+        for _, r in gains.iterrows():
+            lines.append(f"  {r.dataset} {r.method} {r.metric}: {r.value:+.4g} [{r.ci_low:+.4g}, {r.ci_high:+.4g}]")
+    return "\n".join(lines)
+
+
+def _minimal_index(summary: pd.DataFrame) -> str:
+    import html
+
+    return (
+        "<!doctype html><meta charset='utf-8'><title>bfrbench run</title><h1>bfrbench run</h1>"
+        + summary.to_html(index=False, escape=True)
+        .replace("<table", "<table id='summary'")
+        + "<p>" + html.escape("Full report: bfrbench report RUN_DIR") + "</p>"
+    )

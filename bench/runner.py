@@ -1,0 +1,444 @@
+"""The benchmark runner: datasets x methods, streamed load -> restore -> metrics, resumable.
+
+Each (dataset, method, method-config, metrics) is a *unit* named by a content hash. A unit
+writes one shard per finished batch (per-image values + that batch's metric states, which
+are mergeable), so a rerun skips finished units and resumes an interrupted unit from its
+last finished batch; the merged result equals an uninterrupted run's exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench import results
+from bench.atomic import atomic_write_bytes, atomic_write_json
+from bench.config import MethodSpec, RunConfig, content_hash
+from bench.errors import UserError
+from bench.loading import LoadedBatch, make_loader
+from bench.metrics.base import Metric, MetricUnavailable
+from bench.registry import DATASETS, METHODS, METRICS, UnknownNameError
+from bench.weights import MissingWeightsError
+from methods.base import to_uint8_levels
+
+log = logging.getLogger("bfrbench")
+
+#: bump when a change alters the numbers a unit produces (invalidates cached units)
+RESULTS_VERSION = 1
+
+#: default metrics, in display order; unregistered names are ignored, GT metrics need GT
+DEFAULT_METRICS = [
+    "psnr", "ssim", "lpips", "ids", "lmd", "fid",
+    "niqe", "brisque", "piqe",
+    "fid-mobilenet", "ids-dlib", "lmd-5pt",
+]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu or auto")
+    return torch.device(device)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name)[:80]
+
+
+def default_metrics(has_gt: bool) -> list[str]:
+    names = []
+    for name in DEFAULT_METRICS:
+        if name not in METRICS:
+            continue
+        if METRICS.entry(name).meta.get("needs_gt", False) and not has_gt:
+            continue
+        names.append(name)
+    try:  # pyiqa's default NR-IQA set, when pyiqa is installed
+        import importlib.util
+
+        if importlib.util.find_spec("pyiqa") is not None and "pyiqa:musiq" in METRICS:
+            from bench.metrics.pyiqa_adapter import DEFAULT_NRIQA
+
+            names += [f"pyiqa:{n}" for n in DEFAULT_NRIQA if n != "niqe"]
+    except ImportError:
+        pass
+    return names
+
+
+@dataclass
+class UnitResult:
+    dataset: str
+    label: str
+    method_name: str
+    config_hash: str
+    metric_values: dict[str, float]
+    metric_n: dict[str, int]
+    per_image: list[dict[str, Any]]
+    status: str  # computed | resumed | reused
+    batches_computed: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    summary: Any  # pandas.DataFrame
+    units: list[UnitResult] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Runner:
+    """Runs a :class:`RunConfig`; see module docstring."""
+
+    def __init__(self, config: RunConfig) -> None:
+        from bench import plugins
+
+        plugins.load_all()
+        self.cfg = config
+        self.device = resolve_device(config.device)
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.run_dir = Path(config.out or Path("runs") / stamp).resolve()
+        self.skipped: list[dict[str, Any]] = []
+        self.manifest: dict[str, Any] = {}
+
+    # -- helpers ------------------------------------------------------------------
+    def _say(self, msg: str) -> None:
+        if not self.cfg.quiet:
+            print(msg, flush=True)
+
+    def _skip(self, kind: str, name: str, reason: str, fix: str = "", dataset: str = "") -> None:
+        entry = {"kind": kind, "name": name, "dataset": dataset, "reason": reason, "fix": fix}
+        if entry not in self.skipped:
+            self.skipped.append(entry)
+            self._say(f"  skipped {kind} {name}{' on ' + dataset if dataset else ''}: {reason}")
+
+    def _build_metric(self, name: str, dataset: str) -> Metric | None:
+        try:
+            metric = METRICS.create(name)
+        except (MetricUnavailable, MissingWeightsError) as exc:
+            fix = getattr(exc, "fix", "")
+            self._skip("metric", name, str(exc), fix, dataset)
+            return None
+        except UnknownNameError as exc:
+            raise UserError(str(exc)) from exc
+        except ImportError as exc:
+            self._skip("metric", name, f"a package it needs is missing ({exc})", "pip install it", dataset)
+            return None
+        return metric.to(self.device)
+
+    def _build_method(self, spec: MethodSpec):
+        kwargs = spec.kwargs()
+        if spec.weights is not None:
+            kwargs["weights"] = spec.weights
+        try:
+            method = METHODS.create(spec.name, **kwargs)
+        except MissingWeightsError as exc:
+            self._skip("method", spec.label, str(exc), exc.fix)
+            return None
+        except UnknownNameError as exc:
+            raise UserError(str(exc)) from exc
+        except TypeError as exc:
+            raise UserError(f"method {spec.label}: bad parameter ({exc})") from exc
+        return method.eval().to(self.device)
+
+    def _autocast(self):
+        if self.device.type != "cuda" or self.cfg.dtype == "fp32":
+            return contextlib.nullcontext()
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[self.cfg.dtype]
+        return torch.autocast("cuda", dtype=dtype)
+
+    # -- one unit -----------------------------------------------------------------
+    def _unit_key(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> tuple[str, dict]:
+        info = method.info()
+        fingerprint = []
+        for p in pairs:
+            entry = [p.name]
+            for path in (p.lq_path, p.gt_path):
+                if path is not None:
+                    try:
+                        st = os.stat(path)
+                        entry += [st.st_size, int(st.st_mtime)]
+                    except OSError:
+                        entry += [None]
+            fingerprint.append(entry)
+        key = {
+            "version": RESULTS_VERSION,
+            "dataset": dataset.name,
+            "data": content_hash(fingerprint, 32),
+            "method": spec.name,
+            "params": info.params,
+            "weights": [dataclasses.asdict(w) for w in info.weights],
+            "metrics": sorted(metric_names),
+            "dtype": self.cfg.dtype if self.device.type == "cuda" else "fp32",
+            "limit": self.cfg.limit,
+        }
+        return content_hash(key), key
+
+    def _run_unit(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> UnitResult:
+        t0 = time.perf_counter()
+        chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
+        unit_dir = self.run_dir / "units" / f"{_safe(dataset.name)}__{_safe(spec.label)}__{chash}"
+        done_file = unit_dir / "done.json"
+        metrics: dict[str, Metric] = {}
+        for name in metric_names:
+            m = self._build_metric(name, dataset.name)
+            if m is not None:
+                metrics[name] = m
+        if done_file.exists():
+            status, batches = "reused", 0
+        else:
+            unit_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(unit_dir / "unit.json", key)
+            status, batches = self._compute_shards(dataset, spec, method, metrics, pairs, unit_dir)
+        # merge every shard: the unit's result comes only from shards, however they were made
+        per_image, totals = [], {name: m for name, m in metrics.items()}
+        for m in totals.values():
+            m.reset()
+        for shard_path in sorted(unit_dir.glob("shard_*.pt")):
+            shard = torch.load(shard_path, map_location="cpu", weights_only=True)
+            for name, m in totals.items():
+                if name in shard["states"]:
+                    m.merge_state(shard["states"][name])
+            per_image.extend(shard["rows"])
+        values, counts = {}, {}
+        for name, m in totals.items():
+            try:
+                values[name] = float(m.compute())
+            except Exception as exc:  # e.g. FID with too few images
+                self._skip("metric", name, f"could not compute: {exc}", dataset=dataset.name)
+                values[name] = float("nan")
+            counts[name] = int(sum(1 for r in per_image if np.isfinite(r["values"].get(name, np.nan))))
+            if not m.per_image:
+                counts[name] = int(sum(1 for r in per_image if r["status"] == "ok"))
+        if not done_file.exists():
+            atomic_write_json(done_file, {"finished": _dt.datetime.now().isoformat(), "images": len(per_image)})
+        return UnitResult(
+            dataset=dataset.name,
+            label=spec.label,
+            method_name=spec.name,
+            config_hash=chash,
+            metric_values=values,
+            metric_n=counts,
+            per_image=per_image,
+            status=status,
+            batches_computed=batches,
+            seconds=time.perf_counter() - t0,
+        )
+
+    def _compute_shards(self, dataset, spec, method, metrics, pairs, unit_dir: Path) -> tuple[str, int]:
+        done_names: set[str] = set()
+        existing = sorted(unit_dir.glob("shard_*.pt"))
+        for shard_path in existing:
+            shard = torch.load(shard_path, map_location="cpu", weights_only=True)
+            done_names.update(r["image"] for r in shard["rows"])
+        todo = [p for p in pairs if p.name not in done_names]
+        status = "resumed" if existing else "computed"
+        if not todo:
+            return status, 0
+        need_gt = any(m.needs_gt for m in metrics.values())
+        loader = make_loader(
+            todo, self.cfg.batch_size, self.cfg.workers, pin_memory=self.device.type == "cuda", need_gt=need_gt
+        )
+        shard_index = len(existing)
+        images_dir = self.run_dir / "images" / _safe(dataset.name) / _safe(spec.label)
+        progress = _progress(len(todo), f"{dataset.name} | {spec.label}", self.cfg.quiet)
+        batches = 0
+        for batch in loader:
+            rows = self._process_batch(batch, method, metrics, images_dir)
+            states = {name: m.state() for name, m in metrics.items()}
+            blob = _torch_bytes({"rows": rows, "states": states})
+            atomic_write_bytes(unit_dir / f"shard_{shard_index:06d}.pt", blob)
+            shard_index += 1
+            batches += 1
+            progress.update(len(rows))
+        progress.close()
+        return status, batches
+
+    @torch.no_grad()
+    def _process_batch(self, batch: LoadedBatch, method, metrics: dict[str, Metric], images_dir: Path) -> list[dict]:
+        rows: list[dict[str, Any]] = []
+        for name, reason in batch.errors.items():
+            rows.append({"image": name, "status": "error", "error": reason, "values": {}})
+        if not batch.names:
+            for m in metrics.values():
+                m.reset()
+            return rows
+        for m in metrics.values():
+            m.reset()  # each shard holds only its own batch's state
+        values: dict[str, list[float]] = {}
+        try:
+            lq = batch.lq.to(self.device, non_blocking=True).float().div_(255.0)
+            with self._autocast():
+                out = method.restore(lq)
+            out = to_uint8_levels(out.float())
+            gt = batch.gt.to(self.device, non_blocking=True).float().div_(255.0) if batch.gt is not None else None
+            for name, m in metrics.items():
+                if m.needs_gt and gt is None:
+                    continue
+                v = m.update(out, gt if m.needs_gt else None)
+                if v is not None:
+                    values[name] = [float(x) for x in v.detach().cpu().double()]
+        except Exception as exc:  # a failing batch loses only its own images
+            log.exception("batch failed")
+            for m in metrics.values():
+                m.reset()
+            for name in batch.names:
+                rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {}})
+            return rows
+        out_paths: list[str | None] = [None] * len(batch.names)
+        if self.cfg.save_images:
+            from bench.imageio import write_image
+
+            arr = (out * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            for i, name in enumerate(batch.names):
+                path = images_dir / f"{name}.png"
+                write_image(path, arr[i])
+                out_paths[i] = str(path)
+        for i, name in enumerate(batch.names):
+            rows.append(
+                {
+                    "image": name,
+                    "status": "ok",
+                    "error": "",
+                    "lq_path": batch.lq_paths[i],
+                    "gt_path": batch.gt_paths[i],
+                    "out_path": out_paths[i],
+                    "conversions": batch.conversions.get(name, []),
+                    "values": {k: v[i] for k, v in values.items()},
+                }
+            )
+        return rows
+
+    # -- the run ------------------------------------------------------------------
+    def run(self) -> RunOutcome:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self._say(f"bfrbench run -> {self.run_dir} (device {self.device})")
+        specs = cfg.method_specs()
+        units: list[UnitResult] = []
+        datasets_info: dict[str, Any] = {}
+        methods_info: dict[str, Any] = {}
+        metrics_info: dict[str, Any] = {}
+        methods = {}
+        for spec in specs:
+            if spec.name not in METHODS:
+                raise UserError(str(_unknown(METHODS, spec.name)))
+            m = self._build_method(spec)
+            if m is not None:
+                methods[spec.label] = (spec, m)
+                info = m.info()
+                methods_info[spec.label] = {
+                    "name": spec.name,
+                    "params": info.params,
+                    "weights": [dataclasses.asdict(w) for w in info.weights],
+                    "standin": info.standin,
+                    "takes_quality": METHODS.entry(spec.name).meta.get("takes_quality", False),
+                }
+        for ds_name in cfg.datasets:
+            try:
+                dataset = DATASETS.create(ds_name) if ":" not in ds_name else _create_prefixed(ds_name)
+            except UnknownNameError as exc:
+                raise UserError(str(exc)) from exc
+            pairs = list(dataset.pairs())
+            if cfg.limit:
+                pairs = pairs[: cfg.limit]
+            if not pairs:
+                raise UserError(f"dataset {ds_name}: no images found under {getattr(dataset, 'root', '?')}")
+            names = cfg.metrics if cfg.metrics is not None else default_metrics(dataset.has_gt)
+            metric_names = []
+            for n in names:
+                if n not in METRICS:
+                    raise UserError(str(_unknown(METRICS, n)))
+                if METRICS.entry(n).meta.get("needs_gt", False) and not dataset.has_gt:
+                    self._skip("metric", n, "needs ground truth, and this dataset has none", dataset=ds_name)
+                    continue
+                metric_names.append(n)
+                e = METRICS.entry(n)
+                metrics_info[n] = {
+                    k: e.meta.get(k) for k in ("protocol", "higher_better", "standard", "needs_gt", "description")
+                }
+            self._say(f"dataset {ds_name}: {len(pairs)} images")
+            ds_units = []
+            for label, (spec, method) in methods.items():
+                unit = self._run_unit(dataset, spec, method, metric_names, pairs)
+                ds_units.append(unit)
+                self._say(f"  {label}: {unit.status} ({unit.seconds:.1f}s)")
+            units += ds_units
+            bad = {}
+            conversions = {}
+            for u in ds_units:
+                for r in u.per_image:
+                    if r["status"] == "error":
+                        bad[r["image"]] = r["error"]
+                    elif r.get("conversions"):
+                        conversions[r["image"]] = r["conversions"]
+            validation = None
+            if hasattr(dataset, "validate"):
+                with contextlib.suppress(Exception):
+                    rep = dataset.validate()
+                    validation = rep.to_dict() if hasattr(rep, "to_dict") else str(rep)
+            datasets_info[ds_name] = {
+                "n": len(pairs),
+                "root": str(getattr(dataset, "root", "")),
+                "has_gt": bool(dataset.has_gt),
+                "bad_files": [{"file": k, "reason": v} for k, v in sorted(bad.items())],
+                "conversions": conversions,
+                "validation": validation,
+            }
+        summary = results.write_run(self, units, methods_info, metrics_info, datasets_info)
+        return RunOutcome(run_dir=self.run_dir, summary=summary, units=units, skipped=self.skipped)
+
+
+def _unknown(registry, name: str) -> Exception:
+    try:
+        registry.entry(name)
+    except UnknownNameError as exc:
+        return exc
+    return UnknownNameError(name)
+
+
+def _create_prefixed(name: str):
+    return DATASETS.entry(name).factory()
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+class _NullProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    if quiet:
+        return _NullProgress()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True)
+
+
+def run(config: RunConfig | None = None, **kwargs: Any) -> RunOutcome:
+    """Python API: ``bench.runner.run(RunConfig(...))`` or ``run(datasets=[...], methods=[...])``."""
+    cfg = config or RunConfig(**kwargs)
+    return Runner(cfg).run()
