@@ -71,7 +71,9 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def build_summary(units: list, methods_info: dict, metrics_info: dict, skipped: list[dict]) -> pd.DataFrame:
+def build_summary(
+    units: list, methods_info: dict, metrics_info: dict, skipped: list[dict], datasets: list[str] = ()
+) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
@@ -107,6 +109,19 @@ def build_summary(units: list, methods_info: dict, metrics_info: dict, skipped: 
                         "kind": "score", "ci_low": math.nan, "ci_high": math.nan,
                     }
                 )
+    for s in skipped:
+        if s["kind"] != "method":
+            continue
+        for dataset in datasets:
+            rows.append(
+                {
+                    "dataset": dataset, "method": s["name"], "method_name": s["name"].split(":")[0],
+                    "config_hash": "", "metric": "*", "protocol": "", "value": math.nan, "n": 0,
+                    "higher_better": True, "standard": True, "standin": False, "status": "skipped",
+                    "reason": f"{s['reason']} | fix: {s.get('fix', '')}".strip(" |"), "kind": "score",
+                    "ci_low": math.nan, "ci_high": math.nan,
+                }
+            )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -198,7 +213,7 @@ def write_run(runner: Any, units: list, methods_info: dict, metrics_info: dict, 
     import torch
 
     run_dir: Path = runner.run_dir
-    summary = build_summary(units, methods_info, metrics_info, runner.skipped)
+    summary = build_summary(units, methods_info, metrics_info, runner.skipped, list(datasets_info))
     gains = build_gains(units, metrics_info)
     if not gains.empty:
         extra = pd.DataFrame(
@@ -298,11 +313,18 @@ def format_ranked_tables(summary: pd.DataFrame) -> str:
         lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)))
         for row in body:
             lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
-    skipped = summary[summary["status"] == "skipped"][["metric", "reason"]].drop_duplicates("metric")
+    skipped = summary[(summary["status"] == "skipped") & (summary["metric"] != "*")]
+    skipped = skipped[["metric", "reason"]].drop_duplicates("metric")
     if len(skipped):
         lines.append("\nskipped metrics:")
         for _, r in skipped.iterrows():
             lines.append(f"  {r.metric}: {r.reason}")
+    skipped_methods = summary[(summary["status"] == "skipped") & (summary["metric"] == "*")]
+    skipped_methods = skipped_methods[["method", "reason"]].drop_duplicates("method")
+    if len(skipped_methods):
+        lines.append("\nskipped methods:")
+        for _, r in skipped_methods.iterrows():
+            lines.append(f"  {r.method}: {r.reason}")
     if (summary["standard"] == False).any():  # noqa: E712
         lines.append("* non-standard protocol (offline stand-in network or data); not comparable with papers")
     gains = summary[summary["kind"] == "gain"]

@@ -94,3 +94,31 @@ def test_method_spec_parsing():
 
     with pytest.raises(UserError, match="NAME:key=value"):
         MethodSpec.parse("codeformer:fidelity")
+
+
+def test_method_with_missing_weights_is_skipped_with_fetch_command(tmp_path):
+    from bench.weights import MissingWeightsError, WeightSpec, register_weights
+
+    register_weights(WeightSpec(name="test-absent", filename="absent.pth", url="https://example.invalid/absent.pth",
+                                size=1234))
+
+    def factory(weights=None):
+        from bench.weights import resolve
+
+        resolve("test-absent", weights)
+        raise AssertionError("unreachable: the weights are absent")
+
+    if "test-needs-weights" not in METHODS:
+        METHODS.add("test-needs-weights", factory, weights=["test-absent"])
+    root = make_folder(tmp_path / "setW", 3)
+    ds = register(root, "W")
+    cfg = RunConfig(datasets=[ds], methods=["test-needs-weights", "lq"], metrics=["test-mae"],
+                    out=str(tmp_path / "run"), device="cpu", batch_size=3, workers=0, quiet=True, report=False)
+    outcome = Runner(cfg).run()
+    s = outcome.summary
+    skipped = s[(s.method == "test-needs-weights")].iloc[0]
+    assert skipped.status == "skipped" and "bfrbench fetch test-absent" in skipped.reason
+    assert "https://example.invalid/absent.pth" in skipped.reason
+    ok = s[(s.method == "lq") & (s.metric == "test-mae")].iloc[0]
+    assert ok.status == "ok" and ok.n == 3
+    assert isinstance(MissingWeightsError("test-absent", tmp_path), FileNotFoundError)
