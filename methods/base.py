@@ -71,3 +71,17 @@ class RestorationMethod(torch.nn.Module):
 def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
     """Quantise [0, 1] floats to the nearest of the 256 uint8 levels, kept as float in [0, 1]."""
     return (x.clamp(0, 1) * 255.0).round() / 255.0
+
+
+def state_dict_mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """How ``state`` differs from ``module``'s state dict (missing, unexpected, wrong shapes), for error messages."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    parts = [
+        f"{len(items)} {label} (e.g. {', '.join(items[:3])})"
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes))
+        if items
+    ]
+    return "; ".join(parts) or "no difference in names or shapes"

@@ -1,0 +1,1 @@
+"""GFPGAN (TencentARC): GFPGANv1Clean architecture (``arch``) and the ``gfpgan`` method (``method``)."""

@@ -1,0 +1,1 @@
+"""RestoreFormer and RestoreFormer++ (wzhouxiff): architecture (``arch``) and the two methods (``method``)."""
