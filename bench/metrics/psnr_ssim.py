@@ -1,0 +1,151 @@
+"""PSNR and SSIM with BasicSR's conventions (crop border 0), on RGB or on the Y channel.
+
+BasicSR's ``calculate_psnr`` / ``calculate_ssim`` (the scripts behind the papers' tables) work
+on uint8 levels in float64: PSNR = 10 log10(255^2 / MSE) over all pixels and channels; SSIM is
+Wang et al.'s with an 11x11 Gaussian window (sigma 1.5), 'valid' filtering, computed per channel
+and averaged. Here the same formulas run batched in float64 torch on the metric's device.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from bench.metrics._colour import check_images, rgb_to_y, to_levels
+from bench.metrics.base import MeanOfImages, Metric
+from bench.registry import METRICS
+
+_C1 = (0.01 * 255.0) ** 2
+_C2 = (0.03 * 255.0) ** 2
+
+
+def _prepare(x: torch.Tensor, y_channel: bool) -> torch.Tensor:
+    """Float64 images in [0, 255]: RGB uint8 levels, or BasicSR's Y channel."""
+    return rgb_to_y(x) if y_channel else to_levels(x)
+
+
+def psnr(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch.Tensor:
+    """Per-image PSNR (B,) in dB, as BasicSR's ``calculate_psnr`` (inf for identical images)."""
+    check_images(pred, "pred")
+    check_images(gt, "gt")
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred and gt shapes differ: {tuple(pred.shape)} vs {tuple(gt.shape)}")
+    a, b = _prepare(pred, y_channel), _prepare(gt, y_channel)
+    mse = (a - b).square().mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(255.0 * 255.0 / mse)  # mse == 0 gives inf, as BasicSR returns
+
+
+def gaussian_window_1d(size: int = 11, sigma: float = 1.5, device: torch.device | None = None) -> torch.Tensor:
+    """cv2.getGaussianKernel(size, sigma) in float64 (normalised to sum 1)."""
+    r = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
+    g = torch.exp(-(r**2) / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+def _filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' Gaussian filtering of (N, 1, H, W) with the 1-D window ``g``."""
+    k = g.numel()
+    x = F.conv2d(x, g.view(1, 1, k, 1))
+    return F.conv2d(x, g.view(1, 1, 1, k))
+
+
+def ssim(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch.Tensor:
+    """Per-image SSIM (B,), as BasicSR's ``calculate_ssim``: channels averaged, 'valid' window."""
+    check_images(pred, "pred")
+    check_images(gt, "gt")
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred and gt shapes differ: {tuple(pred.shape)} vs {tuple(gt.shape)}")
+    if min(pred.shape[-2:]) < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {tuple(pred.shape[-2:])}")
+    a, b = _prepare(pred, y_channel), _prepare(gt, y_channel)
+    n, c, h, w = a.shape
+    a, b = a.reshape(n * c, 1, h, w), b.reshape(n * c, 1, h, w)
+    g = gaussian_window_1d(device=a.device)
+    mu1, mu2 = _filter_valid(a, g), _filter_valid(b, g)
+    e11, e22, e12 = _filter_valid(a * a, g), _filter_valid(b * b, g), _filter_valid(a * b, g)
+    mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    s11, s22, s12 = e11 - mu1_sq, e22 - mu2_sq, e12 - mu12
+    ssim_map = ((2 * mu12 + _C1) * (2 * s12 + _C2)) / ((mu1_sq + mu2_sq + _C1) * (s11 + s22 + _C2))
+    return ssim_map.mean(dim=(1, 2, 3)).view(n, c).mean(dim=1)
+
+
+class _PairMetric(MeanOfImages):
+    """A full-reference per-image metric; ``fn(pred, gt, y_channel)`` gives (B,) values."""
+
+    needs_gt = True
+    y_channel: bool = False
+
+    def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        assert gt is not None
+        return self.fn(pred, gt, y_channel=self.y_channel)
+
+    @staticmethod
+    def fn(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class PSNR(_PairMetric):
+    """PSNR on RGB uint8 levels (BasicSR ``calculate_psnr``, crop_border=0)."""
+
+    name = "psnr"
+    protocol = "basicsr-rgb-crop0"
+    fn = staticmethod(psnr)
+
+
+class PSNRY(PSNR):
+    """PSNR on the Y channel (BasicSR ``calculate_psnr``, test_y_channel=True, crop_border=0)."""
+
+    name = "psnr-y"
+    protocol = "basicsr-y-crop0"
+    y_channel = True
+
+
+class SSIM(_PairMetric):
+    """SSIM on RGB, channels averaged (BasicSR ``calculate_ssim``, crop_border=0)."""
+
+    name = "ssim"
+    protocol = "basicsr-rgb-crop0"
+    fn = staticmethod(ssim)
+
+
+class SSIMY(SSIM):
+    """SSIM on the Y channel (BasicSR ``calculate_ssim``, test_y_channel=True, crop_border=0)."""
+
+    name = "ssim-y"
+    protocol = "basicsr-y-crop0"
+    y_channel = True
+
+
+def _always() -> tuple[bool, str]:
+    return True, ""
+
+
+def _factory(cls: type[Metric]):
+    """A keyword-only factory for a metric class without options."""
+
+    def make(**kwargs: object) -> Metric:
+        if kwargs:
+            raise TypeError(f"metric {cls.name} takes no options, got {sorted(kwargs)}")
+        return cls()
+
+    return make
+
+
+for _cls, _desc in (
+    (PSNR, "PSNR (dB) on RGB uint8 levels, BasicSR calculate_psnr, crop border 0"),
+    (PSNRY, "PSNR (dB) on the Y channel of MATLAB rgb2ycbcr, BasicSR calculate_psnr(test_y_channel)"),
+    (SSIM, "SSIM on RGB (per channel, averaged), BasicSR calculate_ssim: 11x11 Gaussian sigma 1.5, valid"),
+    (SSIMY, "SSIM on the Y channel of MATLAB rgb2ycbcr, BasicSR calculate_ssim(test_y_channel)"),
+):
+    METRICS.add(
+        _cls.name,
+        _factory(_cls),
+        higher_better=True,
+        needs_gt=True,
+        protocol=_cls.protocol,
+        standard=True,
+        weights=[],
+        description=_desc,
+        available=_always,
+    )
+
+__all__ = ["psnr", "ssim", "PSNR", "PSNRY", "SSIM", "SSIMY", "gaussian_window_1d"]
