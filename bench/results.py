@@ -186,7 +186,8 @@ def build_per_image(units: list) -> pd.DataFrame:
             row = {
                 "dataset": u.dataset, "method": u.label, "config_hash": u.config_hash, "image": r["image"],
                 "lq_path": r.get("lq_path"), "gt_path": r.get("gt_path"), "out_path": r.get("out_path"),
-                "status": r["status"], "error": r.get("error", ""),
+                "status": r["status"],
+                "error": r.get("error", "") or "; ".join(f"{k}: {v}" for k, v in r.get("metric_errors", {}).items()),
             }
             for m in metric_names:
                 row[m] = float(r["values"].get(m, math.nan))

