@@ -110,7 +110,7 @@ class Runner:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_dir = Path(config.out or Path("runs") / stamp).resolve()
         self.skipped: list[dict[str, Any]] = []
-        self.manifest: dict[str, Any] = {}
+        self.metric_infos: dict[str, dict[str, Any]] = {}
 
     # -- helpers ------------------------------------------------------------------
     def _say(self, msg: str) -> None:
@@ -135,6 +135,7 @@ class Runner:
         except ImportError as exc:
             self._skip("metric", name, f"a package it needs is missing ({exc})", "pip install it", dataset)
             return None
+        self.metric_infos[name] = metric.info()  # the instance's label (options can change it)
         return metric.to(self.device)
 
     def _build_method(self, spec: MethodSpec):
@@ -406,6 +407,10 @@ class Runner:
                 "conversions": conversions,
                 "validation": validation,
             }
+        for name, info in self.metric_infos.items():
+            metrics_info.setdefault(name, {}).update(
+                {k: info[k] for k in ("protocol", "higher_better", "standard", "needs_gt") if k in info}
+            )
         summary = results.write_run(self, units, methods_info, metrics_info, datasets_info)
         return RunOutcome(run_dir=self.run_dir, summary=summary, units=units, skipped=self.skipped)
 
