@@ -179,6 +179,7 @@ def test_svr_prediction_by_hand(tmp_path):
 
 def test_missing_assets_make_metrics_unavailable(tmp_path, monkeypatch):
     monkeypatch.setenv("BFRBENCH_HOME", str(tmp_path))
+    monkeypatch.setenv("BFRBENCH_AUTO_FETCH", "0")  # else these PyPI assets are fetched on first use
     for cls, name in ((NIQE, "niqe-pris-params"), (BRISQUE, "brisque-live-allmodel")):
         with pytest.raises(MetricUnavailable, match=f"bfrbench fetch {name}"):
             cls()
