@@ -71,6 +71,12 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def _reason_with_fix(skip: dict) -> str:
+    """The skip reason, with its fix appended unless the reason already names it."""
+    reason, fix = skip.get("reason", ""), skip.get("fix", "")
+    return reason if not fix or fix in reason else f"{reason} | fix: {fix}"
+
+
 def build_summary(
     units: list, methods_info: dict, metrics_info: dict, skipped: list[dict], datasets: list[str] = ()
 ) -> pd.DataFrame:
@@ -105,7 +111,7 @@ def build_summary(
                         "value": math.nan, "n": 0, "higher_better": bool(mi.get("higher_better", True)),
                         "standard": bool(mi.get("standard", True)),
                         "standin": bool(methods_info.get(u.label, {}).get("standin", False)),
-                        "status": "skipped", "reason": f"{s['reason']} | fix: {s.get('fix', '')}".strip(" |"),
+                        "status": "skipped", "reason": _reason_with_fix(s),
                         "kind": "score", "ci_low": math.nan, "ci_high": math.nan,
                     }
                 )
@@ -118,7 +124,7 @@ def build_summary(
                     "dataset": dataset, "method": s["name"], "method_name": s["name"].split(":")[0],
                     "config_hash": "", "metric": "*", "protocol": "", "value": math.nan, "n": 0,
                     "higher_better": True, "standard": True, "standin": False, "status": "skipped",
-                    "reason": f"{s['reason']} | fix: {s.get('fix', '')}".strip(" |"), "kind": "score",
+                    "reason": _reason_with_fix(s), "kind": "score",
                     "ci_low": math.nan, "ci_high": math.nan,
                 }
             )

@@ -121,7 +121,8 @@ class Runner:
         entry = {"kind": kind, "name": name, "dataset": dataset, "reason": reason, "fix": fix}
         if entry not in self.skipped:
             self.skipped.append(entry)
-            self._say(f"  skipped {kind} {name}{' on ' + dataset if dataset else ''}: {reason}")
+            short = reason.split(";")[0].split(": ", 1)[-1] if kind == "metric" else reason
+            self._say(f"  skipped {kind} {name}{' on ' + dataset if dataset else ''}: {short[:160]}")
 
     def _build_metric(self, name: str, dataset: str) -> Metric | None:
         try:
