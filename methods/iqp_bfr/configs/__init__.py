@@ -1,0 +1,1 @@
+"""Training configurations of the IQP method (YAML; ``bfrbench train CONFIG.yaml``)."""
