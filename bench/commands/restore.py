@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
         if batch_imgs:
             flush()
     else:
-        from bench.data.align import align_face, paste_back
+        from bench.data.align import align_face, paste_faces
         from bench.data.detect import detect_faces
 
         for f in files:
@@ -132,11 +132,9 @@ def main(args: argparse.Namespace) -> int:
                 crop, affine = align_face(whole, face.landmarks5, size=method.input_size)
                 crops.append(crop)
                 affines.append(affine)
-            restored = run_batch(crops)
-            result = whole
-            for face_img, affine in zip(restored, affines):
-                result = paste_back(result, face_img, affine)
-            write_image(out_dir / f"{f.stem}.png", result)
+            restored = [face for i in range(0, len(crops), args.batch_size)
+                        for face in run_batch(crops[i:i + args.batch_size])]
+            write_image(out_dir / f"{f.stem}.png", paste_faces(whole, restored, affines))
     if not args.quiet:
         print(f"wrote {len(files) - failures} image(s) to {out_dir}" + (f"; {failures} skipped" if failures else ""))
     return 1 if failures == len(files) else 0
