@@ -756,3 +756,24 @@ def load_state_dict(
 
 # the checkpoints the suite knows about (other modules may register more)
 from bench import weights_registry as _builtin  # noqa: E402,F401  (registers on import)
+
+
+def availability(*names: str, module: str | None = None) -> Callable[[], tuple[bool, str]]:
+    """A registry ``available`` check: the optional ``module`` importable and every asset present.
+
+    Never downloads (listing must stay fast and offline); the reason names the fix.
+    """
+
+    def check() -> tuple[bool, str]:
+        import importlib.util
+
+        if module and importlib.util.find_spec(module) is None:
+            return False, f"the {module} package is not installed"
+        for n in names:
+            try:
+                resolve(n, verify=False, auto_fetch=False)
+            except MissingWeightsError as exc:
+                return False, str(exc)
+        return True, ""
+
+    return check

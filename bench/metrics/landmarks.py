@@ -15,9 +15,6 @@ out of the mean and counted in the ``no_face`` state).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import cv2
 import numpy as np
 import torch
@@ -26,7 +23,7 @@ from bench.metrics.awing_arch import heatmap_points, load_fan
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.metrics.identity import DLIB_SHAPE5, load_dlib, template_box, to_uint8
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, register_weights
+from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights
 
 AWING_WEIGHTS = "awing_fan_wflw"
 try:
@@ -166,48 +163,24 @@ class DlibFivePointDistance(MeanOfImages):
         return torch.tensor(vals, dtype=torch.float64, device=pred.device)
 
 
-def _available(*names: str, module: str | None = None) -> Callable[[], tuple[bool, str]]:
-    def check() -> tuple[bool, str]:
-        import importlib.util
-
-        from bench.weights import resolve
-
-        if module and importlib.util.find_spec(module) is None:
-            return False, f"the {module} package is not installed"
-        for n in names:
-            try:
-                resolve(n, verify=False, auto_fetch=False)
-            except MissingWeightsError as exc:
-                return False, str(exc)
-        return True, ""
-
-    return check
-
-
-def _factory(cls: type[MeanOfImages]) -> Callable[..., MeanOfImages]:
-    def make(**kwargs: Any) -> MeanOfImages:
-        return cls(**kwargs)
-
-    make.__doc__ = cls.__doc__
-    return make
 
 
 METRICS.register(
     "lmd", higher_better=False, needs_gt=True, protocol=LandmarkDistance.protocol, standard=True,
-    weights=[AWING_WEIGHTS], available=_available(AWING_WEIGHTS),
+    weights=[AWING_WEIGHTS], available=availability(AWING_WEIGHTS),
     description="landmark distance: AWing FAN 98 WFLW points (facexlib awing_fan), mean L2 in pixels at 512, "
     "as VQFR calculate_landmark_distance.py",
-)(_factory(LandmarkDistance))
+)(LandmarkDistance)
 METRICS.register(
     "lmd-5pt", higher_better=False, needs_gt=True, protocol=FivePointDistance.protocol, standard=False,
-    weights=[RETINAFACE_WEIGHTS], available=_available(RETINAFACE_WEIGHTS, module="onnxruntime"),
+    weights=[RETINAFACE_WEIGHTS], available=availability(RETINAFACE_WEIGHTS, module="onnxruntime"),
     description="NON-standard offline landmark distance: RetinaFace-MobileNet 5 points, mean L2 in pixels at 512",
-)(_factory(FivePointDistance))
+)(FivePointDistance)
 METRICS.register(
     "lmd-5pt-dlib", higher_better=False, needs_gt=True, protocol=DlibFivePointDistance.protocol, standard=False,
-    weights=[DLIB_SHAPE5], available=_available(DLIB_SHAPE5, module="dlib"),
+    weights=[DLIB_SHAPE5], available=availability(DLIB_SHAPE5, module="dlib"),
     description="NON-standard offline landmark distance: dlib 5-point shape predictor (same box in both images), "
     "mean L2 in pixels at 512",
-)(_factory(DlibFivePointDistance))
+)(DlibFivePointDistance)
 
 __all__ = ["LandmarkDistance", "FivePointDistance", "DlibFivePointDistance", "mean_point_distance"]
