@@ -1,9 +1,10 @@
 """Streaming batches of (LQ, GT) uint8 tensors from image pairs; bad files become error rows."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

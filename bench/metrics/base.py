@@ -61,7 +61,7 @@ class Metric(torch.nn.Module):
     def state(self) -> dict[str, torch.Tensor]:
         """A CPU snapshot of every state (``cat`` states concatenated along dim 0)."""
         out: dict[str, torch.Tensor] = {}
-        for name, (default, reduce) in self._defaults.items():
+        for name, (_default, reduce) in self._defaults.items():
             value = getattr(self, name)
             if reduce == "cat":
                 out[name] = torch.cat([v.detach().cpu() for v in value]) if value else torch.empty(0)
@@ -88,7 +88,7 @@ class Metric(torch.nn.Module):
             return t.device
         return getattr(self, "_device", torch.device("cpu"))
 
-    def to(self, *args: Any, **kwargs: Any) -> "Metric":  # type: ignore[override]
+    def to(self, *args: Any, **kwargs: Any) -> Metric:  # type: ignore[override]
         result = super().to(*args, **kwargs)
         device = torch._C._nn._parse_to(*args, **kwargs)[0]
         if device is not None:
