@@ -183,3 +183,30 @@ def test_a_failing_metric_loses_only_its_own_values(tmp_path):
     per_image = pd.read_parquet(outcome.run_dir / "per_image.parquet")
     assert (per_image.status == "ok").all()
     assert per_image["error"].str.contains("test-broken: RuntimeError: boom").all()
+
+
+def test_custom_folder_with_bad_files_via_folder_resolver(tmp_path):
+    """Issue 2 acceptance: folder:LQ::GT with a truncated JPEG, a zero-byte file, grey and 16-bit PNGs."""
+    import cv2
+
+    root = make_folder(tmp_path / "custom", 2)
+    good = cv2.imread(str(root / "gt" / "img000.png"))
+    ok, buf = cv2.imencode(".jpg", good)
+    (root / "lq" / "cut.jpg").write_bytes(buf.tobytes()[:300])
+    (root / "lq" / "zero.png").write_bytes(b"")
+    cv2.imwrite(str(root / "lq" / "grey.png"), cv2.cvtColor(good, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(root / "lq" / "deep.png"), good.astype(np.uint16) * 257)
+    for stem in ("cut", "zero", "grey", "deep"):
+        cv2.imwrite(str(root / "gt" / f"{stem}.png"), good)
+    register(root, "unused")  # registers the test metrics
+    ds = f"folder:{root / 'lq'}::{root / 'gt'}"
+    outcome = Runner(_cfg(ds, tmp_path / "run", methods=["lq"], metrics=["test-mae"])).run()
+    manifest = json.loads((outcome.run_dir / "manifest.json").read_text())
+    info = manifest["datasets"][ds]
+    bad = {b["file"]: b["reason"] for b in info["bad_files"]}
+    assert set(bad) == {"cut", "zero"}
+    assert "cut.jpg" in bad["cut"] and "truncated" in bad["cut"]
+    assert "zero.png" in bad["zero"] and "empty" in bad["zero"]
+    per_image = pd.read_parquet(outcome.run_dir / "per_image.parquet")
+    assert set(per_image[per_image.status == "ok"].image) == {"img000", "img001", "grey", "deep"}
+    assert outcome.summary[outcome.summary.metric == "test-mae"].iloc[0].n == 4
