@@ -223,7 +223,7 @@ class Runner:
             counts[name] = int(sum(1 for r in per_image if np.isfinite(r["values"].get(name, np.nan))))
             if not m.per_image:
                 counts[name] = int(sum(1 for r in per_image if r["status"] == "ok"))
-        if not done_file.exists():
+        if not done_file.exists() and not any(r.get("retry") for r in per_image):
             atomic_write_json(done_file, {"finished": _dt.datetime.now().isoformat(), "images": len(per_image)})
         return UnitResult(
             dataset=dataset.name,
@@ -240,9 +240,13 @@ class Runner:
 
     def _compute_shards(self, dataset, spec, method, metrics, pairs, unit_dir: Path) -> tuple[str, int]:
         done_names: set[str] = set()
-        existing = sorted(unit_dir.glob("shard_*.pt"))
-        for shard_path in existing:
+        existing = []
+        for shard_path in sorted(unit_dir.glob("shard_*.pt")):
             shard = torch.load(shard_path, map_location="cpu", weights_only=True)
+            if any(r.get("retry") for r in shard["rows"]):
+                shard_path.unlink()  # a batch the method failed on (e.g. out of memory): compute it again
+                continue
+            existing.append(shard_path)
             done_names.update(r["image"] for r in shard["rows"])
         todo = [p for p in pairs if p.name not in done_names]
         status = "resumed" if existing else "computed"
@@ -252,7 +256,7 @@ class Runner:
         loader = make_loader(
             todo, self.cfg.batch_size, self.cfg.workers, pin_memory=self.device.type == "cuda", need_gt=need_gt
         )
-        shard_index = len(existing)
+        shard_index = max((int(p.stem.split("_")[1]) for p in existing), default=-1) + 1
         images_dir = self.run_dir / "images" / _safe(dataset.name) / _safe(spec.label)
         progress = _progress(len(todo), f"{dataset.name} | {spec.label}", self.cfg.quiet)
         batches = 0
@@ -290,8 +294,9 @@ class Runner:
             log.warning("restoring a batch failed (%s: %s); its images are marked as errors", type(exc).__name__, exc)
             for m in metrics.values():
                 m.reset()
-            for name in batch.names:
-                rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {}})
+            for name in batch.names:  # retryable: a rerun recomputes this batch (bad files are not retried)
+                rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {},
+                             "retry": True})
             return rows
         for name, m in metrics.items():
             if m.needs_gt and gt is None:

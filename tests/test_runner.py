@@ -210,3 +210,46 @@ def test_custom_folder_with_bad_files_via_folder_resolver(tmp_path):
     per_image = pd.read_parquet(outcome.run_dir / "per_image.parquet")
     assert set(per_image[per_image.status == "ok"].image) == {"img000", "img001", "grey", "deep"}
     assert outcome.summary[outcome.summary.metric == "test-mae"].iloc[0].n == 4
+
+
+def test_batches_the_method_failed_on_are_retried_on_rerun(tmp_path):
+    """A transient failure (e.g. out of memory) is not cached as a permanent result."""
+    import torch
+
+    from bench.registry import METHODS
+    from methods.base import RestorationMethod, WeightsInfo
+
+    flag = tmp_path / "fail_once"
+    flag.write_text("1")
+
+    class FlakyOnce(RestorationMethod):
+        name = "test-flaky"
+
+        def __init__(self, weights=None):
+            super().__init__()
+            self.weights_info = [WeightsInfo(name="none")]
+
+        def restore(self, lq):
+            if flag.exists() and lq.shape[0] == 1 and self._calls_seen():
+                raise RuntimeError("CUDA out of memory (simulated)")
+            return torch.nn.functional.interpolate(lq, size=(512, 512), mode="bilinear", align_corners=False)
+
+        def _calls_seen(self):
+            flag.unlink()  # fail exactly once
+            return True
+
+    if "test-flaky" not in METHODS:
+        METHODS.add("test-flaky", FlakyOnce)
+    root = make_folder(tmp_path / "setF", 3)
+    ds = register(root, "F")
+    cfg = _cfg(ds, tmp_path / "run", methods=["test-flaky"], metrics=["test-mae"], batch_size=1)
+    first = Runner(cfg).run()
+    per_image = pd.read_parquet(first.run_dir / "per_image.parquet")
+    assert (per_image.status == "error").sum() == 1
+    assert "out of memory" in per_image[per_image.status == "error"]["error"].iloc[0]
+    assert not list(first.run_dir.glob("units/*/done.json"))  # not final while a batch failed
+    again = Runner(_cfg(ds, tmp_path / "run", methods=["test-flaky"], metrics=["test-mae"], batch_size=1)).run()
+    assert again.units[0].status == "resumed" and again.units[0].batches_computed == 1
+    per_image = pd.read_parquet(again.run_dir / "per_image.parquet")
+    assert (per_image.status == "ok").all() and len(per_image) == 3
+    assert list(again.run_dir.glob("units/*/done.json"))
