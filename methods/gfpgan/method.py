@@ -31,27 +31,8 @@ from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
 from methods.gfpgan.arch import GFPGANv1Clean
 from methods.iqp_bfr.method import resize_like_cv2
 
-RELEASE_URL = "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0"
-WEIGHT_SPECS = {
-    "1.4": W.WeightSpec(
-        name="gfpgan-v1.4",
-        filename="GFPGANv1.4.pth",
-        url=f"{RELEASE_URL}/GFPGANv1.4.pth",
-        size=348_632_874,
-        sha256="e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad",
-        license="Apache-2.0 (TencentARC/GFPGAN)",
-        description="GFPGAN v1.4 (GFPGANv1Clean), params_ema",
-    ),
-    "1.3": W.WeightSpec(
-        name="gfpgan-v1.3",
-        filename="GFPGANv1.3.pth",
-        url=f"{RELEASE_URL}/GFPGANv1.3.pth",
-        license="Apache-2.0 (TencentARC/GFPGAN)",
-        description="GFPGAN v1.3 (GFPGANv1Clean), params_ema",
-    ),
-}
-for _spec in WEIGHT_SPECS.values():  # merges with the catalogue's entry for the same file
-    W.register_weights(_spec)
+#: checkpoint names in the weights catalogue (bench/weights_registry.py is the one source of URLs and hashes)
+WEIGHT_NAMES = {"1.4": "gfpgan-v1.4", "1.3": "gfpgan-v1.3"}
 
 NOISE_MODES = ("seeded", "stored")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -145,8 +126,8 @@ class GFPGANMethod(RestorationMethod):
         dtype: str = "fp32",
     ) -> None:
         version = str(version)
-        if version not in WEIGHT_SPECS:
-            raise ValueError(f"gfpgan: unknown version {version!r}; choose one of {sorted(WEIGHT_SPECS)}")
+        if version not in WEIGHT_NAMES:
+            raise ValueError(f"gfpgan: unknown version {version!r}; choose one of {sorted(WEIGHT_NAMES)}")
         if noise not in NOISE_MODES:
             raise ValueError(f"gfpgan: noise must be one of {NOISE_MODES}, got {noise!r}")
         if dtype not in DTYPES:
@@ -154,7 +135,7 @@ class GFPGANMethod(RestorationMethod):
         super().__init__(version=version, noise=noise, seed=int(seed), dtype=dtype)
         self.noise_mode, self.seed, self.dtype = noise, int(seed), DTYPES[dtype]
         self._noise_cache: dict[str, list[torch.Tensor]] = {}
-        spec = WEIGHT_SPECS[version]
+        spec = W.WEIGHTS[WEIGHT_NAMES[version]]
         path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
         self.net = self.build_net()
         if path is None:

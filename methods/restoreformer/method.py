@@ -27,28 +27,8 @@ from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
 from methods.iqp_bfr.method import resize_like_cv2
 from methods.restoreformer.arch import VQVAEGANMultiHeadTransformer
 
-RELEASE_URL = "https://github.com/wzhouxiff/RestoreFormerPlusPlus/releases/download/v1.0.0"
-WEIGHT_SPECS = {
-    "restoreformer": W.WeightSpec(
-        name="restoreformer",
-        filename="RestoreFormer.ckpt",
-        url=f"{RELEASE_URL}/RestoreFormer.ckpt",
-        size=290_861_237,
-        sha256="4a193c716bc27cc0533d1b9307100c671e7b584ffa3ba6648182fea4b3228dff",
-        license="Apache-2.0 (wzhouxiff/RestoreFormerPlusPlus)",
-        description="RestoreFormer (CVPR 2022), Lightning checkpoint, state_dict with vqvae. prefix",
-    ),
-    "restoreformer++": W.WeightSpec(
-        name="restoreformer++",
-        filename="RestoreFormer++.ckpt",
-        url=f"{RELEASE_URL}/RestoreFormer++.ckpt",
-        size=294_028_815,
-        license="Apache-2.0 (wzhouxiff/RestoreFormerPlusPlus)",
-        description="RestoreFormer++ (TPAMI 2023), Lightning checkpoint, state_dict with vqvae. prefix",
-    ),
-}
-for _spec in WEIGHT_SPECS.values():  # merges with the catalogue's entry for the same file
-    W.register_weights(_spec)
+#: checkpoint names in the weights catalogue (bench/weights_registry.py is the one source of URLs and hashes)
+WEIGHT_NAMES = {"restoreformer": "restoreformer", "restoreformer++": "restoreformer++"}
 
 #: architecture settings of the two releases (RestoreFormer/RestoreFormer.py in the official repo)
 VARIANTS: dict[str, dict[str, int]] = {
@@ -133,7 +113,7 @@ class _RestoreFormerBase(RestorationMethod):
             raise ValueError(f"{self.variant}: dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         super().__init__(dtype=dtype)
         self.dtype = DTYPES[dtype]
-        spec = WEIGHT_SPECS[self.variant]
+        spec = W.WEIGHTS[WEIGHT_NAMES[self.variant]]
         path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
         self.net = self.build_net()
         if path is None:
