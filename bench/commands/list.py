@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
             rows.append([e.name, "higher" if e.meta.get("higher_better", True) else "lower",
                          "yes" if e.meta.get("needs_gt") else "no", e.meta.get("protocol", ""),
                          "yes" if e.meta.get("standard", True) else "NO (non-standard)",
-                         "yes" if ok else "NO", why if not ok else ""])
+                         "yes" if ok else "NO", "" if why == "ready" else why])
         parts.append("METRICS\n" + _table(rows, ["name", "better", "needs GT", "protocol", "standard", "ready", "notes"]))
     if args.what in ("datasets", "all"):
         rows = []

@@ -25,7 +25,7 @@ from bench.metrics._matlab import filter_same, fspecial_gaussian, imresize
 from bench.metrics._nss import aggd_fit, ggd_fit, lgamma_ratio
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, register_weights, resolve
+from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights, resolve
 
 WEIGHTS_NAME = "brisque-live-allmodel"
 register_weights(
@@ -161,13 +161,6 @@ class BRISQUE(MeanOfImages):
         return self.model.predict(scale_features(feats))
 
 
-def _available() -> tuple[bool, str]:
-    try:
-        resolve(WEIGHTS_NAME)
-    except MissingWeightsError as exc:
-        return False, str(exc)
-    return True, ""
-
 
 @METRICS.register(
     "brisque",
@@ -177,7 +170,7 @@ def _available() -> tuple[bool, str]:
     standard=True,
     weights=[WEIGHTS_NAME],
     description="BRISQUE, LIVE release SVR (allmodel/allrange), MATLAB brisquefeature on rgb2gray",
-    available=_available,
+    available=availability(WEIGHTS_NAME),
 )
 def _make_brisque(*, weights: str | None = None) -> BRISQUE:
     return BRISQUE(weights=weights)

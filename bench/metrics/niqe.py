@@ -20,7 +20,7 @@ from bench.metrics._matlab import filter_same, imresize
 from bench.metrics._nss import aggd_fit, lgamma_ratio
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, register_weights, resolve
+from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights, resolve
 
 WEIGHTS_NAME = "niqe-pris-params"
 register_weights(
@@ -139,13 +139,6 @@ class NIQE(MeanOfImages):
         return niqe_score(y, params)
 
 
-def _available() -> tuple[bool, str]:
-    try:
-        resolve(WEIGHTS_NAME)
-    except MissingWeightsError as exc:
-        return False, str(exc)
-    return True, ""
-
 
 @METRICS.register(
     "niqe",
@@ -155,7 +148,7 @@ def _available() -> tuple[bool, str]:
     standard=True,
     weights=[WEIGHTS_NAME],
     description="NIQE (MATLAB pristine model), BasicSR calculate_niqe: Y channel, crop 0, 96x96 blocks",
-    available=_available,
+    available=availability(WEIGHTS_NAME),
 )
 def _make_niqe(*, weights: str | None = None) -> NIQE:
     return NIQE(weights=weights)
