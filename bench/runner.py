@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from bench import results
+from bench.accel import autocast, dtype_support, to_device_images
 from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.config import MethodSpec, RunConfig, content_hash
 from bench.errors import UserError
@@ -107,6 +108,9 @@ class Runner:
         plugins.load_all()
         self.cfg = config
         self.device = resolve_device(config.device)
+        ok, why = dtype_support(self.device, self.dtype)
+        if not ok:
+            raise UserError(f"--dtype {config.dtype}: {why}")
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_dir = Path(config.out or Path("runs") / stamp).resolve()
         self.skipped: list[dict[str, Any]] = []
@@ -154,11 +158,10 @@ class Runner:
             raise UserError(f"method {spec.label}: bad parameter ({exc})") from exc
         return method.eval().to(self.device)
 
-    def _autocast(self):
-        if self.device.type != "cuda" or self.cfg.dtype == "fp32":
-            return contextlib.nullcontext()
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[self.cfg.dtype]
-        return torch.autocast("cuda", dtype=dtype)
+    @property
+    def dtype(self) -> str:
+        """The autocast dtype methods run in: --dtype on GPU; fp32 on CPU (as the unit key records)."""
+        return self.cfg.dtype if self.device.type == "cuda" else "fp32"
 
     # -- one unit -----------------------------------------------------------------
     def _unit_key(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> tuple[str, dict]:
@@ -182,7 +185,7 @@ class Runner:
             "params": info.params,
             "weights": [dataclasses.asdict(w) for w in info.weights],
             "metrics": sorted(metric_names),
-            "dtype": self.cfg.dtype if self.device.type == "cuda" else "fp32",
+            "dtype": self.dtype,
             "limit": self.cfg.limit,
         }
         return content_hash(key), key
@@ -285,11 +288,11 @@ class Runner:
         values: dict[str, list[float]] = {}
         metric_errors: dict[str, str] = {}
         try:
-            lq = batch.lq.to(self.device, non_blocking=True).float().div_(255.0)
-            with self._autocast():
+            lq = to_device_images(batch.lq, self.device)
+            with autocast(self.device, self.dtype):
                 out = method.restore(lq)
             out = to_uint8_levels(out.float())
-            gt = batch.gt.to(self.device, non_blocking=True).float().div_(255.0) if batch.gt is not None else None
+            gt = to_device_images(batch.gt, self.device) if batch.gt is not None else None
         except Exception as exc:  # a failing batch loses only its own images
             log.warning("restoring a batch failed (%s: %s); its images are marked as errors", type(exc).__name__, exc)
             for m in metrics.values():
