@@ -68,11 +68,6 @@ class RestorationMethod(torch.nn.Module):
         return MethodInfo(name=self.name, params=dict(self.params), weights=list(self.weights_info))
 
 
-def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
-    """Quantise [0, 1] floats to the nearest of the 256 uint8 levels, kept as float in [0, 1]."""
-    return (x.clamp(0, 1) * 255.0).round() / 255.0
-
-
 def state_dict_mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
     """How ``state`` differs from ``module``'s state dict (missing, unexpected, wrong shapes), for error messages."""
     own = module.state_dict()

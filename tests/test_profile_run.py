@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from bench import profiling as P
+from bench.engine import profiling as P
 from bench.cli import main
 from methods.base import RestorationMethod
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from bench.accel import StepTimer
-from bench.loading import LoadedBatch
-from bench.profiling import LoopTiming, ProfileRow, summarise, timed_loop
+from bench.engine.device import StepTimer
+from bench.engine.loading import LoadedBatch
+from bench.engine.profiling import LoopTiming, ProfileRow, summarise, timed_loop
 
 CPU = torch.device("cpu")
 

@@ -475,7 +475,7 @@ def test_runner_gain_rows_and_skip_rows(tmp_path):
 
 def test_profile_csv_from_bfrbench_profile(tmp_path):
     """profile.csv as `bfrbench profile` writes it (kind/name layout) renders, errors and notes included."""
-    from bench.profiling import ProfileRow, write_outputs
+    from bench.engine.profiling import ProfileRow, write_outputs
 
     run = make_run(tmp_path, n_images=2, save_images=False)
     write_outputs(run, [

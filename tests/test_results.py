@@ -10,8 +10,8 @@ import torch
 
 from bench.config import MethodSpec, RunConfig
 from bench.registry import METHODS
-from bench.results import format_ranked_tables, mean_ci, rank_methods
-from bench.runner import Runner
+from bench.engine.results import format_ranked_tables, mean_ci, rank_methods
+from bench.engine.runner import Runner
 from methods.base import RestorationMethod, WeightsInfo
 from tests.runner_helpers import make_folder, register
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bench.config import RunConfig
-from bench.runner import Runner
+from bench.engine.runner import Runner
 from tests.runner_helpers import make_folder, register
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ import sys
 sys.path.insert(0, {repo!r})
 from pathlib import Path
 from bench.config import RunConfig
-from bench.runner import Runner
+from bench.engine.runner import Runner
 from tests.runner_helpers import register
 ds = register(Path({root!r}), "K")
 cfg = RunConfig(datasets=[ds], methods=["test-slow:delay={delay}", "classical"],

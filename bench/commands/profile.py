@@ -60,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.errors import UserError
-    from bench.profiling import ProfileConfig, run_profile
+    from bench.engine.profiling import ProfileConfig, run_profile
 
     for opt in ("iters", "images", "size"):
         if getattr(args, opt) < 1:

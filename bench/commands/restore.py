@@ -60,8 +60,8 @@ def main(args: argparse.Namespace) -> int:
     from bench import plugins
     from bench.errors import UserError
     from bench.imageio import ImageReadError, list_images, read_image, resize_to, write_image
-    from bench.runner import resolve_device
-    from methods.base import to_uint8_levels
+    from bench.engine.device import resolve_device
+    from bench.engine.device import to_uint8_levels
 
     plugins.load_all()
     src = Path(args.input)

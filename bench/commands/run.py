@@ -49,7 +49,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.runner import Runner
+    from bench.engine.runner import Runner
 
     outcome = Runner(config_from_args(args)).run()
     failed = outcome.summary[outcome.summary["status"] == "failed"]

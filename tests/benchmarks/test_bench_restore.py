@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import bench
-from methods.base import RestorationMethod, to_uint8_levels
+from bench.engine.device import to_uint8_levels
+from methods.base import RestorationMethod
 
 SIZE = 512
 

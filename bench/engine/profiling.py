@@ -4,7 +4,7 @@ For each method (and each metric) and each batch size / dtype, a timed loop pull
 DataLoader reading real PNG files, runs the step, and records: images/s, per-batch latency
 p50/p95, peak memory, the share of wall time spent waiting on the DataLoader and the share the
 device was busy (CUDA events around each step; on CPU, the step's host time). The loop never
-syncs the host inside the timed region (see :mod:`bench.accel`).
+syncs the host inside the timed region (see :mod:`bench.engine.device`).
 
 The official-style baseline does what released BFR scripts do: one image at a time, read from
 disk, restore, write a PNG, then compute each metric afterwards by reading the PNGs back.
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.accel import (
+from bench.engine.device import (
     PeakMemory,
     StepTimer,
     autocast,
@@ -42,7 +42,7 @@ from bench.accel import (
     synchronize,
     to_device_images,
 )
-from bench.loading import LoadedBatch, PairDataset, collate_pairs
+from bench.engine.loading import LoadedBatch, PairDataset, collate_pairs
 
 Clock = Callable[[], float]
 
@@ -198,7 +198,7 @@ def profile_method(
     clock: Clock = time.perf_counter,
 ) -> ProfileRow:
     """Restore throughput of one method at one batch size and dtype, on the fast path."""
-    from methods.base import to_uint8_levels
+    from bench.engine.device import to_uint8_levels
 
     device = resolve_device(device)
     row = ProfileRow(kind="method", name=name, batch_size=batch_size, dtype=dtype, compile=compile, device=str(device))
@@ -358,7 +358,7 @@ def fast_end_to_end(
     clock: Clock = time.perf_counter,
 ) -> dict[str, Any]:
     """Batched, pinned DataLoader, autocast, metrics on the device on the in-memory uint8-level outputs."""
-    from methods.base import to_uint8_levels
+    from bench.engine.device import to_uint8_levels
 
     needs_gt = any(m.needs_gt for m in metrics.values())
     loader = pinned_loader(PairDataset(list(pairs), size=size, need_gt=needs_gt), batch_size, workers, device,

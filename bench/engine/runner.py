@@ -21,16 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import results
-from bench.accel import autocast, dtype_support, to_device_images
 from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.config import MethodSpec, RunConfig, content_hash
+from bench.engine import results
+from bench.engine.device import autocast, dtype_support, resolve_device, to_device_images, to_uint8_levels
+from bench.engine.loading import LoadedBatch, make_loader
 from bench.errors import UserError
-from bench.loading import LoadedBatch, make_loader
 from bench.metrics.base import Metric, MetricUnavailable
 from bench.registry import DATASETS, METHODS, METRICS, UnknownNameError
 from bench.weights import MissingWeightsError
-from methods.base import to_uint8_levels
 
 log = logging.getLogger("bfrbench")
 
@@ -43,14 +42,6 @@ DEFAULT_METRICS = [
     "niqe", "brisque", "piqe",
     "fid-mobilenet", "ids-dlib", "lmd-5pt",
 ]
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu or auto")
-    return torch.device(device)
 
 
 def _safe(name: str) -> str:
@@ -461,6 +452,6 @@ def _progress(total: int, desc: str, quiet: bool):
 
 
 def run(config: RunConfig | None = None, **kwargs: Any) -> RunOutcome:
-    """Python API: ``bench.runner.run(RunConfig(...))`` or ``run(datasets=[...], methods=[...])``."""
+    """Python API: ``bench.engine.runner.run(RunConfig(...))`` or ``run(datasets=[...], methods=[...])``."""
     cfg = config or RunConfig(**kwargs)
     return Runner(cfg).run()

@@ -21,6 +21,11 @@ import torch
 DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
+    """Quantise [0, 1] floats to the nearest of the 256 uint8 levels, kept as float in [0, 1]."""
+    return (x.clamp(0, 1) * 255.0).round() / 255.0
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` -> cuda when a GPU is visible, else cpu; a clear error when cuda is asked for and absent."""
     if isinstance(device, torch.device):

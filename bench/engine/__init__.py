@@ -1,0 +1,1 @@
+"""The evaluation engine: loading, device/precision policy, runner, profiling and results."""
