@@ -327,3 +327,22 @@ def test_linked_images_load_under_the_policy(browser, run_dir, tmp_path):
     requested = page.requests()
     assert all(u.startswith(("file:", "data:image/png")) for u in requested)  # plots stay embedded
     assert any(u.startswith("file:") and f"/images/{DS_A}/" in u for u in requested)
+
+
+def test_relative_data_root_run_shows_every_gallery_image(browser, tmp_path, monkeypatch):
+    """A run made from ``./datasets`` with a relative --out, then moved: every gallery image decodes."""
+    from tests.test_run_folder_paths import N_IMAGES, make_relative_run
+
+    run = make_relative_run(tmp_path / "work", monkeypatch)
+    moved = tmp_path / "moved"
+    shutil.move(str(run), moved)
+    monkeypatch.chdir(tmp_path)
+    page = Page(browser)
+    page.goto(render_report(moved).as_uri())
+    decoded = page.js(ALL_IMAGES_DECODE)
+    gallery = page.js("document.querySelectorAll('.gallery-row img').length")
+    missing = page.js("Array.from(document.querySelectorAll('.gallery-row .missing')).map(e => e.textContent)")
+    assert missing == []
+    assert gallery >= N_IMAGES * 4  # LQ, lq, classical and GT thumbnails of each face (plus crops)
+    assert decoded["bad"] == [] and decoded["n"] >= gallery
+    assert page.problems() == []

@@ -25,6 +25,11 @@ BENCH_SIZE = 512
 README_HINT = "see datasets/README.md"
 
 
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute against the working directory, ``..`` folded, symlinks kept."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def data_root() -> Path:
     """Where benchmark sets live: ``$BFRBENCH_DATA`` or ``./datasets``."""
     return Path(os.environ.get("BFRBENCH_DATA") or "datasets").expanduser()
@@ -233,8 +238,10 @@ class BenchmarkSet:
     ) -> None:
         self.name = name
         self.title = title or name
-        self.lq_dir = Path(lq_dir)
-        self.gt_dir = Path(gt_dir) if gt_dir is not None else None
+        # absolute (normalised, links kept): per_image.parquet stores these paths, and a run folder
+        # must mean the same files wherever it is opened from
+        self.lq_dir = _absolute(lq_dir)
+        self.gt_dir = _absolute(gt_dir) if gt_dir is not None else None
         self.expected_count = expected_count
         self.download_hint = download_hint
         self._prepare = prepare

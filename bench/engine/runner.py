@@ -312,15 +312,15 @@ class Runner:
             for i, name in enumerate(batch.names):
                 path = images_dir / f"{name}.png"
                 write_image(path, arr[i])
-                out_paths[i] = str(path)
+                out_paths[i] = path.relative_to(self.run_dir).as_posix()  # relocatable with the run folder
         for i, name in enumerate(batch.names):
             rows.append(
                 {
                     "image": name,
                     "status": "ok",
                     "error": "",
-                    "lq_path": batch.lq_paths[i],
-                    "gt_path": batch.gt_paths[i],
+                    "lq_path": _absolute(batch.lq_paths[i]),
+                    "gt_path": _absolute(batch.gt_paths[i]),
                     "out_path": out_paths[i],
                     "conversions": batch.conversions.get(name, []),
                     "values": {k: v[i] for k, v in values.items()},
@@ -421,6 +421,11 @@ def _unknown(registry, name: str) -> Exception:
     except UnknownNameError as exc:
         return exc
     return UnknownNameError(name)
+
+
+def _absolute(path: Any) -> str | None:
+    """A dataset file's path as stored in per_image.parquet: absolute, so the run folder can move."""
+    return None if path is None else os.path.abspath(os.path.expanduser(str(path)))
 
 
 def _create_prefixed(name: str):

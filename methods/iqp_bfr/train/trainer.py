@@ -70,9 +70,9 @@ def resolve_data_root(root: str) -> str:
         from bench.data.demo import build_demo
     except ImportError as exc:
         raise UserError("data.root 'demo' needs bench.data.demo, which is not available here") from exc
-    built = build_demo()
-    base = Path(getattr(built, "root", built))
-    for sub in ("gt", "hq"):
+    base = Path(build_demo())  # the demo folder itself (never Path.root, its anchor)
+    subs = [root.split(":", 1)[1]] if ":" in root else ["gt", "hq"]
+    for sub in subs:
         if (base / sub).is_dir():
             return str(base / sub)
     return str(base)
