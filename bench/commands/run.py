@@ -51,6 +51,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def main(args: argparse.Namespace) -> int:
     from bench.engine.runner import Runner
 
-    outcome = Runner(config_from_args(args)).run()
+    runner = Runner(config_from_args(args))
+    try:
+        outcome = runner.run()
+    finally:
+        runner.dist.close()
     failed = outcome.summary[outcome.summary["status"] == "failed"]
     return 1 if len(failed) and len(failed) == len(outcome.summary) else 0

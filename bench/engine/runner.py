@@ -23,7 +23,7 @@ import torch
 
 from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.config import MethodSpec, RunConfig, content_hash
-from bench.engine import results
+from bench.engine import distributed, results
 from bench.engine.device import autocast, dtype_support, resolve_device, to_device_images, to_uint8_levels
 from bench.engine.loading import LoadedBatch, make_loader
 from bench.errors import UserError
@@ -98,18 +98,19 @@ class Runner:
 
         plugins.load_all()
         self.cfg = config
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(distributed.pick_device(config.device))
+        self.dist = distributed.init(self.device)  # a no-op unless torchrun started this process
         ok, why = dtype_support(self.device, self.dtype)
         if not ok:
             raise UserError(f"--dtype {config.dtype}: {why}")
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.run_dir = Path(config.out or Path("runs") / stamp).resolve()
+        self.run_dir = Path(self.dist.broadcast(str(Path(config.out or Path("runs") / stamp).resolve())))
         self.skipped: list[dict[str, Any]] = []
         self.metric_infos: dict[str, dict[str, Any]] = {}
 
     # -- helpers ------------------------------------------------------------------
     def _say(self, msg: str) -> None:
-        if not self.cfg.quiet:
+        if not self.cfg.quiet and self.dist.is_main:
             print(msg, flush=True)
 
     def _skip(self, kind: str, name: str, reason: str, fix: str = "", dataset: str = "") -> None:
@@ -181,9 +182,11 @@ class Runner:
         }
         return content_hash(key), key
 
-    def _run_unit(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> UnitResult:
+    def _run_unit(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> UnitResult | None:
+        """Compute this rank's share of a unit's missing batches; rank 0 merges every shard (None elsewhere)."""
         t0 = time.perf_counter()
         chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
+        distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
         unit_dir = self.run_dir / "units" / f"{_safe(dataset.name)}__{_safe(spec.label)}__{chash}"
         done_file = unit_dir / "done.json"
         metrics: dict[str, Metric] = {}
@@ -191,18 +194,30 @@ class Runner:
             m = self._build_metric(name, dataset.name)
             if m is not None:
                 metrics[name] = m
-        if done_file.exists():
-            status, batches = "reused", 0
-        else:
-            unit_dir.mkdir(parents=True, exist_ok=True)
+        reused = done_file.exists()
+        unit_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main and not reused:
             atomic_write_json(unit_dir / "unit.json", key)
-            status, batches = self._compute_shards(dataset, spec, method, metrics, pairs, unit_dir)
-        # merge every shard: the unit's result comes only from shards, however they were made
+        shards = self._load_shards(unit_dir)
+        done_names: set[str] = set()
+        for names in self.dist.all_gather(sorted(r["image"] for s in shards.values() for r in s["rows"])):
+            done_names.update(names)
+        todo = [i for i, p in enumerate(pairs) if p.name not in done_names]
+        batches = self._compute_shards(dataset, spec, method, metrics, pairs, todo, unit_dir, shards) if todo else 0
+        gathered = self.dist.gather((shards, batches))
+        if gathered is None:
+            return None
+        all_shards: dict[str, dict] = {}
+        for part, _ in gathered:
+            all_shards.update(part)
+        batches = sum(n for _, n in gathered)
+        status = "reused" if reused else ("resumed" if len(todo) < len(pairs) else "computed")
+        # merge every shard in file order: the same shards in the same order for any number of ranks
         per_image, totals = [], {name: m for name, m in metrics.items()}
         for m in totals.values():
             m.reset()
-        for shard_path in sorted(unit_dir.glob("shard_*.pt")):
-            shard = torch.load(shard_path, map_location="cpu", weights_only=True)
+        for shard_name in sorted(all_shards, key=_shard_order):
+            shard = all_shards[shard_name]
             for name, m in totals.items():
                 if name in shard["states"]:
                     m.merge_state(shard["states"][name])
@@ -232,38 +247,50 @@ class Runner:
             seconds=time.perf_counter() - t0,
         )
 
-    def _compute_shards(self, dataset, spec, method, metrics, pairs, unit_dir: Path) -> tuple[str, int]:
-        done_names: set[str] = set()
-        existing = []
-        for shard_path in sorted(unit_dir.glob("shard_*.pt")):
-            shard = torch.load(shard_path, map_location="cpu", weights_only=True)
-            if any(r.get("retry") for r in shard["rows"]):
-                shard_path.unlink()  # a batch the method failed on (e.g. out of memory): compute it again
+    def _load_shards(self, unit_dir: Path) -> dict[str, dict]:
+        """The finished shards this rank owns (each file is owned by one rank); failed batches are deleted."""
+        names = sorted(p.name for p in unit_dir.glob("shard_*.pt"))
+        owners = distributed.assign_owners(self.dist.all_gather(names))
+        shards: dict[str, dict] = {}
+        for name in names:
+            if owners[name] != self.dist.rank:
                 continue
-            existing.append(shard_path)
-            done_names.update(r["image"] for r in shard["rows"])
-        todo = [p for p in pairs if p.name not in done_names]
-        status = "resumed" if existing else "computed"
-        if not todo:
-            return status, 0
+            shard = torch.load(unit_dir / name, map_location="cpu", weights_only=True)
+            if any(r.get("retry") for r in shard["rows"]):
+                (unit_dir / name).unlink()  # a batch the method failed on (e.g. out of memory): compute it again
+                continue
+            shards[name] = shard
+        return shards
+
+    def _compute_shards(
+        self, dataset, spec, method, metrics, pairs, todo: list[int], unit_dir: Path, shards: dict[str, dict]
+    ) -> int:
+        """Run this rank's batches of ``todo`` (image indices), writing one shard per finished batch."""
+        plan = distributed.plan_batches(todo, self.cfg.batch_size)
+        mine = distributed.my_batches(plan, self.dist.rank, self.dist.world_size)
+        if not mine:
+            return 0
         need_gt = any(m.needs_gt for m in metrics.values())
+        # only the last batch of the plan can be short, so batching this rank's images gives its planned batches
         loader = make_loader(
-            todo, self.cfg.batch_size, self.cfg.workers, pin_memory=self.device.type == "cuda", need_gt=need_gt
+            [pairs[i] for b in mine for i in b], self.cfg.batch_size, self.cfg.workers,
+            pin_memory=self.device.type == "cuda", need_gt=need_gt,
         )
-        shard_index = max((int(p.stem.split("_")[1]) for p in existing), default=-1) + 1
         images_dir = self.run_dir / "images" / _safe(dataset.name) / _safe(spec.label)
-        progress = _progress(len(todo), f"{dataset.name} | {spec.label}", self.cfg.quiet)
+        progress = _progress(sum(map(len, mine)), f"{dataset.name} | {spec.label}", self.cfg.quiet or not self.dist.is_main)
         batches = 0
-        for batch in loader:
+        for planned, batch in zip(mine, loader):
             rows = self._process_batch(batch, method, metrics, images_dir)
-            states = {name: m.state() for name, m in metrics.items()}
-            blob = _torch_bytes({"rows": rows, "states": states})
-            atomic_write_bytes(unit_dir / f"shard_{shard_index:06d}.pt", blob)
-            shard_index += 1
+            if sorted(r["image"] for r in rows) != sorted(pairs[i].name for i in planned):
+                raise RuntimeError("internal: a loaded batch differs from its planned images")
+            shard = {"rows": rows, "states": {name: m.state() for name, m in metrics.items()}}
+            name = shard_file_name(planned[0])
+            atomic_write_bytes(unit_dir / name, _torch_bytes(shard))
+            shards[name] = shard
             batches += 1
             progress.update(len(rows))
         progress.close()
-        return status, batches
+        return batches
 
     @torch.no_grad()
     def _process_batch(self, batch: LoadedBatch, method, metrics: dict[str, Metric], images_dir: Path) -> list[dict]:
@@ -335,7 +362,8 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-        self._say(f"bfrbench run -> {self.run_dir} (device {self.device})")
+        ranks = f", {self.dist.world_size} ranks ({self.dist.backend})" if self.dist.active else ""
+        self._say(f"bfrbench run -> {self.run_dir} (device {self.device}{ranks})")
         specs = cfg.method_specs()
         units: list[UnitResult] = []
         datasets_info: dict[str, Any] = {}
@@ -383,6 +411,8 @@ class Runner:
             ds_units = []
             for label, (spec, method) in methods.items():
                 unit = self._run_unit(dataset, spec, method, metric_names, pairs)
+                if unit is None:  # another rank than 0: its share is done, rank 0 writes the results
+                    continue
                 ds_units.append(unit)
                 self._say(f"  {label}: {unit.status} ({unit.seconds:.1f}s)")
             units += ds_units
@@ -395,7 +425,7 @@ class Runner:
                     elif r.get("conversions"):
                         conversions[r["image"]] = r["conversions"]
             validation = None
-            if hasattr(dataset, "validate"):
+            if hasattr(dataset, "validate") and self.dist.is_main:
                 with contextlib.suppress(Exception):
                     rep = dataset.validate()
                     validation = rep.to_dict() if hasattr(rep, "to_dict") else str(rep)
@@ -411,6 +441,8 @@ class Runner:
             metrics_info.setdefault(name, {}).update(
                 {k: info[k] for k in ("protocol", "higher_better", "standard", "needs_gt") if k in info}
             )
+        if not self.dist.is_main:  # rank 0 alone writes the run folder
+            return RunOutcome(run_dir=self.run_dir, summary=results.build_summary([], {}, {}, []), skipped=self.skipped)
         summary = results.write_run(self, units, methods_info, metrics_info, datasets_info)
         return RunOutcome(run_dir=self.run_dir, summary=summary, units=units, skipped=self.skipped)
 
@@ -430,6 +462,15 @@ def _absolute(path: Any) -> str | None:
 
 def _create_prefixed(name: str):
     return DATASETS.entry(name).factory()
+
+
+def shard_file_name(first_index: int) -> str:
+    """A finished batch's file, named by its first image's index in the dataset (not by rank or order)."""
+    return f"shard_{first_index:07d}.pt"
+
+
+def _shard_order(name: str) -> tuple[int, str]:
+    return int(name.split("_")[1].split(".")[0]), name
 
 
 def _torch_bytes(obj: Any) -> bytes:
