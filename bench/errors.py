@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from bench.imageio import ImageReadError
 from bench.registry import UnknownNameError
-from bench.weights import MissingWeightsError
 
 
 class UserError(Exception):
     """A problem with the user's input or environment, with the fix in the message."""
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ImageReadError, UnknownNameError, MissingWeightsError)
+#: every error the CLI shows as one line; bench.weights' MissingWeightsError is a UserError
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ImageReadError, UnknownNameError)

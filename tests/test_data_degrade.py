@@ -164,7 +164,7 @@ BASICSR = dict(
 @pytest.fixture(scope="module")
 def basicsr_degradations():
     """BasicSR 1.4.2's degradations.py from its PyPI sdist (imported with its torchvision import stubbed)."""
-    from bench.data.assets import PackageFile, fetch_files
+    from bench.weights import PackageFile, fetch_files
 
     spec = PackageFile(**BASICSR)
     path = fetch_files([spec])[spec]

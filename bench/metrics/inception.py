@@ -12,22 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.weights import WeightSpec, register_weights
 
 WEIGHTS_NAME = "pt_inception_fid"
 FID_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
-)
-
-register_weights(
-    WeightSpec(
-        name=WEIGHTS_NAME,
-        filename="pt_inception-2015-12-05-6726825d.pth",
-        url=FID_WEIGHTS_URL,
-        license="Apache-2.0 (pytorch-fid)",
-        description="FID InceptionV3 (TF inception-2015-12-05 ported by pytorch-fid); pool3 features for FID",
-        extra={"hash_prefix": "6726825d"},
-    )
 )
 
 

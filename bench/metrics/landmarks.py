@@ -23,22 +23,13 @@ from bench.metrics.awing_arch import heatmap_points, load_fan
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.metrics.identity import DLIB_SHAPE5, load_dlib, template_box, to_uint8
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights
+from bench.weights import MissingWeightsError, availability
 
 AWING_WEIGHTS = "awing_fan_wflw"
 try:
     from bench.data.detect import WEIGHTS_NAME as RETINAFACE_WEIGHTS
 except ImportError:  # the detector module is optional for the other metrics here
     RETINAFACE_WEIGHTS = "retinaface_mnet025_onnx"
-register_weights(
-    WeightSpec(
-        name=AWING_WEIGHTS,
-        filename="alignment_WFLW_4HG.pth",
-        url="https://github.com/xinntao/facexlib/releases/download/v0.1.0/alignment_WFLW_4HG.pth",
-        license="MIT (facexlib)",
-        description="AWing FAN, 4 hourglasses, 98 WFLW landmarks (facexlib awing_fan; VQFR's LMD network)",
-    )
-)
 
 
 def mean_point_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -161,8 +152,6 @@ class DlibFivePointDistance(MeanOfImages):
             _, b = self.faces.landmarks(g, box)
             vals.append(mean_point_distance(_to512(a, p.shape[1], p.shape[0]), _to512(b, g.shape[1], g.shape[0])))
         return torch.tensor(vals, dtype=torch.float64, device=pred.device)
-
-
 
 
 METRICS.register(

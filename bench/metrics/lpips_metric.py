@@ -24,7 +24,7 @@ from torch import nn
 
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, register_weights
+from bench.weights import MissingWeightsError
 
 #: per backbone: torchvision layer config, slice boundaries (as lpips.pretrained_networks), channels
 _VGG16_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
@@ -33,47 +33,6 @@ CHANNELS = {"vgg": (64, 128, 256, 512, 512), "alex": (64, 192, 384, 256, 256)}
 
 BACKBONE_WEIGHTS = {"vgg": "vgg16_imagenet_torchvision", "alex": "alexnet_imagenet_torchvision"}
 LINEAR_WEIGHTS = {"vgg": "lpips_v0.1_vgg_linear", "alex": "lpips_v0.1_alex_linear"}
-
-register_weights(
-    WeightSpec(
-        name=BACKBONE_WEIGHTS["vgg"],
-        filename="vgg16-397923af.pth",
-        url="https://download.pytorch.org/models/vgg16-397923af.pth",
-        size=553433881,
-        license="BSD-3-Clause (torchvision)",
-        description="torchvision VGG16 ImageNet weights: the LPIPS-VGG backbone (only features.* are used)",
-        extra={"hash_prefix": "397923af"},
-    )
-)
-register_weights(
-    WeightSpec(
-        name=BACKBONE_WEIGHTS["alex"],
-        filename="alexnet-owt-7be5be79.pth",
-        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        size=244408911,
-        license="BSD-3-Clause (torchvision)",
-        description="torchvision AlexNet ImageNet weights: the LPIPS-Alex backbone (only features.* are used)",
-        extra={"hash_prefix": "7be5be79"},
-    )
-)
-for _net, _sha, _size in (
-    ("vgg", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", 7289),
-    ("alex", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", 6009),
-):
-    register_weights(
-        WeightSpec(
-            name=LINEAR_WEIGHTS[_net],
-            filename=f"lpips-v0.1-{_net}.pth",
-            size=_size,
-            sha256=_sha,
-            license="BSD-2-Clause (lpips)",
-            description=f"LPIPS v0.1 learned linear layers for {_net} (shipped inside the lpips package)",
-            source="pypi",
-            package="lpips==0.1.4",
-            member=f"lpips/weights/v0.1/{_net}.pth",
-            extra={"dist": "wheel"},
-        )
-    )
 
 
 def _vgg16_features() -> nn.Sequential:

@@ -20,22 +20,9 @@ from bench.metrics._matlab import filter_same, imresize
 from bench.metrics._nss import aggd_fit, lgamma_ratio
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.registry import METRICS
-from bench.weights import MissingWeightsError, WeightSpec, availability, register_weights, resolve
+from bench.weights import MissingWeightsError, availability, resolve
 
 WEIGHTS_NAME = "niqe-pris-params"
-register_weights(
-    WeightSpec(
-        name=WEIGHTS_NAME,
-        filename="niqe_pris_params.npz",
-        size=11850,
-        sha256="2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
-        license="Apache-2.0 (BasicSR); parameters from the LIVE NIQE release",
-        description="NIQE pristine MVG model (mu 1x36, cov 36x36) and 7x7 Gaussian window, MATLAB release values",
-        source="pypi",
-        package="basicsr==1.4.2",
-        member="basicsr/metrics/niqe_pris_params.npz",
-    )
-)
 
 BLOCK = 96
 #: (dy, dx) shifts of the paired products, as np.roll in BasicSR's compute_feature
@@ -137,7 +124,6 @@ class NIQE(MeanOfImages):
         y = rgb_to_y(pred).round()  # BasicSR: `img.round()` "for consistency with MATLAB"
         params = {k: getattr(self, k) for k in ("mu_pris_param", "cov_pris_param", "gaussian_window")}
         return niqe_score(y, params)
-
 
 
 @METRICS.register(

@@ -31,7 +31,7 @@ from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
 from methods.gfpgan.arch import GFPGANv1Clean
 from methods.iqp_bfr.method import resize_like_cv2
 
-#: checkpoint names in the weights catalogue (bench/weights_registry.py is the one source of URLs and hashes)
+#: checkpoint names in the weights catalogue (bench/weights/catalogue.py is the one source of URLs and hashes)
 WEIGHT_NAMES = {"1.4": "gfpgan-v1.4", "1.3": "gfpgan-v1.3"}
 
 NOISE_MODES = ("seeded", "stored")

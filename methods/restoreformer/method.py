@@ -27,7 +27,7 @@ from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
 from methods.iqp_bfr.method import resize_like_cv2
 from methods.restoreformer.arch import VQVAEGANMultiHeadTransformer
 
-#: checkpoint names in the weights catalogue (bench/weights_registry.py is the one source of URLs and hashes)
+#: checkpoint names in the weights catalogue (bench/weights/catalogue.py is the one source of URLs and hashes)
 WEIGHT_NAMES = {"restoreformer": "restoreformer", "restoreformer++": "restoreformer++"}
 
 #: architecture settings of the two releases (RestoreFormer/RestoreFormer.py in the official repo)

