@@ -15,24 +15,10 @@ from typing import Any
 import yaml
 
 from bench.errors import UserError
+from bench.options import format_spec, parse_options, split_spec
 
 DEFAULT_DATASETS = ["demo"]
 DEFAULT_METHODS = ["lq", "classical"]
-
-
-def _coerce(value: str) -> Any:
-    """'0.5' -> 0.5, 'true' -> True, 'none' -> None, else the string."""
-    low = value.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
 
 
 @dataclass(frozen=True)
@@ -42,21 +28,26 @@ class MethodSpec:
     name: str
     params: tuple[tuple[str, Any], ...] = ()
     weights: str | None = None
+    #: the label tables use instead of ``name[:params]`` (an output folder's LABEL)
+    alias: str | None = None
 
     @classmethod
     def parse(cls, spec: str, weights: str | None = None) -> MethodSpec:
-        name, _, rest = spec.partition(":")
-        params: dict[str, Any] = {}
-        if rest:
-            for item in rest.split(","):
-                key, eq, value = item.partition("=")
-                if not eq or not key.strip():
-                    raise UserError(f"bad method spec {spec!r}: expected NAME:key=value[,key=value]")
-                params[key.strip()] = _coerce(value.strip())
+        if spec.strip().lower().startswith("outputs:"):
+            from bench.data.outputs_folder import parse_outputs_spec
+
+            label, folder = parse_outputs_spec(spec)
+            return cls(name=f"outputs:{folder}", weights=weights, alias=label)
+        name, rest = spec.partition(":")[0], spec.partition(":")[2]
+        if rest and "=" not in rest:
+            raise UserError(f"bad method spec {spec!r}: expected NAME:key=value[,key=value]")
+        params = parse_options(rest, where=f"method spec {spec!r}") if rest else {}
         return cls(name=name.strip(), params=tuple(sorted(params.items())), weights=weights)
 
     @property
     def label(self) -> str:
+        if self.alias:
+            return self.alias
         if not self.params:
             return self.name
         return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.params)
@@ -87,6 +78,14 @@ class RunConfig:
     dtype: str = "fp32"
     quiet: bool = False
     report: bool = True
+    #: output folders (``outputs:DIR``): refuse wrong-size images instead of resizing them
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        """YAML may give a metric or method as ``{name: ..., options: {...}}``; keep each as its label."""
+        self.methods = [spec_label(m, "params", "method") for m in self.methods]
+        if self.metrics is not None:
+            self.metrics = [spec_label(m, "options", "metric") for m in self.metrics]
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
@@ -105,11 +104,39 @@ class RunConfig:
         for s in self.methods:
             spec = MethodSpec.parse(s)
             w = self.weights.get(spec.label, self.weights.get(spec.name))
-            specs.append(dataclasses.replace(spec, weights=w))
+            spec = dataclasses.replace(spec, weights=w)
+            if spec.alias and self.strict:  # an output folder refusing wrong sizes
+                spec = dataclasses.replace(spec, params=(("strict", True),))
+            specs.append(spec)
         labels = [s.label for s in specs]
         if len(set(labels)) != len(labels):
             raise UserError(f"a method is listed twice: {labels}")
         return specs
+
+
+def spec_label(item: Any, options_key: str, kind: str) -> str:
+    """A metric or method named as a string, ``{name: X, options: {...}}`` or ``{X: {...}}`` -> its label."""
+    if isinstance(item, str):
+        name, options = split_spec(item)
+        return format_spec(name, options) if options and kind == "metric" else item
+    if isinstance(item, dict):
+        if "name" in item:
+            extra = set(item) - {"name", options_key}
+            if extra:
+                raise UserError(f"{kind} {item!r}: unknown keys {sorted(extra)} (use name and {options_key})")
+            opts = item.get(options_key) or {}
+            name = str(item["name"])
+        elif len(item) == 1:
+            name, opts = next(iter(item.items()))
+            opts = opts or {}
+        else:
+            raise UserError(f"{kind} {item!r}: expected NAME, {{name: NAME, {options_key}: {{...}}}} or {{NAME: {{...}}}}")
+        if not isinstance(opts, dict):
+            raise UserError(f"{kind} {name}: {options_key} must be a mapping, got {opts!r}")
+        if kind == "method":
+            return name if not opts else name + ":" + ",".join(f"{k}={v}" for k, v in sorted(opts.items()))
+        return format_spec(name, opts)
+    raise UserError(f"{kind} {item!r}: expected a name or a mapping")
 
 
 def content_hash(obj: Any, n: int = 16) -> str:

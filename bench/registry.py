@@ -63,9 +63,15 @@ class Registry(Generic[T]):
         self._resolvers[prefix.lower()] = resolver
 
     def entry(self, name: str) -> Entry[T]:
+        """The entry for ``name``; ``NAME:key=value,...`` binds options (see :mod:`bench.options`)."""
         key = name.lower()
         if key in self._entries:
             return self._entries[key]
+        from bench.options import split_spec
+
+        base_name, options = split_spec(name)
+        if options:
+            return with_options(self.entry(base_name), options)
         if ":" in name:
             prefix, rest = name.split(":", 1)
             if prefix.lower() in self._resolvers:
@@ -92,6 +98,30 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[Entry[T]]:
         return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+
+def with_options(base: Entry[T], options: dict[str, Any]) -> Entry[T]:
+    """``base`` with ``options`` bound: its factory gets them, its label and protocol name them.
+
+    A built object whose protocol is still the base protocol gets ``[key=value,...]`` appended,
+    so a number made with options never carries the label of the default protocol.
+    """
+    from bench.options import format_spec
+
+    label = format_spec(base.name, options)
+    suffix = label[len(base.name) + 1 :]
+    base_protocol = base.meta.get("protocol")
+
+    def factory(**kwargs: Any) -> T:
+        obj = base.factory(**{**options, **kwargs})
+        if base_protocol and getattr(obj, "protocol", None) == base_protocol:
+            obj.protocol = f"{base_protocol}[{suffix}]"
+        return obj
+
+    meta = dict(base.meta, options=dict(options), option_base=base.name)
+    if base_protocol:
+        meta["protocol"] = f"{base_protocol}[{suffix}]"
+    return Entry(name=label, factory=factory, meta=meta)
 
 
 METRICS: Registry[Any] = Registry("metric")

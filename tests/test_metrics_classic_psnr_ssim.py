@@ -140,5 +140,8 @@ def test_registry_entries():
         assert e.available() == (True, "")
         m = bench.create_metric(name)
         assert m.name == name and m.protocol == protocol
-    with pytest.raises(TypeError, match="takes no options"):
-        METRICS.create("psnr", crop_border=4)
+    # BasicSR's options are accepted and named in the protocol; unknown ones are refused
+    assert METRICS.create("psnr", crop_border=4).protocol == "basicsr-rgb-crop4"
+    assert METRICS.create("ssim-y", crop_border=2).protocol == "basicsr-y-crop2"
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        METRICS.create("psnr", border=4)

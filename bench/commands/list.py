@@ -11,6 +11,31 @@ HELP = "show methods, metrics, datasets and weights with availability"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", nargs="?", choices=["methods", "metrics", "datasets", "weights", "all"], default="all")
+    p.add_argument("--verbose", "-v", action="store_true", help="also show each metric's options (NAME:key=value)")
+
+
+def metric_options(entry: Any) -> list[str]:
+    """The options a metric takes (``key=default``), read from its factory's signature and metadata."""
+    import inspect
+
+    factory = entry.factory
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        params = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    helps = entry.meta.get("option_help", {})
+    out = []
+    for p in params:
+        if p.name in ("self", "device") or p.kind == p.VAR_POSITIONAL:
+            continue
+        if p.kind == p.VAR_KEYWORD:
+            out.append("any option of the backing library")
+            continue
+        default = "" if p.default is p.empty else f"={p.default!r}"
+        note = f" ({helps[p.name]})" if p.name in helps else ""
+        out.append(f"{p.name}{default}{note}")
+    return out
 
 
 def _availability(entry: Any) -> tuple[bool, str]:
@@ -65,7 +90,14 @@ def main(args: argparse.Namespace) -> int:
                          "yes" if e.meta.get("needs_gt") else "no", e.meta.get("protocol", ""),
                          "yes" if e.meta.get("standard", True) else "NO (non-standard)",
                          "yes" if ok else "NO", "" if why == "ready" else why])
-        parts.append("METRICS\n" + _table(rows, ["name", "better", "needs GT", "protocol", "standard", "ready", "notes"]))
+        parts.append("METRICS (options: NAME:key=value,...)\n"
+                     + _table(rows, ["name", "better", "needs GT", "protocol", "standard", "ready", "notes"]))
+        if getattr(args, "verbose", False):
+            lines = ["METRIC OPTIONS"]
+            for e in METRICS:
+                opts = metric_options(e)
+                lines.append(f"  {e.name}: {'; '.join(opts) if opts else 'no options'}")
+            parts.append("\n".join(lines))
     if args.what in ("datasets", "all"):
         rows = []
         for e in DATASETS:

@@ -28,8 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def method_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    from bench.config import _coerce
     from bench.errors import UserError
+    from bench.options import parse_assignments
     from bench.registry import METHODS
 
     factory = METHODS.entry(name).factory
@@ -43,11 +43,7 @@ def method_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if target is None:
             raise UserError(f"method {name} takes no --{option} (its parameters: {sorted(accepted)})")
         kwargs[target] = value
-    for item in args.param:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise UserError(f"--param {item!r}: expected KEY=VALUE")
-        kwargs[key] = _coerce(value)
+    kwargs.update(parse_assignments(args.param, "--param"))
     if args.weights:
         kwargs["weights"] = args.weights
     return kwargs

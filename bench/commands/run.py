@@ -13,8 +13,13 @@ HELP = "benchmark methods on datasets (no arguments: the embedded demo suite)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML run config; command-line options override it")
     p.add_argument("--datasets", nargs="+", help="benchmark names or folder:LQ_DIR[::GT_DIR] (default: demo)")
-    p.add_argument("--methods", nargs="+", help="method specs NAME[:key=value,...] (default: lq classical)")
-    p.add_argument("--metrics", nargs="+", help="metric names (default: every registered default metric)")
+    p.add_argument("--methods", nargs="+", help="method specs NAME[:key=value,...], or outputs:DIR / outputs:LABEL=DIR to score a folder "
+                   "of restored images (default: lq classical)")
+    p.add_argument("--metrics", nargs="+",
+                   help="metric specs NAME[:key=value,...], e.g. psnr:crop_border=4 fid:reference=DIR "
+                   "(default: every registered default metric; bfrbench list metrics --verbose shows options)")
+    p.add_argument("--strict", action="store_true",
+                   help="outputs:DIR methods: refuse wrong-size images instead of resizing them to 512")
     p.add_argument("--out", help="run folder (default: runs/<timestamp>); rerunning into it resumes")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None)
@@ -41,6 +46,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise UserError(f"--weights {item!r}: expected METHOD=PATH")
         cfg.weights[method] = path
     cfg.save_images = cfg.save_images or args.save_images
+    cfg.strict = cfg.strict or args.strict
     cfg.quiet = args.quiet
     cfg.report = not args.no_report
     if cfg.batch_size < 1:

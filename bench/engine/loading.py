@@ -22,6 +22,18 @@ class LoadedBatch:
     lq_paths: list[str]
     gt_paths: list[str | None]
 
+    def subset(self, keep: list[int]) -> LoadedBatch:
+        """The batch restricted to the images at positions ``keep`` (errors and conversions kept)."""
+        return LoadedBatch(
+            names=[self.names[i] for i in keep],
+            lq=self.lq[keep],
+            gt=self.gt[keep] if self.gt is not None else None,
+            errors=self.errors,
+            conversions=self.conversions,
+            lq_paths=[self.lq_paths[i] for i in keep],
+            gt_paths=[self.gt_paths[i] for i in keep],
+        )
+
 
 def _load(path: Path, size: int) -> tuple[np.ndarray, list[str]]:
     img = read_image(path)

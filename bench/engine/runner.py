@@ -307,8 +307,23 @@ class Runner:
         metric_errors: dict[str, str] = {}
         try:
             lq = to_device_images(batch.lq, self.device)
-            with autocast(self.device, self.dtype):
-                out = method.restore(lq)
+            if hasattr(method, "restore_named"):  # an outputs folder: images read by name, some may fail
+                out, failed, conv = method.restore_named(batch.names, lq)
+                for name, reason in failed.items():
+                    rows.append({"image": name, "status": "error", "error": reason, "values": {},
+                                 "method_error": True, "conversions": conv.get(name, [])})
+                for name, items in conv.items():
+                    batch.conversions[name] = batch.conversions.get(name, []) + items
+                keep = [i for i, n in enumerate(batch.names) if n not in failed]
+                batch = batch.subset(keep)
+                lq = lq[keep]
+                if not keep:
+                    for m in metrics.values():
+                        m.reset()
+                    return rows
+            else:
+                with autocast(self.device, self.dtype):
+                    out = method.restore(lq)
             out = to_uint8_levels(out.float())
             gt = to_device_images(batch.gt, self.device) if batch.gt is not None else None
         except Exception as exc:  # a failing batch loses only its own images
@@ -323,7 +338,8 @@ class Runner:
             if m.needs_gt and gt is None:
                 continue
             try:
-                v = m.update(out, gt if m.needs_gt else None)
+                ref = lq if getattr(m, "needs_lq", False) else (gt if m.needs_gt else None)
+                v = m.update(out, ref)
             except Exception as exc:  # a failing metric loses only its own values for this batch
                 m.reset()
                 metric_errors[name] = f"{type(exc).__name__}: {exc}"[:500]
@@ -410,6 +426,15 @@ class Runner:
             self._say(f"dataset {ds_name}: {len(pairs)} images")
             ds_units = []
             for label, (spec, method) in methods.items():
+                if hasattr(method, "bind_dataset"):  # an outputs folder: match its files to this dataset
+                    report = method.bind_dataset(ds_name, pairs, (dataset.name,))
+                    methods_info[label].setdefault("outputs", {})[ds_name] = report
+                    methods_info[label]["content_hash"] = {**methods_info[label].get("content_hash", {}),
+                                                           ds_name: report["content_hash"]}
+                    for problem in report["problems"][:20]:
+                        self._say(f"  {label}: {problem}")
+                    if len(report["problems"]) > 20:
+                        self._say(f"  {label}: ... {len(report['problems']) - 20} more (manifest.json)")
                 unit = self._run_unit(dataset, spec, method, metric_names, pairs)
                 if unit is None:  # another rank than 0: its share is done, rank 0 writes the results
                     continue
@@ -420,7 +445,7 @@ class Runner:
             conversions = {}
             for u in ds_units:
                 for r in u.per_image:
-                    if r["status"] == "error":
+                    if r["status"] == "error" and not r.get("method_error"):
                         bad[r["image"]] = r["error"]
                     elif r.get("conversions"):
                         conversions[r["image"]] = r["conversions"]

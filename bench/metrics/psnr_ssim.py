@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.metrics._colour import check_images, rgb_to_y, to_levels
-from bench.metrics.base import MeanOfImages, Metric
+from bench.metrics.base import MeanOfImages
 from bench.registry import METRICS
 
 _C1 = (0.01 * 255.0) ** 2
@@ -69,22 +69,47 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch
 
 
 class _PairMetric(MeanOfImages):
-    """A full-reference per-image metric; ``fn(pred, gt, y_channel)`` gives (B,) values."""
+    """A full-reference per-image metric with BasicSR's options ``crop_border`` and ``test_y_channel``."""
 
     needs_gt = True
     y_channel: bool = False
+    kind: str = ""
+
+    def __init__(self, crop_border: int = 0, test_y_channel: bool | None = None) -> None:
+        super().__init__()
+        if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
+            raise ValueError(f"{self.name}: crop_border must be a whole number >= 0, got {crop_border!r}")
+        if test_y_channel is not None:
+            self.y_channel = bool(test_y_channel)
+        self.crop_border = crop_border
+        self.protocol = protocol_label(self.y_channel, crop_border)
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         assert gt is not None
+        c = self.crop_border
+        if c:
+            if min(pred.shape[-2:]) <= 2 * c:
+                raise ValueError(f"{self.name}: crop_border={c} leaves nothing of a {tuple(pred.shape[-2:])} image")
+            pred, gt = pred[..., c:-c, c:-c], gt[..., c:-c, c:-c]
         return self.fn(pred, gt, y_channel=self.y_channel)
 
     @staticmethod
     def fn(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def info(self) -> dict:
+        out = super().info()
+        out["options"] = {"crop_border": self.crop_border, "test_y_channel": self.y_channel}
+        return out
+
+
+def protocol_label(y_channel: bool, crop_border: int) -> str:
+    """``basicsr-rgb-crop0``, ``basicsr-y-crop4`` ...: the channel and the border every number used."""
+    return f"basicsr-{'y' if y_channel else 'rgb'}-crop{crop_border}"
+
 
 class PSNR(_PairMetric):
-    """PSNR on RGB uint8 levels (BasicSR ``calculate_psnr``, crop_border=0)."""
+    """PSNR on RGB uint8 levels (BasicSR ``calculate_psnr``, crop_border=0 unless given)."""
 
     name = "psnr"
     protocol = "basicsr-rgb-crop0"
@@ -92,7 +117,7 @@ class PSNR(_PairMetric):
 
 
 class PSNRY(PSNR):
-    """PSNR on the Y channel (BasicSR ``calculate_psnr``, test_y_channel=True, crop_border=0)."""
+    """PSNR on the Y channel (BasicSR ``calculate_psnr``, test_y_channel=True)."""
 
     name = "psnr-y"
     protocol = "basicsr-y-crop0"
@@ -100,7 +125,7 @@ class PSNRY(PSNR):
 
 
 class SSIM(_PairMetric):
-    """SSIM on RGB, channels averaged (BasicSR ``calculate_ssim``, crop_border=0)."""
+    """SSIM on RGB, channels averaged (BasicSR ``calculate_ssim``, crop_border=0 unless given)."""
 
     name = "ssim"
     protocol = "basicsr-rgb-crop0"
@@ -108,7 +133,7 @@ class SSIM(_PairMetric):
 
 
 class SSIMY(SSIM):
-    """SSIM on the Y channel (BasicSR ``calculate_ssim``, test_y_channel=True, crop_border=0)."""
+    """SSIM on the Y channel (BasicSR ``calculate_ssim``, test_y_channel=True)."""
 
     name = "ssim-y"
     protocol = "basicsr-y-crop0"
@@ -119,16 +144,8 @@ def _always() -> tuple[bool, str]:
     return True, ""
 
 
-def _factory(cls: type[Metric]):
-    """A keyword-only factory for a metric class without options."""
-
-    def make(**kwargs: object) -> Metric:
-        if kwargs:
-            raise TypeError(f"metric {cls.name} takes no options, got {sorted(kwargs)}")
-        return cls()
-
-    return make
-
+_OPTIONS = {"crop_border": "pixels cut from each edge first (BasicSR crop_border; default 0)",
+            "test_y_channel": "true: on the Y channel of MATLAB rgb2ycbcr"}
 
 for _cls, _desc in (
     (PSNR, "PSNR (dB) on RGB uint8 levels, BasicSR calculate_psnr, crop border 0"),
@@ -138,7 +155,7 @@ for _cls, _desc in (
 ):
     METRICS.add(
         _cls.name,
-        _factory(_cls),
+        _cls,
         higher_better=True,
         needs_gt=True,
         protocol=_cls.protocol,
@@ -146,6 +163,7 @@ for _cls, _desc in (
         weights=[],
         description=_desc,
         available=_always,
+        option_help=_OPTIONS,
     )
 
-__all__ = ["psnr", "ssim", "PSNR", "PSNRY", "SSIM", "SSIMY", "gaussian_window_1d"]
+__all__ = ["psnr", "ssim", "protocol_label", "PSNR", "PSNRY", "SSIM", "SSIMY", "gaussian_window_1d"]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -112,35 +111,8 @@ def _merge(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] =
     return out
 
 
-_FLOAT = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
-
-
-def yaml_load(text: str) -> Any:
-    """``yaml.safe_load`` that also reads ``1e-4`` as a float (YAML 1.1 wants ``1.0e-4``)."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def parse_value(text: str) -> Any:
-    """A ``--set`` value as YAML (numbers, booleans, lists, null), falling back to the string."""
-    import yaml
-
-    try:
-        return yaml_load(text)
-    except yaml.YAMLError:
-        return text
+# one parser of values for the whole project (``1e-4`` reads as a float)
+from bench.options import parse_value, yaml_load  # noqa: E402
 
 
 def apply_set(cfg: dict[str, Any], assignments: list[str]) -> dict[str, Any]:

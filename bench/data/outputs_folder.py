@@ -1,0 +1,178 @@
+"""``outputs:DIR`` and ``outputs:LABEL=DIR``: a folder of restored images scored as a method.
+
+DIR holds one subfolder per benchmark (``DIR/celeba-test/*.png``) or, for a single dataset, the
+images directly. Outputs match the dataset's LQ images by file stem, whatever the extension.
+Each problem is named: a missing output, an extra file, two files with one stem, a wrong size
+(resized to 512 and recorded, or refused with ``--strict``) and an undecodable file. A missing
+or refused output is a failed image of the run (its ``n`` shows it), never silently dropped.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.errors import UserError
+from bench.imageio import ImageReadError, list_images, read_image, resize_to
+from bench.registry import METHODS, Entry
+from methods.base import MethodInfo, RestorationMethod
+
+PREFIX = "outputs"
+
+
+def parse_outputs_spec(spec: str) -> tuple[str, str]:
+    """``outputs:DIR`` -> (folder name, DIR); ``outputs:LABEL=DIR`` -> (LABEL, DIR)."""
+    rest = spec.strip().split(":", 1)[1] if ":" in spec else ""
+    label, eq, folder = rest.partition("=")
+    if not eq or not label.strip() or any(c in label for c in "/\\"):
+        label, folder = "", rest
+    folder = folder.strip()
+    if not folder:
+        raise UserError(f"method {spec!r}: name the folder, e.g. outputs:results/mine or outputs:mine=results/mine")
+    label = label.strip() or Path(folder.rstrip("/\\")).name or folder
+    return label, folder
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def folder_content_hash(files: list[Path]) -> str:
+    """SHA-256 over (file name, SHA-256 of its bytes) of every image, sorted by name."""
+    h = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.name):
+        h.update(path.name.encode() + b"\0" + file_digest(path).encode() + b"\n")
+    return h.hexdigest()
+
+
+class OutputsFolder(RestorationMethod):
+    """Reads restored images from a folder by the dataset's image names instead of restoring."""
+
+    name = PREFIX
+
+    def __init__(self, folder: str, strict: bool = False, size: int = 512) -> None:
+        super().__init__(folder=str(Path(folder).expanduser().resolve()), strict=bool(strict))
+        self.folder = Path(folder).expanduser().resolve()
+        if not self.folder.is_dir():
+            raise UserError(f"outputs folder {folder} does not exist or is not a folder; give the folder of your "
+                            "restored images (one subfolder per benchmark, or the images directly)")
+        self.strict = bool(strict)
+        self.size = size
+        self.dataset: str | None = None
+        self.subfolder: Path | None = None
+        self.files: dict[str, Path] = {}
+        self.content_hash = ""
+
+    def _locate(self, names: tuple[str, ...]) -> Path | None:
+        """``DIR/<dataset>`` (any of its names, any letter case), else DIR when it holds images directly."""
+        subdirs = {p.name.lower(): p for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        for dataset in names:
+            short = dataset.split(":", 1)[-1].rstrip("/\\")
+            for key in (dataset.lower(), Path(short).name.lower()):
+                if key in subdirs:
+                    return subdirs[key]
+        return self.folder if list_images(self.folder) else None
+
+    def bind_dataset(self, dataset: str, pairs: list[Any], aliases: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Match this dataset's images to the folder's files; returns the validation report."""
+        self.dataset = dataset
+        self.subfolder = self._locate((dataset, *aliases))
+        files = list_images(self.subfolder) if self.subfolder is not None else []
+        by_stem: dict[str, list[Path]] = {}
+        for f in files:
+            by_stem.setdefault(f.stem, []).append(f)
+        self.files = {stem: paths[0] for stem, paths in by_stem.items()}
+        expected = {p.name for p in pairs}
+        missing = sorted(expected - set(self.files))
+        extra = sorted(p.name for stem, paths in by_stem.items() if stem not in expected for p in paths)
+        duplicates = {stem: [p.name for p in paths] for stem, paths in by_stem.items() if len(paths) > 1}
+        self.content_hash = folder_content_hash(files)
+        problems = [f"missing output for {n} (no {n}.* in {self.subfolder or self.folder})" for n in missing]
+        problems += [f"extra file {n}: no image of {dataset} has this name (ignored)" for n in extra]
+        problems += [f"two files for {s}: {', '.join(v)} (using {v[0]})" for s, v in sorted(duplicates.items())]
+        return {
+            "folder": str(self.folder),
+            "subfolder": str(self.subfolder) if self.subfolder else None,
+            "content_hash": self.content_hash,
+            "files": len(files),
+            "matched": len(expected & set(self.files)),
+            "expected": len(expected),
+            "missing": missing,
+            "extra": extra,
+            "duplicates": duplicates,
+            "strict": self.strict,
+            "problems": problems,
+        }
+
+    def info(self) -> MethodInfo:
+        params = {"folder": str(self.folder), "strict": self.strict}
+        if self.dataset is not None:
+            params.update(dataset=self.dataset, content_hash=self.content_hash)
+        return MethodInfo(name=self.name, params=params, weights=[])
+
+    def _read(self, name: str) -> tuple[np.ndarray | None, str, list[str]]:
+        """(RGB image or None, failure reason, conversions) for one image name."""
+        path = self.files.get(name)
+        if path is None:
+            where = self.subfolder or self.folder
+            return None, f"missing output: no {name}.* in {where} (restore this image or remove it from the set)", []
+        try:
+            img = read_image(path)
+        except ImageReadError as exc:
+            return None, f"undecodable output {exc.path}: {exc.reason} ({exc.fix})", []
+        conv = [f"output: {c}" for c in img.conversions]
+        rgb = img.rgb
+        h, w = rgb.shape[:2]
+        if (h, w) != (self.size, self.size):
+            if self.strict:
+                return None, (f"wrong size output {path}: {w}x{h}, expected {self.size}x{self.size} "
+                              "(--strict refuses it; save 512x512 outputs or drop --strict to resize)"), conv
+            conv.append(f"output: wrong size {w}x{h}, resized to {self.size}x{self.size} (bilinear)")
+            rgb = resize_to(rgb, self.size)
+        return rgb, "", conv
+
+    def restore_named(
+        self, names: list[str], lq: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, str], dict[str, list[str]]]:
+        """The outputs of ``names`` (B', 3, S, S) in [0, 1], the failed names with reasons, and conversions."""
+        images, failed, conversions = [], {}, {}
+        for name in names:
+            rgb, reason, conv = self._read(name)
+            if conv:
+                conversions[name] = conv
+            if rgb is None:
+                failed[name] = reason
+                continue
+            images.append(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1))
+        if images:
+            out = torch.stack(images).to(lq.device, torch.float32) / 255.0
+        else:
+            out = torch.empty(0, 3, self.size, self.size, device=lq.device)
+        return out, failed, conversions
+
+    def restore(self, lq: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("an outputs folder is read by image name: the runner calls restore_named")
+
+
+def _resolver(rest: str) -> Entry:
+    folder = rest.strip()
+
+    def factory(strict: bool = False, weights: Any = None) -> OutputsFolder:
+        if weights is not None:
+            raise UserError(f"outputs:{folder} takes no weights")
+        return OutputsFolder(folder, strict=strict)
+
+    return Entry(name=f"{PREFIX}:{folder}", factory=factory,
+                 meta={"description": "restored images read from a folder", "takes_quality": False})
+
+
+METHODS.add_resolver(PREFIX, _resolver)
+
+__all__ = ["OutputsFolder", "parse_outputs_spec", "folder_content_hash", "PREFIX"]
