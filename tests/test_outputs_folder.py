@@ -12,7 +12,7 @@ import pytest
 from bench.config import MethodSpec, RunConfig
 from bench.data.outputs_folder import folder_content_hash, parse_outputs_spec
 from bench.errors import UserError
-from bench.runner import Runner
+from bench.engine.runner import Runner
 from tests.runner_helpers import make_folder, register
 
 
