@@ -169,6 +169,17 @@ def test_load_stats_basicsr_numpy_pickle(tmp_path, rng, legacy, numpy1):
     assert set(map(str, torch.serialization.get_safe_globals())) == before
 
 
+def test_load_stats_without_scoped_allowlist_refuses_and_never_widens_the_global_one(tmp_path, rng, monkeypatch):
+    """A torch without ``serialization.safe_globals`` (< 2.5) gets a clear error, not a global allowlist change."""
+    p = tmp_path / "inception_FFHQ_512.pth"
+    _basicsr_stats_file(p, rng.standard_normal(4), _spd(rng, 4), False, False)
+    before = set(map(str, torch.serialization.get_safe_globals()))
+    monkeypatch.delattr(torch.serialization, "safe_globals")
+    with pytest.raises(RuntimeError, match=r"needs torch >= 2\.6.*pip install"):
+        load_stats(p)
+    assert set(map(str, torch.serialization.get_safe_globals())) == before
+
+
 def test_load_stats_npz_and_tensor_dict(tmp_path, rng):
     mu, sigma = rng.standard_normal(6), _spd(rng, 6)
     np.savez(tmp_path / "a.npz", mu=mu, sigma=sigma)  # pytorch-fid's format

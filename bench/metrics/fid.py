@@ -14,7 +14,6 @@ published FID and is labelled ``nonstandard-mobilenetv2-imagenet``.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import warnings
@@ -114,12 +113,12 @@ def load_stats(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         with np.load(p, allow_pickle=False) as z:
             obj: Any = {k: z[k] for k in z.files}
     else:
-        allowed = _numpy_safe_globals()
-        scoped = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
-        if scoped is None:  # torch 2.4: only the global allowlist, and no (object, name) pairs
-            torch.serialization.add_safe_globals([g for g in allowed if not isinstance(g, tuple)])
+        scoped = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5; never the global allowlist
+        if scoped is None:
+            raise RuntimeError(f"{p}: reading FID statistics needs torch >= 2.6 (found {torch.__version__}); "
+                               "upgrade it: pip install -U 'torch>=2.6'")
         try:
-            with scoped(allowed) if scoped is not None else contextlib.nullcontext():
+            with scoped(_numpy_safe_globals()):
                 obj = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ValueError(
