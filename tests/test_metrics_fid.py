@@ -329,7 +329,8 @@ def _write_pngs(folder, n, seed):
     return imgs
 
 
-def test_folder_stats_cached_by_content(tmp_path):
+def test_folder_stats_cached_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("BFRBENCH_HOME", str(tmp_path / "home"))  # an empty cache, whatever BFRBENCH_TEST_HOME holds
     folder = tmp_path / "ref"
     imgs = _write_pngs(folder, 5, seed=1)
     torch.manual_seed(0)
