@@ -67,7 +67,8 @@ class RunConfig:
     out: str | None = None
     device: str = "auto"
     batch_size: int = 4
-    workers: int = 2
+    #: DataLoader worker processes; None: sized to the machine
+    workers: int | None = None
     save_images: bool = False
     seed: int = 0
     #: method name or label -> weights path (or "random" for stand-in weights)
@@ -76,6 +77,10 @@ class RunConfig:
     limit: int | None = None
     #: mixed precision for methods on GPU: "fp32" | "fp16" | "bf16"
     dtype: str = "fp32"
+    #: torch.compile the methods (falls back to eager, with a note, where compiling fails)
+    compile: bool = False
+    #: channels_last memory format for the methods: "auto" (on for CUDA), "on" or "off"
+    channels_last: str = "auto"
     quiet: bool = False
     report: bool = True
     #: output folders (``outputs:DIR``): refuse wrong-size images instead of resizing them

@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from bench.engine import profiling as P
 from bench.cli import main
+from bench.engine import profiling as P
+from bench.engine import timing as T
 from methods.base import RestorationMethod
 
 CPU = torch.device("cpu")
@@ -48,7 +49,7 @@ def pairs(tmp_path_factory):
 @pytest.mark.parametrize("bs", [1, 2])
 def test_tiny_network_profile(pairs, bs):
     net = TinyNet()
-    row = P.profile_method(net, "tiny", pairs, batch_size=bs, device=CPU, size=SIZE, iters=3, warmup=1)
+    row = T.profile_method(net, "tiny", pairs, batch_size=bs, device=CPU, size=SIZE, iters=3, warmup=1)
     assert row.status == "ok" and row.note == ""
     assert row.images == 3 * bs
     assert 0 <= row.data_wait_share <= 1 and 0 < row.device_busy_share <= 1
@@ -58,7 +59,7 @@ def test_tiny_network_profile(pairs, bs):
 
 
 def test_channels_last_failure_falls_back_to_contiguous(pairs):
-    row = P.profile_method(ViewNet(), "view", pairs, batch_size=2, device=CPU, size=SIZE, iters=2, warmup=1,
+    row = T.profile_method(ViewNet(), "view", pairs, batch_size=2, device=CPU, size=SIZE, iters=2, warmup=1,
                            channels_last="on")
     assert row.status == "ok" and not row.channels_last
     assert "channels_last failed" in row.note
@@ -71,14 +72,14 @@ def test_compile_failure_falls_back_to_eager(pairs, monkeypatch):
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    row = P.profile_method(TinyNet(), "tiny", pairs, batch_size=1, device=CPU, size=SIZE, iters=2, warmup=0,
+    row = T.profile_method(TinyNet(), "tiny", pairs, batch_size=1, device=CPU, size=SIZE, iters=2, warmup=0,
                            compile=True)
     assert row.status == "ok" and row.compile is False and "torch.compile failed" in row.note
     assert row.images == 2
 
 
 def test_fp16_on_cpu_is_skipped_with_the_reason(pairs):
-    row = P.profile_method(TinyNet(), "tiny", pairs, batch_size=1, dtype="fp16", device=CPU, size=SIZE, iters=1)
+    row = T.profile_method(TinyNet(), "tiny", pairs, batch_size=1, dtype="fp16", device=CPU, size=SIZE, iters=1)
     assert row.status == "skipped" and "fp16" in row.note and row.images == 0
 
 
@@ -88,33 +89,64 @@ def test_metric_needing_gt_is_skipped_without_gt(pairs):
 
     no_gt = [ImagePair(name=p.name, lq_path=p.lq_path) for p in pairs]
     psnr = bench.create_metric("psnr")
-    row = P.profile_metric(psnr, "psnr", no_gt, batch_size=2, device=CPU, size=SIZE, iters=2)
+    row = T.profile_metric(psnr, "psnr", no_gt, batch_size=2, device=CPU, size=SIZE, iters=2)
     assert row.status == "skipped" and "ground truth" in row.note
-    ok = P.profile_metric(psnr, "psnr", pairs, batch_size=2, device=CPU, size=SIZE, iters=2, warmup=0)
+    ok = T.profile_metric(psnr, "psnr", pairs, batch_size=2, device=CPU, size=SIZE, iters=2, warmup=0)
     assert ok.status == "ok" and ok.images == 4
 
 
-def test_official_style_and_fast_agree(pairs, tmp_path):
+class Rank5(TinyNet):
+    """Holds a rank-5 weight (as GFPGAN's modulated convs do): channels_last must skip it, not crash."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.modulated = torch.nn.Parameter(torch.randn(1, 3, 3, 1, 1))
+
+
+def test_channels_last_skips_tensors_it_cannot_convert(pairs):
+    net = Rank5()
+    row = T.profile_method(net, "rank5", pairs, batch_size=1, device=CPU, size=SIZE, iters=1, warmup=0,
+                           channels_last="on")
+    assert row.status == "ok" and row.channels_last and "1 tensor(s) of rank 5+" in row.note
+    assert net.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert net.modulated.is_contiguous()
+
+
+def test_e2e_model_engine_and_official_agree_in_fp32(pairs, tmp_path):
+    from bench.engine.e2e import end_to_end
+
+    entry = end_to_end("lq", lambda: _lq(SIZE), ["psnr", "ssim"], pairs, tmp_path / "e2e", device=CPU, batch_size=2,
+                       size=SIZE)
+    for key in ("model_only_s", "engine_s", "official_style_s"):
+        assert entry[key] > 0
+    assert entry["engine_over_model"] == pytest.approx(entry["engine_s"] / entry["model_only_s"])
+    assert entry["official_over_engine"] == pytest.approx(entry["official_style_s"] / entry["engine_s"])
+    written = sorted(p.name for p in (tmp_path / "e2e" / "official_style").glob("*.png"))
+    assert written == sorted(f"{p.name}.png" for p in pairs)
+    # the engine skips only the PNG round trip of uint8-level images: identical numbers in fp32
+    for name in ("psnr", "ssim"):
+        agree = entry["agreement"][name]
+        assert agree["max_abs_diff_per_image"] == pytest.approx(0.0, abs=1e-9)
+        assert agree["engine"] == pytest.approx(agree["official"], abs=1e-9)
+    assert entry["images"] == 3 and entry["method"] == "lq"
+
+
+def _lq(size):
     import bench
 
-    cmp = P.compare_official(TinyNet, {"psnr": lambda: bench.create_metric("psnr")}, pairs, tmp_path / "official",
-                             device=CPU, batch_size=2, size=SIZE)
-    written = sorted(p.name for p in (tmp_path / "official").glob("*.png"))
-    assert written == sorted(f"{p.name}.png" for p in pairs)
-    # the fast path skips only the PNG round trip of uint8-level images: identical numbers in fp32
-    assert cmp["metrics"]["psnr"]["max_abs_diff_per_image"] == 0.0
-    assert cmp["metrics"]["psnr"]["official"] == cmp["metrics"]["psnr"]["fast"]
-    assert cmp["images"] == 3 and cmp["ratio"] == pytest.approx(cmp["official_s"] / cmp["fast_s"])
+    method = bench.create_method("lq")
+    method.output_size = size
+    return method
 
 
 def test_cli_writes_csv_and_json(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["profile", "--methods", "lq", "--metrics", "psnr", "--batch-sizes", "1,2", "--size", str(SIZE),
                "--iters", "2", "--warmup", "1", "--workers", "0", "--images", "3", "--out", str(out),
-               "--compare-official"])
+               "--e2e"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "img/s" in printed and "official-style vs fast (lq, 3 images)" in printed
+    assert "img/s" in printed and "end to end (lq, 3 images)" in printed
     with open(out / "profile.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == P.COLUMNS
@@ -122,9 +154,13 @@ def test_cli_writes_csv_and_json(tmp_path, capsys):
     assert len(data["rows"]) == len(rows)
     kinds = [(r["kind"], r["name"], r["batch_size"]) for r in rows]
     assert kinds == [("method", "lq", "1"), ("method", "lq", "2"), ("metric", "psnr", "1"), ("metric", "psnr", "2"),
-                     ("official-style", "lq", "1"), ("fast-e2e", "lq", "2")]
+                     ("model-only", "lq", "2"), ("engine-e2e", "lq", "2"), ("official-style", "lq", "1")]
     assert all(r["status"] == "ok" for r in rows)
-    assert data["compare_official"][0]["metrics"]["psnr"]["max_abs_diff_per_image"] == 0.0
+    (entry,) = data["e2e"]
+    assert {"method", "images", "model_only_s", "engine_s", "official_style_s", "engine_over_model",
+            "official_over_engine"} <= set(entry)
+    assert entry["method"] == "lq" and entry["images"] == 3
+    assert entry["agreement"]["psnr"]["max_abs_diff_per_image"] == 0.0
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 

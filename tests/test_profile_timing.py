@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from bench.engine.device import StepTimer
 from bench.engine.loading import LoadedBatch
-from bench.engine.profiling import LoopTiming, ProfileRow, summarise, timed_loop
+from bench.engine.timing import LoopTiming, ProfileRow, StepTimer, summarise, timed_loop
 
 CPU = torch.device("cpu")
 

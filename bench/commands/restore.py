@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quality", type=float, help="IQP quality condition in [0, 1]")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="other method parameters")
     p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32",
+                   help="precision the method runs in on a GPU (fp32 on the CPU); a method that needs fp32 keeps it")
+    p.add_argument("--compile", action="store_true", help="torch.compile the method (falls back to eager on failure)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--quiet", action="store_true")
 
@@ -50,14 +53,15 @@ def method_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     import bench
     from bench import plugins
     from bench.errors import UserError
     from bench.imageio import ImageReadError, list_images, read_image, resize_to, write_image
-    from bench.engine.device import resolve_device
-    from bench.engine.device import to_uint8_levels
+    from bench.engine.device import dtype_support, resolve_device, run_dtype
+    from bench.engine.step import Engine
 
     plugins.load_all()
     src = Path(args.input)
@@ -72,15 +76,22 @@ def main(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(args.device)
-    method = bench.create_method(args.method, **method_kwargs(args.method, args)).to(device)
+    dtype = run_dtype(device, args.dtype)
+    ok, why = dtype_support(device, dtype)
+    if not ok:
+        raise UserError(f"--dtype {args.dtype}: {why}")
+    engine = Engine(device, dtype, compile=args.compile)
+    method = bench.create_method(args.method, **method_kwargs(args.method, args)).eval()
+    prepared = engine.prepare(method, args.batch_size)
+    for note in prepared.notes:
+        print(f"note: {note}", flush=True)
     if any(w.standin for w in method.weights_info):
         print("note: stand-in (random) weights: outputs are not results", flush=True)
     failures = 0
 
     def run_batch(faces: list) -> list:
-        x = torch.stack([torch.from_numpy(f).permute(2, 0, 1) for f in faces]).to(device).float() / 255.0
-        with torch.no_grad():
-            y = to_uint8_levels(method.restore(x).float())
+        x = torch.stack([torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1) for f in faces])
+        y = engine.restore(prepared, x)
         return list((y * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
 
     if args.aligned:

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from bench.config import RunConfig
 from bench.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bench.engine.runner import RunOutcome
 
 COMMAND = "run"
 HELP = "benchmark methods on datasets (no arguments: the embedded demo suite)"
@@ -24,7 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
-    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=None, help="autocast dtype on GPU")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=None,
+                   help="the one precision knob: autocast dtype of the methods on a GPU (a method needing fp32 keeps it)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the methods (falls back to eager, with a note, where compiling fails)")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default=None,
+                   help="channels_last memory format for the methods (auto: on for CUDA)")
     p.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH",
                    help="weights file for a method (or METHOD=random for labelled stand-in weights)")
     p.add_argument("--save-images", action="store_true", help="also write restored PNGs into the run folder")
@@ -36,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
-    for attr in ("datasets", "methods", "metrics", "out", "device", "batch_size", "workers", "dtype", "limit", "seed"):
+    for attr in ("datasets", "methods", "metrics", "out", "device", "batch_size", "workers", "dtype", "limit", "seed",
+                 "compile", "channels_last"):
         value = getattr(args, attr)
         if value is not None:
             setattr(cfg, attr, value)
@@ -54,13 +64,35 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return cfg
 
 
+def present(outcome: RunOutcome, cfg: RunConfig) -> None:
+    """Print the ranked tables and write the HTML report (a bare index.html where the report cannot be built)."""
+    from bench.engine.results import format_ranked_tables, write_minimal_index
+
+    if not cfg.quiet:
+        print(format_ranked_tables(outcome.summary))
+    if cfg.report:
+        try:
+            from reports.render import render_report
+
+            path = render_report(outcome.run_dir)
+        except ImportError:
+            path = write_minimal_index(outcome.run_dir, outcome.summary)
+        if not cfg.quiet:
+            print(f"report: {path}")
+    if not cfg.quiet:
+        print(f"run folder: {outcome.run_dir}")
+
+
 def main(args: argparse.Namespace) -> int:
     from bench.engine.runner import Runner
 
-    runner = Runner(config_from_args(args))
+    cfg = config_from_args(args)
+    runner = Runner(cfg)
     try:
         outcome = runner.run()
     finally:
         runner.dist.close()
+    if runner.dist.is_main:
+        present(outcome, cfg)
     failed = outcome.summary[outcome.summary["status"] == "failed"]
     return 1 if len(failed) and len(failed) == len(outcome.summary) else 0

@@ -1,17 +1,15 @@
-"""Fast inference path: autocast, channels_last, torch.compile with fallback, async copies, sync-free timing.
+"""The device and precision policy, in one place: device resolution, dtypes, autocast, uint8 quantisation,
+async copies, channels_last and torch.compile with fallback.
 
-The runner and the profiler share these so that what ``bfrbench profile`` measures is what a
-benchmark run does. Rules they follow: batches come from a pinned-memory DataLoader and move to
-the GPU with ``non_blocking=True``; nothing inside a timed loop forces a host sync (no
-``.item()``, ``.cpu()`` or ``synchronize``); device time is read from CUDA events once, after
-one ``synchronize`` at the end.
+``run``, ``profile`` and ``restore`` all go through these (via :mod:`bench.engine.step`), so what
+``bfrbench profile`` measures is what a benchmark run does. Batches move to the GPU with
+``non_blocking=True`` from pinned memory; nothing here forces a host sync except
+:func:`synchronize`, called only at the ends of a timed region.
 """
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
-import time
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +22,41 @@ DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "b
 def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
     """Quantise [0, 1] floats to the nearest of the 256 uint8 levels, kept as float in [0, 1]."""
     return (x.clamp(0, 1) * 255.0).round() / 255.0
+
+
+def method_dtype(method: Any, dtype: str) -> str:
+    """The dtype a method runs in: the engine's ``--dtype``, unless the method says it needs fp32 (``needs_fp32``)."""
+    return "fp32" if getattr(method, "needs_fp32", False) else dtype
+
+
+def run_dtype(device: torch.device, dtype: str) -> str:
+    """The dtype ``bfrbench run`` restores in: ``--dtype`` on a GPU, fp32 on the CPU (recorded in each unit's key)."""
+    return dtype if device.type == "cuda" else "fp32"
+
+
+def use_channels_last(setting: str | bool, device: torch.device) -> bool:
+    """``auto`` -> on for CUDA only; ``on``/``off`` (or a bool) as given."""
+    if isinstance(setting, bool):
+        return setting
+    if setting not in ("auto", "on", "off"):
+        raise ValueError(f"channels_last must be auto, on or off, not {setting!r}")
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+def set_memory_format(module: torch.nn.Module, channels_last: bool) -> int:
+    """Put every rank-4 parameter and buffer of ``module`` in channels_last (or back to contiguous).
+
+    Tensors of another rank (e.g. GFPGAN's rank-5 modulated-conv weights, on which
+    ``module.to(memory_format=...)`` raises) are left as they are; returns how many were skipped.
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    skipped = 0
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        if t.dim() == 4:
+            t.data = t.data.contiguous(memory_format=fmt)
+        elif t.dim() > 4:
+            skipped += 1
+    return skipped
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -78,21 +111,6 @@ def to_device_images(batch_u8: torch.Tensor, device: torch.device, channels_last
     return x
 
 
-def pinned_loader(dataset: torch.utils.data.Dataset, batch_size: int, workers: int, device: torch.device,
-                  collate_fn: Callable | None = None) -> torch.utils.data.DataLoader:
-    """In-order DataLoader; pinned host memory when the batches go to a GPU (needed for async copies)."""
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=collate_fn,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-        prefetch_factor=2 if workers > 0 else None,
-    )
-
-
 @dataclass
 class FastPath:
     """A callable ready for timed use plus what was given up on the way (compile / channels_last fallbacks)."""
@@ -122,9 +140,13 @@ def prepare_fast_path(
     module = module.eval().to(device)
     notes: list[str] = []
     # (also undo an earlier call's channels_last: the same module is profiled in several configurations)
-    module = module.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    skipped = set_memory_format(module, channels_last)
+    if channels_last and skipped:
+        notes.append(f"channels_last: {skipped} tensor(s) of rank 5+ left as they are")
     fn: Callable[[torch.Tensor], torch.Tensor] = module
     compiled = False
+    if not compile and not channels_last:
+        return FastPath(fn=fn, channels_last=False, compiled=False, notes=notes)  # nothing to try out
     if compile:
         try:
             fn = torch.compile(module, mode=compile_mode)
@@ -144,10 +166,11 @@ def prepare_fast_path(
                 fn, compiled = module, False
             elif channels_last:
                 notes.append(f"channels_last failed ({type(exc).__name__}: {_short(exc)}); used contiguous")
-                module = module.to(memory_format=torch.contiguous_format)
+                set_memory_format(module, False)
                 fn, channels_last = module, False
-            else:
-                raise
+            else:  # fails as it is too: the real batches will report it (one batch at a time)
+                notes.append(f"trial call failed ({type(exc).__name__}: {_short(exc)})")
+                break
     synchronize(device)
     return FastPath(fn=fn, channels_last=channels_last, compiled=compiled, notes=notes)
 
@@ -155,96 +178,6 @@ def prepare_fast_path(
 def _short(exc: BaseException, n: int = 160) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= n else text[: n - 3] + "..."
-
-
-class StepTimer:
-    """Device time of each step without host syncs: CUDA events on a GPU, the host clock on CPU.
-
-    ``start()`` / ``stop()`` around each step; ``durations()`` synchronizes once and returns seconds.
-    """
-
-    def __init__(self, device: torch.device, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.device, self.clock = device, clock
-        self._events: list[tuple[Any, Any]] = []
-        self._host: list[float] = []
-        self._t0: float | None = None
-        self._start_event: Any = None
-
-    def start(self) -> None:
-        if self.device.type == "cuda":
-            self._start_event = torch.cuda.Event(enable_timing=True)
-            self._start_event.record()
-        else:
-            self._t0 = self.clock()
-
-    def stop(self) -> None:
-        if self.device.type == "cuda":
-            end = torch.cuda.Event(enable_timing=True)
-            end.record()
-            self._events.append((self._start_event, end))
-        else:
-            assert self._t0 is not None, "stop() without start()"
-            self._host.append(self.clock() - self._t0)
-
-    def durations(self) -> list[float]:
-        if self.device.type == "cuda":
-            synchronize(self.device)
-            return [a.elapsed_time(b) / 1000.0 for a, b in self._events]
-        return list(self._host)
-
-
-class PeakMemory:
-    """Peak memory of a region: ``torch.cuda.max_memory_allocated`` on a GPU; on CPU the peak RSS
-    above the RSS at entry, sampled every few milliseconds by a thread (this process only)."""
-
-    def __init__(self, device: torch.device, interval: float = 0.002) -> None:
-        self.device, self.interval = device, interval
-        self.peak_bytes: int = 0
-        self.kind = "cuda_max_allocated" if device.type == "cuda" else "cpu_rss_delta"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._base = 0
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self._base = current_rss()
-            self._peak_rss = self._base
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self._peak_rss = max(self._peak_rss, current_rss())
-            self._stop.wait(self.interval)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.device.type == "cuda":
-            synchronize(self.device)
-            self.peak_bytes = int(torch.cuda.max_memory_allocated(self.device))
-        else:
-            self._stop.set()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._peak_rss = max(self._peak_rss, current_rss())
-            self.peak_bytes = max(0, self._peak_rss - self._base)
-
-
-def current_rss() -> int:
-    """Resident set size of this process in bytes (Linux /proc; else the lifetime peak from getrusage)."""
-    try:
-        with open("/proc/self/statm", "rb") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError, AttributeError):  # pragma: no cover - non-Linux
-        import resource
-        import sys
-
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return rss if sys.platform == "darwin" else rss * 1024
 
 
 @contextlib.contextmanager

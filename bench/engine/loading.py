@@ -1,7 +1,13 @@
-"""Streaming batches of (LQ, GT) uint8 tensors from image pairs; bad files become error rows."""
+"""Streaming batches of (LQ, GT) uint8 tensors from image pairs; bad files become error rows.
+
+The one loader of the engine: a DataLoader with workers sized to the machine and pinned memory
+when batches go to a GPU, plus :class:`DecodedCache`, which keeps a decoded set in memory so that
+several methods over the same set decode it once per run.
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,11 +103,23 @@ def collate_pairs(items: list[dict[str, Any]]) -> LoadedBatch:
     )
 
 
+def default_workers() -> int:
+    """DataLoader workers for this machine: one per usable core but one (for the main process), at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(8, cores - 1))
+
+
 def make_loader(
-    pairs: Sequence[Any], batch_size: int, workers: int, pin_memory: bool = False, need_gt: bool = False
+    pairs: Sequence[Any], batch_size: int, workers: int | None = None, pin_memory: bool = False,
+    need_gt: bool = False, size: int = 512,
 ) -> torch.utils.data.DataLoader:
+    """In-order batches of ``pairs``; ``workers=None`` sizes the worker pool to the machine."""
+    workers = default_workers() if workers is None else workers
     return torch.utils.data.DataLoader(
-        PairDataset(pairs, need_gt=need_gt),
+        PairDataset(pairs, size=size, need_gt=need_gt),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
@@ -110,3 +128,86 @@ def make_loader(
         persistent_workers=False,
         prefetch_factor=2 if workers > 0 else None,
     )
+
+
+#: bytes of decoded images the run keeps in memory (BFRBENCH_DECODE_CACHE_MB overrides; 0 turns it off)
+DEFAULT_CACHE_MB = 2048
+
+
+class DecodedCache:
+    """Decoded (LQ, GT) uint8 images of one set, kept so the next method over it skips decoding.
+
+    Filled from the batches a loader yields (bad files included, as their error); used only when
+    every image a unit needs is held. Stops filling once ``budget_bytes`` would be exceeded.
+    """
+
+    def __init__(self, budget_bytes: int | None = None) -> None:
+        if budget_bytes is None:
+            budget_bytes = int(os.environ.get("BFRBENCH_DECODE_CACHE_MB", DEFAULT_CACHE_MB)) * 2**20
+        self.budget = int(budget_bytes)
+        self.bytes = 0
+        self.full = False
+        self._items: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def key(pair: Any) -> str:
+        return f"{pair.name}\0{pair.lq_path}\0{pair.gt_path}"
+
+    def has_all(self, pairs: Sequence[Any]) -> bool:
+        return bool(pairs) and all(self.key(p) in self._items for p in pairs)
+
+    def add(self, pairs_by_name: dict[str, Any], batch: LoadedBatch) -> None:
+        """Remember every image of ``batch`` (``pairs_by_name`` maps its names to their pairs)."""
+        if self.full:
+            return
+        for i, name in enumerate(batch.names):
+            lq = batch.lq[i].clone()
+            gt = batch.gt[i].clone() if batch.gt is not None else None
+            size = lq.numel() + (gt.numel() if gt is not None else 0)
+            if self.bytes + size > self.budget:
+                self.full = True
+                return
+            self.bytes += size
+            self._items[self.key(pairs_by_name[name])] = {
+                "name": name, "lq": lq, "gt": gt, "error": None, "conversions": batch.conversions.get(name, []),
+                "lq_path": batch.lq_paths[i], "gt_path": batch.gt_paths[i],
+            }
+        for name, reason in batch.errors.items():
+            pair = pairs_by_name[name]
+            self._items[self.key(pair)] = {
+                "name": name, "error": reason, "conversions": batch.conversions.get(name, []),
+                "lq_path": str(pair.lq_path), "gt_path": str(pair.gt_path) if pair.gt_path else None,
+            }
+
+    def batches(self, pairs: Sequence[Any], batch_size: int, need_gt: bool = False,
+                pin_memory: bool = False) -> Iterator[LoadedBatch]:
+        """The cached images of ``pairs`` in order, ``batch_size`` at a time (as the loader would yield them)."""
+        for start in range(0, len(pairs), batch_size):
+            items = []
+            for p in pairs[start:start + batch_size]:
+                item = dict(self._items[self.key(p)])
+                if item["error"] is None and need_gt and item.get("gt") is None:
+                    item["error"] = "no ground-truth partner for this LQ image"
+                if item.get("gt") is None:
+                    item.pop("gt", None)
+                items.append(item)
+            batch = collate_pairs(items)
+            if pin_memory and batch.names:
+                batch.lq = batch.lq.pin_memory()
+                batch.gt = batch.gt.pin_memory() if batch.gt is not None else None
+            yield batch
+
+
+def iter_batches(
+    pairs: Sequence[Any], batch_size: int, workers: int | None = None, pin_memory: bool = False,
+    need_gt: bool = False, size: int = 512, cache: DecodedCache | None = None,
+) -> Iterator[LoadedBatch]:
+    """Batches of ``pairs``: from ``cache`` when it holds them all, else from the loader (filling ``cache``)."""
+    if cache is not None and cache.has_all(pairs):
+        yield from cache.batches(pairs, batch_size, need_gt, pin_memory)
+        return
+    by_name = {p.name: p for p in pairs}
+    for batch in make_loader(pairs, batch_size, workers, pin_memory, need_gt, size):
+        if cache is not None:
+            cache.add(by_name, batch)
+        yield batch

@@ -214,13 +214,15 @@ def write_frame_parquet(df: pd.DataFrame, path: Path) -> None:
         df.to_parquet(fh, index=False)
 
 
-def write_run(runner: Any, units: list, methods_info: dict, metrics_info: dict, datasets_info: dict) -> pd.DataFrame:
-    """Write every result file of the run folder and print the ranked table."""
+def write_run(
+    run_dir: Path, cfg: Any, device: Any, skipped: list[dict[str, Any]], units: list,
+    methods_info: dict, metrics_info: dict, datasets_info: dict,
+) -> pd.DataFrame:
+    """Write every result file of the run folder; return the summary (presenting it is the command's job)."""
     import pandas as pd
     import torch
 
-    run_dir: Path = runner.run_dir
-    summary = build_summary(units, methods_info, metrics_info, runner.skipped, list(datasets_info))
+    summary = build_summary(units, methods_info, metrics_info, skipped, list(datasets_info))
     gains = build_gains(units, metrics_info)
     if not gains.empty:
         extra = pd.DataFrame(
@@ -236,7 +238,6 @@ def write_run(runner: Any, units: list, methods_info: dict, metrics_info: dict, 
         write_frame_csv(gains, run_dir / "gains.csv")
     write_frame_csv(summary, run_dir / "summary.csv")
     write_frame_parquet(build_per_image(units), run_dir / "per_image.parquet")
-    cfg = runner.cfg
     manifest = {
         "bfrbench_version": __import__("bench").__version__,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -245,14 +246,14 @@ def write_run(runner: Any, units: list, methods_info: dict, metrics_info: dict, 
         "platform": platform.platform(),
         "torch": torch.__version__,
         "packages": package_versions(),
-        "device": str(runner.device) + (f" ({torch.cuda.get_device_name()})" if runner.device.type == "cuda" else ""),
+        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
         "seeds": {"run": cfg.seed},
         "distributed": runner.dist.info(),
         "config": {k: getattr(cfg, k) for k in ("datasets", "methods", "metrics", "batch_size", "dtype", "limit")},
         "datasets": datasets_info,
         "methods": methods_info,
         "metrics": metrics_info,
-        "skipped": runner.skipped,
+        "skipped": skipped,
         "units": {
             f"{u.dataset}/{u.label}": {"hash": u.config_hash, "status": u.status, "batches_computed": u.batches_computed,
                                        "seconds": round(u.seconds, 3)}
@@ -260,21 +261,6 @@ def write_run(runner: Any, units: list, methods_info: dict, metrics_info: dict, 
         },
     }
     atomic_write_json(run_dir / "manifest.json", manifest)
-    if not cfg.quiet:
-        print(format_ranked_tables(summary))
-    if cfg.report:
-        try:
-            from reports.render import render_report
-
-            path = render_report(run_dir)
-            if not cfg.quiet:
-                print(f"report: {path}")
-        except ImportError:
-            from bench.atomic import atomic_write_text
-
-            atomic_write_text(run_dir / "index.html", _minimal_index(summary))
-    if not cfg.quiet:
-        print(f"run folder: {run_dir}")
     return summary
 
 
@@ -341,6 +327,14 @@ def format_ranked_tables(summary: pd.DataFrame) -> str:
         for _, r in gains.iterrows():
             lines.append(f"  {r.dataset} {r.method} {r.metric}: {r.value:+.4g} [{r.ci_low:+.4g}, {r.ci_high:+.4g}]")
     return "\n".join(lines)
+
+
+def write_minimal_index(run_dir: Path, summary: pd.DataFrame) -> Path:
+    """A bare index.html (the summary table) for installs without the report's dependencies."""
+    from bench.atomic import atomic_write_text
+
+    atomic_write_text(run_dir / "index.html", _minimal_index(summary))
+    return run_dir / "index.html"
 
 
 def _minimal_index(summary: pd.DataFrame) -> str:

@@ -1,5 +1,10 @@
 """The benchmark runner: datasets x methods, streamed load -> restore -> metrics, resumable.
 
+Every batch goes through the engine's one step (:class:`bench.engine.step.Engine`): restore under
+the run's precision policy, quantise to uint8 levels, every metric's update, on the device. Methods
+and metrics (and their networks) are built once per run and reused across units; a set's decoded
+images are kept in memory (:class:`bench.engine.loading.DecodedCache`) for the next method over it.
+
 Each (dataset, method, method-config, metrics) is a *unit* named by a content hash. A unit
 writes one shard per finished batch (per-image values + that batch's metric states, which
 are mergeable), so a rerun skips finished units and resumes an interrupted unit from its
@@ -24,8 +29,9 @@ import torch
 from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.config import MethodSpec, RunConfig, content_hash
 from bench.engine import distributed, results
-from bench.engine.device import autocast, dtype_support, resolve_device, to_device_images, to_uint8_levels
-from bench.engine.loading import LoadedBatch, make_loader
+from bench.engine.device import dtype_support, run_dtype, to_uint8_levels
+from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
+from bench.engine.step import Engine, PreparedMethod, values_to_host
 from bench.errors import UserError
 from bench.metrics.base import Metric, MetricUnavailable
 from bench.registry import DATASETS, METHODS, METRICS, UnknownNameError
@@ -88,12 +94,16 @@ class RunOutcome:
 class Runner:
     """Runs a :class:`RunConfig`; see module docstring."""
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, *, image_size: int = 512) -> None:
         from bench import plugins
 
         plugins.load_all()
         self.cfg = config
-        self.device = resolve_device(distributed.pick_device(config.device))
+        self.image_size = int(image_size)
+        self.engine = Engine(distributed.pick_device(config.device), "fp32", compile=config.compile,
+                             channels_last=config.channels_last)
+        self.device = self.engine.device
+        self.engine.dtype = self.dtype
         self.dist = distributed.init(self.device)  # a no-op unless torchrun started this process
         ok, why = dtype_support(self.device, self.dtype)
         if not ok:
@@ -102,6 +112,9 @@ class Runner:
         self.run_dir = Path(self.dist.broadcast(str(Path(config.out or Path("runs") / stamp).resolve())))
         self.skipped: list[dict[str, Any]] = []
         self.metric_infos: dict[str, dict[str, Any]] = {}
+        #: metrics built once per run: name -> instance, or the reason it could not be built
+        self._metrics: dict[str, Metric | tuple[str, str]] = {}
+        self._prepared: dict[str, PreparedMethod] = {}
 
     # -- helpers ------------------------------------------------------------------
     def _say(self, msg: str) -> None:
@@ -116,19 +129,33 @@ class Runner:
             self._say(f"  skipped {kind} {name}{' on ' + dataset if dataset else ''}: {short[:160]}")
 
     def _build_metric(self, name: str, dataset: str) -> Metric | None:
-        try:
-            metric = METRICS.create(name)
-        except (MetricUnavailable, MissingWeightsError) as exc:
-            fix = getattr(exc, "fix", "")
-            self._skip("metric", name, str(exc), fix, dataset)
+        """The run's one instance of metric ``name`` (built on first use), or None when it cannot run here."""
+        if name not in self._metrics:
+            try:
+                metric = METRICS.create(name)
+            except (MetricUnavailable, MissingWeightsError) as exc:
+                self._metrics[name] = (str(exc), getattr(exc, "fix", ""))
+            except UnknownNameError as exc:
+                raise UserError(str(exc)) from exc
+            except ImportError as exc:
+                self._metrics[name] = (f"a package it needs is missing ({exc})", "pip install it")
+            else:
+                self.metric_infos[name] = metric.info()  # the instance's label (options can change it)
+                self._metrics[name] = metric.to(self.device)
+        built = self._metrics[name]
+        if isinstance(built, tuple):
+            self._skip("metric", name, built[0], built[1], dataset)
             return None
-        except UnknownNameError as exc:
-            raise UserError(str(exc)) from exc
-        except ImportError as exc:
-            self._skip("metric", name, f"a package it needs is missing ({exc})", "pip install it", dataset)
-            return None
-        self.metric_infos[name] = metric.info()  # the instance's label (options can change it)
-        return metric.to(self.device)
+        return built
+
+    def prepare(self, label: str, method) -> PreparedMethod:
+        """The method in its fast form (channels_last, compile), prepared once per run."""
+        if label not in self._prepared:
+            prepared = self.engine.prepare(method, self.cfg.batch_size, self.image_size)
+            for note in prepared.notes:
+                self._say(f"  {label}: {note}")
+            self._prepared[label] = prepared
+        return self._prepared[label]
 
     def _build_method(self, spec: MethodSpec):
         kwargs = spec.kwargs()
@@ -143,12 +170,28 @@ class Runner:
             raise UserError(str(exc)) from exc
         except TypeError as exc:
             raise UserError(f"method {spec.label}: bad parameter ({exc})") from exc
+        return self.adopt_method(method)
+
+    def adopt_method(self, method):
+        """A built method, in eval mode on the run's device."""
         return method.eval().to(self.device)
+
+    def build_metrics(self, names: list[str], dataset: str) -> dict[str, Metric]:
+        """The run's instances of ``names`` (built once per run), leaving out those that cannot run here."""
+        built = {n: self._build_metric(n, dataset) for n in names}
+        return {n: m for n, m in built.items() if m is not None}
+
+    def evaluate(self, dataset: str, spec: MethodSpec, method, metric_names: list[str], pairs) -> UnitResult:
+        """One unit (``method`` over ``pairs`` with ``metric_names``) outside a full run, e.g. for ``profile --e2e``."""
+        import types
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        return self._run_unit(types.SimpleNamespace(name=dataset), spec, method, metric_names, pairs)
 
     @property
     def dtype(self) -> str:
         """The autocast dtype methods run in: --dtype on GPU; fp32 on CPU (as the unit key records)."""
-        return self.cfg.dtype if self.device.type == "cuda" else "fp32"
+        return run_dtype(self.device, self.cfg.dtype)
 
     # -- one unit -----------------------------------------------------------------
     def _unit_key(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> tuple[str, dict]:
@@ -184,11 +227,7 @@ class Runner:
         distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
         unit_dir = self.run_dir / "units" / f"{_safe(dataset.name)}__{_safe(spec.label)}__{chash}"
         done_file = unit_dir / "done.json"
-        metrics: dict[str, Metric] = {}
-        for name in metric_names:
-            m = self._build_metric(name, dataset.name)
-            if m is not None:
-                metrics[name] = m
+        metrics = self.build_metrics(metric_names, dataset.name)
         reused = done_file.exists()
         unit_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main and not reused:
@@ -266,16 +305,18 @@ class Runner:
         if not mine:
             return 0
         need_gt = any(m.needs_gt for m in metrics.values())
+        prepared = self.prepare(spec.label, method)
         # only the last batch of the plan can be short, so batching this rank's images gives its planned batches
-        loader = make_loader(
+        loader = iter_batches(
             [pairs[i] for b in mine for i in b], self.cfg.batch_size, self.cfg.workers,
-            pin_memory=self.device.type == "cuda", need_gt=need_gt,
+            pin_memory=self.device.type == "cuda", need_gt=need_gt, size=self.image_size,
+            cache=self._cache(dataset.name),
         )
         images_dir = self.run_dir / "images" / _safe(dataset.name) / _safe(spec.label)
         progress = _progress(sum(map(len, mine)), f"{dataset.name} | {spec.label}", self.cfg.quiet or not self.dist.is_main)
         batches = 0
         for planned, batch in zip(mine, loader):
-            rows = self._process_batch(batch, method, metrics, images_dir)
+            rows = self._process_batch(batch, prepared, metrics, images_dir)
             if sorted(r["image"] for r in rows) != sorted(pairs[i].name for i in planned):
                 raise RuntimeError("internal: a loaded batch differs from its planned images")
             shard = {"rows": rows, "states": {name: m.state() for name, m in metrics.items()}}
@@ -288,7 +329,8 @@ class Runner:
         return batches
 
     @torch.no_grad()
-    def _process_batch(self, batch: LoadedBatch, method, metrics: dict[str, Metric], images_dir: Path) -> list[dict]:
+    def _process_batch(self, batch: LoadedBatch, prepared: PreparedMethod, metrics: dict[str, Metric],
+                       images_dir: Path) -> list[dict]:
         rows: list[dict[str, Any]] = []
         for name, reason in batch.errors.items():
             rows.append({"image": name, "status": "error", "error": reason, "values": {}})
@@ -298,12 +340,10 @@ class Runner:
             return rows
         for m in metrics.values():
             m.reset()  # each shard holds only its own batch's state
-        values: dict[str, list[float]] = {}
-        metric_errors: dict[str, str] = {}
         try:
-            lq = to_device_images(batch.lq, self.device)
-            if hasattr(method, "restore_named"):  # an outputs folder: images read by name, some may fail
-                out, failed, conv = method.restore_named(batch.names, lq)
+            if hasattr(prepared.method, "restore_named"):  # an outputs folder: images read by name, some may fail
+                lq = self.engine.to_device(batch.lq)
+                out, failed, conv = prepared.method.restore_named(batch.names, lq)
                 for name, reason in failed.items():
                     rows.append({"image": name, "status": "error", "error": reason, "values": {},
                                  "method_error": True, "conversions": conv.get(name, [])})
@@ -316,11 +356,10 @@ class Runner:
                     for m in metrics.values():
                         m.reset()
                     return rows
+                out = to_uint8_levels(out.float())
             else:
-                with autocast(self.device, self.dtype):
-                    out = method.restore(lq)
-            out = to_uint8_levels(out.float())
-            gt = to_device_images(batch.gt, self.device) if batch.gt is not None else None
+                out = self.engine.restore(prepared, batch.lq)
+                lq = None
         except Exception as exc:  # a failing batch loses only its own images
             log.warning("restoring a batch failed (%s: %s); its images are marked as errors", type(exc).__name__, exc)
             for m in metrics.values():
@@ -329,19 +368,11 @@ class Runner:
                 rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {},
                              "retry": True})
             return rows
-        for name, m in metrics.items():
-            if m.needs_gt and gt is None:
-                continue
-            try:
-                ref = lq if getattr(m, "needs_lq", False) else (gt if m.needs_gt else None)
-                v = m.update(out, ref)
-            except Exception as exc:  # a failing metric loses only its own values for this batch
-                m.reset()
-                metric_errors[name] = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("metric %s failed on a batch (%s)", name, metric_errors[name])
-                continue
-            if v is not None:
-                values[name] = [float(x) for x in v.detach().cpu().double()]
+        gt = self.engine.to_device(batch.gt) if batch.gt is not None else None
+        if lq is None and any(getattr(m, "needs_lq", False) for m in metrics.values()):
+            lq = self.engine.to_device(batch.lq)
+        measured = self.engine.measure(metrics, out, gt, lq)
+        values, metric_errors = values_to_host(measured.values), measured.errors
         out_paths: list[str | None] = [None] * len(batch.names)
         if self.cfg.save_images:
             from bench.imageio import write_image
@@ -367,6 +398,14 @@ class Runner:
             )
         return rows
 
+    def _cache(self, dataset: str) -> DecodedCache | None:
+        """One decoded-image cache per set, worth keeping only when several methods run over it."""
+        if len(self.cfg.methods) < 2:
+            return None
+        if getattr(self, "_cache_for", None) != dataset:
+            self._cache_for, self._decoded = dataset, DecodedCache()
+        return self._decoded
+
     # -- the run ------------------------------------------------------------------
     def run(self) -> RunOutcome:
         cfg = self.cfg
@@ -386,6 +425,7 @@ class Runner:
                 raise UserError(str(_unknown(METHODS, spec.name)))
             m = self._build_method(spec)
             if m is not None:
+                self.prepare(spec.label, m)  # fast path (and compile) before any unit's clock starts
                 methods[spec.label] = (spec, m)
                 info = m.info()
                 methods_info[spec.label] = {
@@ -463,7 +503,8 @@ class Runner:
             )
         if not self.dist.is_main:  # rank 0 alone writes the run folder
             return RunOutcome(run_dir=self.run_dir, summary=results.build_summary([], {}, {}, []), skipped=self.skipped)
-        summary = results.write_run(self, units, methods_info, metrics_info, datasets_info)
+        summary = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info, metrics_info,
+                                    datasets_info)
         return RunOutcome(run_dir=self.run_dir, summary=summary, units=units, skipped=self.skipped)
 
 

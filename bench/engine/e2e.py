@@ -1,0 +1,110 @@
+"""The end-to-end benchmark: the model alone, the real engine, and the official-style loop on the same images.
+
+(a) ``model_only_s``: the prepared method on pre-decoded batches already on the device (same batch
+size, dtype, channels_last and compile as the engine); (b) ``engine_s``: one unit of the real
+runner (:meth:`bench.engine.runner.Runner.evaluate`: loader, batch step, shard writes, merge,
+compute) with the chosen metrics; (c) ``official_style_s``: one image at a time with PNG round trip
+(:mod:`bench.engine.official`). Builds (networks, compile) happen before each clock starts.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.engine.device import set_memory_format, synchronize
+from bench.engine.loading import make_loader
+from bench.engine.official import official_style
+
+Clock = Callable[[], float]
+
+
+def model_only(runner: Any, label: str, method: torch.nn.Module, pairs: Sequence[Any], size: int,
+               clock: Clock = time.perf_counter) -> float:
+    """Seconds for the prepared method alone over ``pairs`` (decoded and on the device beforehand)."""
+    engine = runner.engine
+    prepared = runner.prepare(label, method)
+    batches = [b.lq.to(engine.device) for b in make_loader(pairs, runner.cfg.batch_size, 0, size=size) if b.names]
+    if not batches:
+        return float("nan")
+    engine.restore(prepared, batches[0])  # warm-up (cudnn autotuning, lazy init)
+    synchronize(engine.device)
+    t0 = clock()
+    for x in batches:
+        engine.restore(prepared, x)
+    synchronize(engine.device)
+    return clock() - t0
+
+
+def agreement(unit: Any, official: dict[str, Any], pairs: Sequence[Any]) -> dict[str, dict[str, float]]:
+    """Per metric: the engine's and the official-style value, and the largest per-image difference."""
+    by_image = {r["image"]: r["values"] for r in unit.per_image if r["status"] == "ok"}
+    out: dict[str, dict[str, float]] = {}
+    for name, value in unit.metric_values.items():
+        entry = {"engine": float(value), "official": float(official["values"].get(name, math.nan))}
+        per = official["per_image"].get(name, [])
+        if per and len(per) == len(pairs):
+            diffs = [abs(by_image[p.name][name] - v) for p, v in zip(pairs, per)
+                     if p.name in by_image and name in by_image[p.name]]
+            entry["max_abs_diff_per_image"] = max((d for d in diffs if d == d), default=0.0) if diffs else math.nan
+        entry["abs_diff"] = abs(entry["engine"] - entry["official"])
+        out[name] = entry
+    return out
+
+
+def end_to_end(
+    spec_text: str,
+    build_method: Callable[[], torch.nn.Module],
+    metric_names: Sequence[str],
+    pairs: Sequence[Any],
+    scratch: Path,
+    *,
+    device: str | torch.device,
+    batch_size: int,
+    dtype: str = "fp32",
+    workers: int | None = 0,
+    size: int = 512,
+    channels_last: str = "auto",
+    compile: bool = False,
+    clock: Clock = time.perf_counter,
+) -> dict[str, Any]:
+    """One ``e2e`` entry of profile.json: the three timings, their ratios and the metric agreement."""
+    import bench
+    from bench.config import MethodSpec, RunConfig
+    from bench.engine.runner import Runner
+
+    spec = MethodSpec.parse(spec_text)
+    cfg = RunConfig(datasets=[], methods=[spec.label], metrics=list(metric_names), out=str(scratch / "engine"),
+                    device=str(device), batch_size=batch_size, workers=workers, dtype=dtype, compile=compile,
+                    channels_last=channels_last, quiet=True, report=False)
+    runner = Runner(cfg, image_size=size)
+    method = runner.adopt_method(build_method())
+    model_s = model_only(runner, spec.label, method, pairs, size, clock)
+    runner.build_metrics(metric_names, "e2e")
+    synchronize(runner.device)
+    t0 = clock()
+    unit = runner.evaluate("e2e", spec, method, list(metric_names), pairs)
+    synchronize(runner.device)
+    engine_s = clock() - t0
+    prepared, dev = runner.prepare(spec.label, method), runner.device
+    del method, runner
+    fresh = build_method()
+    set_memory_format(fresh, False)
+    metrics = {n: bench.create_metric(n) for n in unit.metric_values}
+    official = official_style(fresh, metrics, pairs, scratch / "official_style", device=dev, size=size, clock=clock)
+    official_s = official["total_s"]
+    return {
+        "method": spec.label, "images": len(pairs), "batch_size": batch_size, "dtype": prepared.dtype,
+        "compile": prepared.fast.compiled, "channels_last": prepared.fast.channels_last,
+        "metrics": list(unit.metric_values),
+        "model_only_s": model_s, "engine_s": engine_s, "official_style_s": official_s,
+        "official_restore_s": official["restore_s"], "official_metrics_s": official["metrics_s"],
+        "engine_over_model": engine_s / model_s if model_s > 0 else math.nan,
+        "official_over_engine": official_s / engine_s if engine_s > 0 else math.nan,
+        "agreement": agreement(unit, official, pairs),
+        "notes": list(prepared.notes),
+    }

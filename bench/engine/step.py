@@ -1,0 +1,134 @@
+"""The one batch step shared by ``run``, ``profile`` and ``restore``.
+
+``restore -> quantise to uint8 levels -> every metric's update``, all on the device: the method
+runs under the engine's precision policy (:func:`bench.engine.device.method_dtype`), in its
+prepared fast form (channels_last, optional ``torch.compile``), and the metrics see the restored
+batch without a trip through the host. Per-image values stay on the device; the caller copies
+them to the host once per batch (:func:`values_to_host`).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bench.engine.device import (
+    FastPath,
+    autocast,
+    method_dtype,
+    prepare_fast_path,
+    resolve_device,
+    to_device_images,
+    to_uint8_levels,
+    use_channels_last,
+)
+
+log = logging.getLogger("bfrbench")
+
+
+@dataclass
+class PreparedMethod:
+    """A method ready for the batch step: its fast callable, the dtype it runs in, and what was given up."""
+
+    method: torch.nn.Module
+    fast: FastPath
+    dtype: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StepResult:
+    """One batch's restored images (uint8 levels, on the device) and each metric's per-image values."""
+
+    out: torch.Tensor
+    values: dict[str, torch.Tensor]
+    errors: dict[str, str]
+
+
+class Engine:
+    """Device, precision and fast-path options of one run; builds prepared methods and runs the batch step."""
+
+    def __init__(self, device: str | torch.device = "auto", dtype: str = "fp32", *, compile: bool = False,
+                 channels_last: str = "auto", compile_mode: str | None = None) -> None:
+        self.device = resolve_device(device)
+        self.dtype, self.compile, self.compile_mode = dtype, bool(compile), compile_mode
+        self.channels_last = use_channels_last(channels_last, self.device)
+
+    def prepare(self, method: torch.nn.Module, batch_size: int, size: int | None = None) -> PreparedMethod:
+        """Move ``method`` to the device and try the fast options on one example batch (see ``prepare_fast_path``)."""
+        dtype = method_dtype(method, self.dtype)
+        if hasattr(method, "restore_named"):  # saved outputs read by name: nothing to speed up
+            return PreparedMethod(method=method, fast=FastPath(fn=method, channels_last=False, compiled=False),
+                                  dtype=dtype)
+        side = int(size or getattr(method, "input_size", 512))
+        example = torch.rand(batch_size, 3, side, side, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            fast = prepare_fast_path(method, example, device=self.device, dtype=dtype,
+                                     channels_last=self.channels_last, compile=self.compile,
+                                     compile_mode=self.compile_mode)
+        notes = list(fast.notes)
+        if dtype != self.dtype:
+            notes.append(f"runs in {dtype}: the method says it needs fp32")
+        return PreparedMethod(method=method, fast=fast, dtype=dtype, notes=notes)
+
+    @torch.no_grad()
+    def restore(self, prepared: PreparedMethod, lq_u8: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) on any device -> restored float (B, 3, S, S) at uint8 levels, on the device."""
+        x = to_device_images(lq_u8, self.device, prepared.fast.channels_last)
+        with autocast(self.device, prepared.dtype):
+            out = prepared.fast.fn(x)
+        return to_uint8_levels(out.float()).contiguous()
+
+    @torch.no_grad()
+    def measure(self, metrics: Mapping[str, Any], out: torch.Tensor, gt: torch.Tensor | None,
+                lq: torch.Tensor | None = None) -> StepResult:
+        """Every metric's ``update`` on one batch; a failing metric loses only its own values (reset, error noted).
+
+        A metric's reference is the GT (``needs_gt``), or the LQ input for one that compares with it (``needs_lq``).
+        """
+        values: dict[str, torch.Tensor] = {}
+        errors: dict[str, str] = {}
+        for name, m in metrics.items():
+            if m.needs_gt and gt is None:
+                continue
+            try:
+                ref = lq if getattr(m, "needs_lq", False) else (gt if m.needs_gt else None)
+                v = m.update(out, ref)
+            except Exception as exc:  # noqa: BLE001 - one metric failing never loses the others
+                m.reset()
+                errors[name] = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("metric %s failed on a batch (%s)", name, errors[name])
+                continue
+            if v is not None:
+                values[name] = v.detach()
+        return StepResult(out=out, values=values, errors=errors)
+
+    def to_device(self, u8: torch.Tensor) -> torch.Tensor:
+        """A uint8 batch as float [0, 1] on the engine's device (async copy)."""
+        return to_device_images(u8, self.device)
+
+    def step(self, prepared: PreparedMethod, metrics: Mapping[str, Any], lq_u8: torch.Tensor,
+             gt_u8: torch.Tensor | None) -> StepResult:
+        """The batch step: restore, quantise, every metric's update; nothing leaves the device."""
+        out = self.restore(prepared, lq_u8)
+        gt = to_device_images(gt_u8, self.device) if gt_u8 is not None else None
+        lq = to_device_images(lq_u8, self.device) if any(getattr(m, "needs_lq", False) for m in metrics.values()) else None
+        return self.measure(metrics, out, gt, lq)
+
+
+def values_to_host(values: Mapping[str, torch.Tensor]) -> dict[str, list[float]]:
+    """Per-image values of one batch as Python floats, in one device-to-host copy."""
+    if not values:
+        return {}
+    names = list(values)
+    flat = [values[n].reshape(-1).to(torch.float64) for n in names]
+    host = torch.cat(flat).cpu().tolist()
+    out, i = {}, 0
+    for n, v in zip(names, flat):
+        out[n] = host[i:i + v.numel()]
+        i += v.numel()
+    return out
+
