@@ -216,7 +216,7 @@ def write_frame_parquet(df: pd.DataFrame, path: Path) -> None:
 
 def write_run(
     run_dir: Path, cfg: Any, device: Any, skipped: list[dict[str, Any]], units: list,
-    methods_info: dict, metrics_info: dict, datasets_info: dict,
+    methods_info: dict, metrics_info: dict, datasets_info: dict, distributed: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Write every result file of the run folder; return the summary (presenting it is the command's job)."""
     import pandas as pd
@@ -248,7 +248,7 @@ def write_run(
         "packages": package_versions(),
         "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
         "seeds": {"run": cfg.seed},
-        "distributed": runner.dist.info(),
+        "distributed": distributed,
         "config": {k: getattr(cfg, k) for k in ("datasets", "methods", "metrics", "batch_size", "dtype", "limit")},
         "datasets": datasets_info,
         "methods": methods_info,

@@ -504,7 +504,7 @@ class Runner:
         if not self.dist.is_main:  # rank 0 alone writes the run folder
             return RunOutcome(run_dir=self.run_dir, summary=results.build_summary([], {}, {}, []), skipped=self.skipped)
         summary = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info, metrics_info,
-                                    datasets_info)
+                                    datasets_info, distributed=self.dist.info())
         return RunOutcome(run_dir=self.run_dir, summary=summary, units=units, skipped=self.skipped)
 
 
