@@ -1,4 +1,4 @@
-"""bench.weights imports only go downwards: spec -> catalogue -> cache -> url -> pypi -> resolve."""
+"""bench.weights imports only go downwards: spec -> catalogue -> cache -> url -> index -> pypi -> resolve."""
 from __future__ import annotations
 
 import ast
@@ -9,7 +9,7 @@ from pathlib import Path
 import bench.weights
 
 PKG = Path(bench.weights.__file__).parent
-ORDER = ["spec", "catalogue", "cache", "url", "pypi", "resolve"]
+ORDER = ["spec", "catalogue", "cache", "url", "index", "pypi", "resolve"]
 
 
 def _project_imports(path: Path) -> set[str]:
@@ -37,6 +37,7 @@ def test_layers_import_only_downwards():
         assert "bench.plugins" not in outside, f"{layer} loads plugins"
     spec_outside = {n for n in _project_imports(PKG / "spec.py") if not n.startswith("bench.weights")}
     assert spec_outside <= {"bench.errors", "bench.errors.UserError"}, spec_outside
+    assert {p.stem for p in PKG.glob("*.py")} == set(ORDER) | {"__init__"}, "a new module needs its place in ORDER"
 
 
 def test_lookup_needs_no_plugins_and_no_torch():

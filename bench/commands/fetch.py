@@ -1,4 +1,4 @@
-"""``bfrbench fetch NAME|all [--force] [--offline]``, ``bfrbench fetch --list``: manage checkpoints."""
+"""``bfrbench fetch NAME|all [--force [--repin]] [--offline]``, ``bfrbench fetch --list``: manage checkpoints."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="weights to fetch, or 'all'")
     parser.add_argument("--list", action="store_true", help="list the known weights and whether they are cached")
     parser.add_argument("--force", action="store_true", help="download again even when a verified copy exists")
+    parser.add_argument("--repin", action="store_true",
+                        help="with --force: replace the pinned SHA-256 of a file that has no published one "
+                             "(after checking the new file yourself)")
     parser.add_argument("--offline", action="store_true", default=None,
                         help="never touch the network (also BFRBENCH_OFFLINE=1): only check the cache")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -66,6 +69,8 @@ def main(args: argparse.Namespace) -> int:
     if args.list:
         list_weights()
         return 0
+    if args.repin and not args.force:
+        raise UserError("--repin replaces a pinned hash and needs --force too: `bfrbench fetch NAME --force --repin`")
     if not args.names:
         raise UserError("name the weights to fetch (`bfrbench fetch NAME` or `bfrbench fetch all`); "
                         "`bfrbench fetch --list` shows them")
@@ -88,7 +93,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"{name}: no direct download; get it from {where} and place it at {weights.expected_path(name)}")
             continue
         try:
-            path = weights.fetch(name, force=args.force, offline=args.offline, quiet=args.quiet, retries=args.retries)
+            path = weights.fetch(name, force=args.force, repin=args.repin, offline=args.offline, quiet=args.quiet,
+                                 retries=args.retries)
         except weights.MissingWeightsError as exc:
             if len(names) == 1:
                 raise

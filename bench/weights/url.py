@@ -1,21 +1,98 @@
-"""Direct HTTP(S) downloads into the cache: resumable (HTTP Range on a ``.part`` file kept between
-attempts), size- and SHA-256-checked, renamed into the cache only once verified."""
+"""Bounded HTTP(S) downloads into the cache.
+
+Resumable (HTTP Range on a ``.part`` file kept between attempts), size- and SHA-256-checked,
+renamed into the cache only once verified. Every download is bounded: never more bytes than the
+expected size (or a hard cap when the size is unknown; an oversized file is deleted), an overall
+deadline, and a minimum transfer rate, so neither an endless nor a dripping response can hold the
+process. A file is pinned only when the length the server stated has arrived.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.weights.cache import CHUNK, install, log, pin_for, sha256_file
+from bench.errors import UserError
+from bench.weights.cache import (
+    CHUNK,
+    ensure_dir,
+    expected_size,
+    install,
+    is_plain_file,
+    log,
+    open_new,
+    sha256_file,
+)
 from bench.weights.spec import MissingWeightsError, WeightSpec
 
-_CHUNK = CHUNK
+MAX_BYTES_ENV = "BFRBENCH_MAX_DOWNLOAD_BYTES"
+DEADLINE_ENV = "BFRBENCH_DOWNLOAD_DEADLINE"
+#: the cap for a file of unknown size (the largest known checkpoint is 0.55 GB)
+DEFAULT_MAX_BYTES = 4 << 30
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise UserError(f"{name}={raw!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one download: size cap, overall deadline, minimum rate, per-read timeout."""
+
+    #: bytes allowed when neither the spec nor a pin gives the size
+    max_bytes: int = DEFAULT_MAX_BYTES
+    #: wall-clock seconds for the whole download, all retries included
+    deadline: float = 4 * 3600.0
+    #: bytes per second the transfer must average over each ``rate_window``
+    min_rate: float = 8 * 1024.0
+    rate_window: float = 60.0
+    #: seconds one read may wait for data
+    timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls, **overrides: float | None) -> Limits:
+        """Defaults, then ``$BFRBENCH_MAX_DOWNLOAD_BYTES`` / ``$BFRBENCH_DOWNLOAD_DEADLINE``, then ``overrides``."""
+        base = cls(
+            max_bytes=int(_env_number(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)),
+            deadline=_env_number(DEADLINE_ENV, cls.deadline),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(**{**base.__dict__, **given})
 
 
 class _Interrupted(Exception):
     """The server closed the connection before the promised bytes arrived."""
+
+
+class _TooLarge(Exception):
+    """The response is (or would become) larger than the file can be; the partial file was deleted."""
+
+
+class _TooSlow(Exception):
+    """The transfer fell below the minimum rate."""
+
+
+class _DeadlineExceeded(Exception):
+    """The overall deadline passed."""
+
+
+class _SizeMismatch(Exception):
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        self.total = total
 
 
 def _content_range(value: str | None) -> tuple[int, int | None] | None:
@@ -25,18 +102,34 @@ def _content_range(value: str | None) -> tuple[int, int | None] | None:
     return int(m.group(1)), (None if m.group(3) == "*" else int(m.group(3)))
 
 
-def _download_once(url: str, part: Path, *, timeout: float, quiet: bool, desc: str, want_size: int | None) -> int | None:
-    """One HTTP request appending to ``part``; returns the total size the server announced."""
+def _part_size(part: Path) -> int:
+    """Bytes in our ``.part`` file; anything else planted there (a symlink, a folder) is removed."""
+    if is_plain_file(part):
+        return part.stat().st_size
+    if os.path.lexists(part):
+        if os.path.isdir(part) and not os.path.islink(part):
+            raise OSError(f"{part} is a folder; remove it")
+        os.unlink(part)
+    return 0
+
+
+def _download_once(
+    url: str, part: Path, *, limits: Limits, deadline: float, quiet: bool, desc: str, want_size: int | None,
+) -> int | None:
+    """One HTTP request appending to ``part``; returns the total size the server stated (or None)."""
     import urllib.request
 
     from bench import __version__
 
-    have = part.stat().st_size if part.exists() else 0
+    have = _part_size(part)
     headers = {"User-Agent": f"bfrbench/{__version__}", "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _DeadlineExceeded()
     req = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with urllib.request.urlopen(req, timeout=min(limits.timeout, left)) as resp:
         length = resp.headers.get("Content-Length")
         remaining = int(length) if length is not None and length.isdigit() else None
         if resp.status == 206:
@@ -44,27 +137,50 @@ def _download_once(url: str, part: Path, *, timeout: float, quiet: bool, desc: s
             if rng is None or rng[0] != have:
                 part.unlink()  # the server does not continue where we stopped: start over
                 raise _Interrupted(f"server answered the range request with {resp.headers.get('Content-Range')!r}")
-            total = rng[1]
-            mode = "ab"
+            total, append = rng[1], True
         else:  # 200: the whole file; start over
-            have, mode = 0, "wb"
+            have, append = 0, False
             total = remaining
         if want_size and total and total != want_size:
             raise _SizeMismatch(total)
+        cap = want_size or limits.max_bytes
+        if total and total > cap:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+            raise _TooLarge(f"the server announces {total:,} bytes, more than the {cap:,}-byte limit")
         from tqdm.auto import tqdm
 
         received = 0
-        with open(part, mode) as fh, tqdm(
+        window_start, window_bytes = time.monotonic(), 0
+        read = getattr(resp, "read1", resp.read)
+        fd = open_new(part, append=append)
+        with os.fdopen(fd, "ab" if append else "wb") as fh, tqdm(
             total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
             desc=desc, disable=quiet, leave=False, file=sys.stderr,
         ) as bar:
-            while True:
-                block = resp.read(_CHUNK)
-                if not block:
-                    break
-                fh.write(block)
-                received += len(block)
-                bar.update(len(block))
+            try:
+                while True:
+                    block = read(CHUNK)
+                    if not block:
+                        break
+                    if have + received + len(block) > cap:
+                        raise _TooLarge(f"the response passed the {cap:,}-byte limit")
+                    fh.write(block)
+                    received += len(block)
+                    window_bytes += len(block)
+                    bar.update(len(block))
+                    now = time.monotonic()
+                    if now > deadline:
+                        raise _DeadlineExceeded()
+                    if now - window_start >= limits.rate_window:
+                        rate = window_bytes / (now - window_start)
+                        if rate < limits.min_rate:
+                            raise _TooSlow(f"{rate:,.0f} B/s, below the minimum {limits.min_rate:,.0f} B/s")
+                        window_start, window_bytes = now, 0
+            except _TooLarge:
+                fh.close()
+                part.unlink()  # oversized: never kept, not even in quarantine
+                raise
             fh.flush()
             os.fsync(fh.fileno())
         if remaining is not None and received < remaining:
@@ -72,76 +188,98 @@ def _download_once(url: str, part: Path, *, timeout: float, quiet: bool, desc: s
         return total
 
 
-class _SizeMismatch(Exception):
-    def __init__(self, total: int) -> None:
-        super().__init__(total)
-        self.total = total
-
-
-def _download_with_retries(
+def download(
     url: str, part: Path, want_size: int | None, errors: list[str], *,
-    desc: str, quiet: bool, retries: int, timeout: float, backoff: float,
-) -> bool:
-    """Fill ``part`` from ``url``, resuming after each failure; True once the server has sent it all."""
+    desc: str, quiet: bool, retries: int, backoff: float, limits: Limits, deadline: float,
+) -> tuple[bool, bool]:
+    """Fill ``part`` from ``url``, resuming after each failure.
+
+    Returns (done, complete): ``done`` once the server has sent everything; ``complete`` when the
+    length it stated was received (only such a file may be pinned).
+    """
     import http.client
     import urllib.error
 
     for attempt in range(1, max(1, retries) + 1):
-        have = part.stat().st_size if part.exists() else 0
+        have = _part_size(part)
         if want_size and have > want_size:
             part.unlink()  # longer than the file can be: not a prefix of it
             have = 0
         elif want_size and have == want_size:
-            return True  # complete from an earlier run; verification decides
+            return True, True  # complete from an earlier run; verification decides
         try:
-            total = _download_once(url, part, timeout=timeout, quiet=quiet, desc=desc, want_size=want_size)
-            size = part.stat().st_size if part.exists() else 0
+            total = _download_once(
+                url, part, limits=limits, deadline=deadline, quiet=quiet, desc=desc, want_size=want_size,
+            )
+            size = _part_size(part)
             if total is not None and size < total:
                 raise _Interrupted(f"have {size:,} of {total:,} bytes")
-            return True
+            return True, total is not None and size == total
         except _SizeMismatch as exc:
             errors.append(f"{url}: the server sends {exc.total:,} bytes, expected {int(want_size or 0):,}")
-            return False  # a mirror may have the right file
+            return False, False  # a mirror may have the right file
+        except _TooLarge as exc:
+            errors.append(f"{url}: {exc}; the partial file was deleted")
+            return False, False
+        except _DeadlineExceeded:
+            raise
         except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:  # the .part is not a prefix the server can continue
-                if want_size is None:
-                    return True  # most likely complete: verification decides
-                part.unlink()
-                errors.append(f"{url}: HTTP 416 for a {have:,}-byte partial file; restarting")
-            else:
-                errors.append(f"{url}: HTTP {exc.code} {exc.reason}")
-                if exc.code in (400, 401, 403, 404, 410):
-                    return False  # retrying will not help
-        except (urllib.error.URLError, http.client.HTTPException, OSError, _Interrupted) as exc:
+            if exc.code == 416 and have:
+                # the .part is not a prefix the server can continue: start again from byte 0
+                with contextlib.suppress(FileNotFoundError):
+                    part.unlink()
+                errors.append(f"{url}: HTTP 416 for a {have:,}-byte partial file; starting again")
+                continue
+            errors.append(f"{url}: HTTP {exc.code} {exc.reason}")
+            if exc.code in (400, 401, 403, 404, 410):
+                return False, False  # retrying will not help
+        except (urllib.error.URLError, http.client.HTTPException, OSError, _Interrupted, _TooSlow) as exc:
+            if isinstance(exc, TimeoutError) and time.monotonic() >= deadline:
+                raise _DeadlineExceeded() from exc
             errors.append(f"{url}: {type(exc).__name__}: {exc}")
         if attempt < retries:
-            time.sleep(min(30.0, backoff * 2 ** (attempt - 1)))
-    return False
+            pause = min(30.0, backoff * 2 ** (attempt - 1))
+            if time.monotonic() + pause >= deadline:
+                raise _DeadlineExceeded()
+            time.sleep(pause)
+    return False, False
 
 
-def fetch_url(spec: WeightSpec, target: Path, *, quiet: bool, retries: int, timeout: float, backoff: float) -> Path:
+def fetch_url(
+    spec: WeightSpec, target: Path, *, quiet: bool, retries: int, timeout: float, backoff: float,
+    limits: Limits | None = None, repin: bool = False,
+) -> Path:
+    """Download ``spec`` (its URL, then its mirrors) to ``target`` through a verified ``.part`` file."""
     urls = [u for u in [spec.url, *spec.extra.get("mirrors", ())] if u]
     if not urls:
         raise MissingWeightsError(
             spec.name, target, "has no direct download URL: download it by hand and place it at the expected path"
         )
+    limits = limits or Limits.from_env(timeout=timeout)
+    ensure_dir(target.parent)
     part = target.with_name(target.name + ".part")
-    pin = None if spec.sha256 else pin_for(spec)
-    want_size = spec.size or (pin or {}).get("size")
+    want_size = expected_size(spec, ignore_pin=repin)
+    if repin:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()  # a .part grown against the old pin is no prefix to trust
     errors: list[str] = []
+    deadline = time.monotonic() + limits.deadline
     for url in urls:
         log(quiet, f"{spec.name}: downloading {url}")
-        if _download_with_retries(
-            url, part, want_size, errors, desc=spec.filename, quiet=quiet,
-            retries=retries, timeout=timeout, backoff=backoff,
-        ):
-            return install(spec, part, target, sha256_file(part), url, quiet)
+        try:
+            done, complete = download(
+                url, part, want_size, errors, desc=spec.filename, quiet=quiet,
+                retries=retries, backoff=backoff, limits=limits, deadline=deadline,
+            )
+        except _DeadlineExceeded:
+            errors.append(f"{url}: the {limits.deadline:,.0f}-second download deadline passed")
+            break
+        if done:
+            return install(spec, part, target, sha256_file(part), url, quiet, complete=complete, repin=repin)
     kept = (
         f"; the partial file {part} ({part.stat().st_size:,} bytes) is kept and the next fetch resumes it"
-        if part.exists() else ""
+        if is_plain_file(part) else ""
     )
     raise MissingWeightsError(
         spec.name, target, f"could not be downloaded ({'; '.join(errors[-4:]) or 'no attempt made'}){kept}"
     )
-
-
