@@ -4,7 +4,9 @@ Pixels are decoded with OpenCV (as the official inference scripts do, so results
 theirs bit for bit) and returned as RGB uint8 arrays. Inputs that are grey, RGBA,
 palette or 16-bit are converted, and each conversion is reported so a run can record it.
 Files that are empty, truncated or undecodable raise :class:`ImageReadError`, which names
-the file and the fix.
+the file and the fix. The dimensions are read from the file header before anything is decoded,
+and an image above :func:`pixel_limit` (``$BFRBENCH_MAX_IMAGE_PIXELS``, default 2^26, an
+8192x8192 image) is refused, so a small crafted file cannot allocate gigabytes.
 """
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ import numpy as np
 from bench.atomic import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+MAX_PIXELS_ENV = "BFRBENCH_MAX_IMAGE_PIXELS"
+#: the default pixel cap: far above any benchmark image (512x512) or a large in-the-wild photo
+DEFAULT_MAX_PIXELS = 1 << 26
 
 
 class ImageReadError(ValueError):
@@ -69,19 +74,136 @@ def _truncation_reason(data: bytes, suffix: str) -> str | None:
     return None
 
 
+def pixel_limit() -> int:
+    """The largest width x height decoded: ``$BFRBENCH_MAX_IMAGE_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return DEFAULT_MAX_PIXELS
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers: no length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            if pos + 9 > len(data):
+                return None
+            h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return w, h
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        pos += 2 + length
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    order = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(order + "I", data[4:8])
+    if ifd + 2 > len(data):
+        return None
+    (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+    dims: dict[int, int] = {}
+    for i in range(count):
+        entry = data[ifd + 2 + 12 * i : ifd + 14 + 12 * i]
+        if len(entry) < 12:
+            break
+        tag, typ = struct.unpack(order + "HH", entry[:4])
+        if tag in (256, 257):
+            dims[tag] = struct.unpack(order + ("H" if typ == 3 else "I"), entry[8 : 10 if typ == 3 else 12])[0]
+    return (dims[256], dims[257]) if len(dims) == 2 else None
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG, JPEG, BMP, WebP or TIFF header, without decoding; None if unknown."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_size(data)
+        if data[:2] == b"BM" and len(data) >= 26:
+            (dib,) = struct.unpack("<I", data[14:18])
+            if dib == 12:
+                return struct.unpack("<HH", data[18:22])
+            w, h = struct.unpack("<ii", data[18:26])
+            return abs(w), abs(h)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            kind = data[12:16]
+            if kind == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+            if kind == b"VP8L":
+                (bits,) = struct.unpack("<I", data[21:25])
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if kind == b"VP8X":
+                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+            return None
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(data)
+    except struct.error:
+        return None
+    return None
+
+
+def _to_8bit(arr: np.ndarray, rows: int = 32) -> np.ndarray:
+    """16-bit -> 8-bit as ``round(v / 257)``, in integer arithmetic and row blocks (no float64 copy)."""
+    out = np.empty(arr.shape, np.uint8)
+    for start in range(0, arr.shape[0], rows):
+        block = arr[start : start + rows]
+        q, r = np.divmod(block, np.uint16(257))
+        q += r >= 129  # v / 257 is never exactly k + 0.5, so this is round-half-anything
+        out[start : start + rows] = q
+    return out
+
+
 def _png_color_type(data: bytes) -> int | None:
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 26:
         return data[25]
     return None
 
 
-def decode_image(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> DecodedImage:
-    """Decode bytes to RGB uint8, converting grey/RGBA/palette/16-bit and noting each conversion."""
+def decode_image(
+    data: bytes, path: str | os.PathLike[str] = "<bytes>", *, max_pixels: int | None = None,
+) -> DecodedImage:
+    """Decode bytes to RGB uint8, converting grey/RGBA/palette/16-bit and noting each conversion.
+
+    The header's dimensions are checked against ``max_pixels`` (default :func:`pixel_limit`)
+    before decoding; every decoder failure becomes :class:`ImageReadError`.
+    """
     if len(data) == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
     reason = _truncation_reason(data, Path(str(path)).suffix.lower())
     if reason:
         raise ImageReadError(path, reason)
+    size = header_size(data)
+    if size is None:
+        raise ImageReadError(path, "not a PNG, JPEG, BMP, WebP or TIFF image (or its header is damaged)")
+    limit = max_pixels or pixel_limit()
+    if 0 in size:
+        raise ImageReadError(path, f"{size[0]}x{size[1]} pixels: an empty image")
+    if size[0] * size[1] > limit:
+        raise ImageReadError(
+            path, f"{size[0]}x{size[1]} pixels, over the {limit:,}-pixel limit",
+            f"downscale it, or raise the limit with {MAX_PIXELS_ENV}=N",
+        )
+    try:
+        return _decode(data, path)
+    except ImageReadError:
+        raise
+    except (cv2.error, MemoryError, ValueError, OverflowError) as exc:
+        raise ImageReadError(path, f"the decoder failed ({type(exc).__name__}: {str(exc).strip()[:200]})") from exc
+
+
+def _decode(data: bytes, path: str | os.PathLike[str]) -> DecodedImage:
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageReadError(path, "not a decodable image")
@@ -89,7 +211,7 @@ def decode_image(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> Decod
     if _png_color_type(data) == 3:
         conversions.append("palette->rgb")
     if arr.dtype == np.uint16:
-        arr = np.round(arr.astype(np.float64) / 257.0).astype(np.uint8)
+        arr = _to_8bit(arr)
         conversions.append("16bit->8bit")
     elif arr.dtype != np.uint8:
         raise ImageReadError(path, f"unsupported pixel type {arr.dtype}", "convert it to 8- or 16-bit PNG")
@@ -107,13 +229,13 @@ def decode_image(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> Decod
     return DecodedImage(path=str(path), rgb=np.ascontiguousarray(arr), conversions=conversions)
 
 
-def read_image(path: str | os.PathLike[str]) -> DecodedImage:
+def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> DecodedImage:
     """Read an image file as RGB uint8; raises :class:`ImageReadError` naming the file."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ImageReadError(path, f"cannot read file: {exc.strerror or exc}", "check the path and permissions") from exc
-    return decode_image(data, path)
+    return decode_image(data, path, max_pixels=max_pixels)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
