@@ -85,6 +85,8 @@ class RunConfig:
     report: bool = True
     #: output folders (``outputs:DIR``): refuse wrong-size images instead of resizing them
     strict: bool = False
+    #: the suite this run follows (built-in name or file): its score and gate are added after the run
+    suite: str | None = None
 
     def __post_init__(self) -> None:
         """YAML may give a metric or method as ``{name: ..., options: {...}}``; keep each as its label."""

@@ -16,6 +16,8 @@ HELP = "benchmark methods on datasets (no arguments: the embedded demo suite)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML run config; command-line options override it")
+    p.add_argument("--suite", help="a suite: built-in name (paper-celeba, paper-realworld, ntire2025-rwfr, "
+                   "ntire2026-rwfr) or a suite YAML file; its datasets, methods and metrics, then its score and gate")
     p.add_argument("--datasets", nargs="+", help="benchmark names or folder:LQ_DIR[::GT_DIR] (default: demo)")
     p.add_argument("--methods", nargs="+", help="method specs NAME[:key=value,...], or outputs:DIR / outputs:LABEL=DIR to score a folder "
                    "of restored images (default: lq classical)")
@@ -44,7 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
+    if getattr(args, "suite", None):
+        if args.config:
+            raise UserError("--suite and --config both define the run: give one (a suite file may hold run settings)")
+        from bench.suites import load_suite
+
+        cfg = load_suite(args.suite).run_config()
+    else:
+        cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
     for attr in ("datasets", "methods", "metrics", "out", "device", "batch_size", "workers", "dtype", "limit", "seed",
                  "compile", "channels_last"):
         value = getattr(args, attr)
@@ -93,6 +102,11 @@ def main(args: argparse.Namespace) -> int:
     finally:
         runner.dist.close()
     if runner.dist.is_main:
+        if cfg.suite:  # the suite's score and gate join summary.csv before anything presents it
+            from bench.suites import load_suite
+            from bench.suites.scoring import apply_suite
+
+            outcome.summary = apply_suite(outcome.run_dir, load_suite(cfg.suite), quiet=cfg.quiet)
         present(outcome, cfg)
     failed = outcome.summary[outcome.summary["status"] == "failed"]
     return 1 if len(failed) and len(failed) == len(outcome.summary) else 0

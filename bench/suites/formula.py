@@ -1,0 +1,87 @@
+"""A score formula evaluated safely: numbers, variables, + - * /, unary minus, max/min/abs. No ``eval``.
+
+The formula is parsed with :mod:`ast` and only the node types above are accepted, so a suite
+file can never run code: ``"CLIPIQA + MUSIQ/100 + max(0, (10 - NIQE)/10)"``.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Mapping
+
+from bench.errors import UserError
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+_FUNCTIONS = {"max": max, "min": min, "abs": abs}
+
+
+class Formula:
+    """A parsed, validated formula; :meth:`evaluate` takes the variable values."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except SyntaxError as exc:
+            raise UserError(f"score formula {text!r}: not a valid expression ({exc.msg})") from exc
+        self.variables: list[str] = []
+        self._check(tree.body)
+        self._tree = tree.body
+
+    def _check(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return
+        if isinstance(node, ast.Name):
+            if node.id in _FUNCTIONS:
+                raise UserError(f"score formula {self.text!r}: {node.id} is a function, call it as {node.id}(...)")
+            if node.id not in self.variables:
+                self.variables.append(node.id)
+            return
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            self._check(node.left)
+            self._check(node.right)
+            return
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            self._check(node.operand)
+            return
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
+                and not node.keywords and node.args):
+            for arg in node.args:
+                self._check(arg)
+            return
+        raise UserError(
+            f"score formula {self.text!r}: {ast.unparse(node)!r} is not allowed "
+            "(numbers, variables, + - * /, parentheses, max(), min(), abs() only)"
+        )
+
+    def evaluate(self, values: Mapping[str, float]) -> float:
+        """The formula's value; NaN when a variable is missing or NaN (never a partial score)."""
+        missing = [v for v in self.variables if v not in values]
+        if missing:
+            raise KeyError(f"score formula needs {', '.join(missing)}")
+        return self._eval(self._tree, values)
+
+    def _eval(self, node: ast.AST, values: Mapping[str, float]) -> float:
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            v = float(values[node.id])
+            return v
+        if isinstance(node, ast.BinOp):
+            a, b = self._eval(node.left, values), self._eval(node.right, values)
+            if isinstance(node.op, ast.Div) and b == 0:
+                return math.nan
+            return _BINARY[type(node.op)](a, b)
+        if isinstance(node, ast.UnaryOp):
+            return _UNARY[type(node.op)](self._eval(node.operand, values))
+        if isinstance(node, ast.Call):
+            args = [self._eval(a, values) for a in node.args]
+            if any(math.isnan(a) for a in args):
+                return math.nan  # max(0, nan) must not hide a missing value
+            return float(_FUNCTIONS[node.func.id](*args) if len(args) > 1 or node.func.id == "abs" else args[0])
+        raise AssertionError("unreachable: the formula was validated")  # pragma: no cover
+
+
+__all__ = ["Formula"]

@@ -1,0 +1,252 @@
+"""A suite's score and identity gate, computed from a finished run folder.
+
+Suite-wide values follow the NTIRE RWFR evaluation (``eval.py``): a per-image metric is the
+mean of its per-set means weighted by each set's size in the protocol (``images``); a set-level
+metric (FID) is computed once on the outputs of every set pooled together, by merging the
+metric's saved states. The gate counts, per method, the images whose gate metric falls under
+their set's threshold; an image without a value (missing or failed output) counts as under it,
+so leaving images out cannot pass the gate. An entry with more than ``max_below`` such images fails.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.suites.spec import Suite
+
+
+@dataclass
+class GateResult:
+    below: int
+    max_below: int
+    per_dataset: dict[str, int] = field(default_factory=dict)
+    missing: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.below <= self.max_below
+
+    def describe(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        parts = ", ".join(f"{d} {n}" for d, n in self.per_dataset.items())
+        extra = f"; {self.missing} of them without a value (missing or failed output)" if self.missing else ""
+        return f"{verdict}: {self.below} images under their set's threshold (fails above {self.max_below}): {parts}{extra}"
+
+
+@dataclass
+class MethodScore:
+    method: str
+    values: dict[str, float]
+    pooled: dict[str, bool]
+    score: float
+    gate: GateResult | None
+    n: int
+    missing: list[str] = field(default_factory=list)
+
+
+def weighted_mean(means: dict[str, float], weights: dict[str, float]) -> float:
+    """sum_d w_d * mean_d / sum_d w_d over the sets that have a finite mean (NaN if any set lacks one)."""
+    if not means or any(not math.isfinite(v) for v in means.values()):
+        return math.nan
+    total = sum(weights[d] for d in means)
+    return sum(weights[d] * v for d, v in means.items()) / total if total else math.nan
+
+
+def per_image_suite_value(per_image: Any, method: str, metric: str, suite: Suite) -> float:
+    """Set-size-weighted mean of per-set means of a per-image metric (NaN when a set has no value)."""
+    rows = per_image[(per_image["method"] == method)]
+    sets = [d.name for d in suite.datasets]
+    means = {}
+    for d in sets:
+        v = rows[rows["dataset"] == d][metric].astype(float) if metric in rows else None
+        v = v[np.isfinite(v)] if v is not None else []
+        means[d] = float(np.mean(v)) if len(v) else math.nan
+    counts = {d: float(((rows["dataset"] == d) & (rows["status"] == "ok")).sum()) for d in sets}
+    weights = {d: float(suite.weights().get(d) or counts[d]) for d in sets}
+    return weighted_mean(means, weights)
+
+
+def gate(per_image: Any, method: str, suite: Suite) -> GateResult | None:
+    """How many of ``method``'s images fall under their set's threshold of the gate metric."""
+    if suite.gate is None:
+        return None
+    rows = per_image[per_image["method"] == method]
+    result = GateResult(below=0, max_below=suite.gate.max_below)
+    for d, threshold in suite.thresholds().items():
+        sub = rows[rows["dataset"] == d]
+        values = sub[suite.gate.metric].astype(float) if suite.gate.metric in sub else np.full(len(sub), np.nan)
+        values = np.asarray(values, dtype=float)
+        no_value = ~np.isfinite(values)
+        under = int(((values < threshold) & ~no_value).sum() + no_value.sum())
+        result.per_dataset[d] = under
+        result.below += under
+        result.missing += int(no_value.sum())
+    return result
+
+
+def pooled_value(run_dir: Path, summary: Any, method: str, metric: str, suite: Suite) -> float:
+    """A set-level metric over every suite set at once: the metric's saved states of all units merged."""
+    import torch
+
+    from bench.registry import METRICS
+
+    rows = summary[(summary["method"] == method) & (summary["metric"] == metric) & (summary["kind"] == "score")]
+    rows = rows[rows["dataset"].isin([d.name for d in suite.datasets])]
+    if rows.empty or len(rows) < len(suite.datasets) or (rows["status"] != "ok").any():
+        return math.nan
+    m = METRICS.create(metric)
+    m.reset()
+    for chash in rows["config_hash"]:
+        for unit_dir in (run_dir / "units").glob(f"*__{chash}"):
+            for shard in sorted(unit_dir.glob("shard_*.pt")):
+                states = torch.load(shard, map_location="cpu", weights_only=True)["states"]
+                if metric in states:
+                    m.merge_state(states[metric])
+    return float(m.compute())
+
+
+def score_run(run_dir: Path, summary: Any, per_image: Any, suite: Suite) -> list[MethodScore]:
+    """Every method's suite values, score and gate."""
+    out = []
+    methods = list(dict.fromkeys(summary[summary["kind"] == "score"]["method"]))
+    variables = dict(suite.score.variables) if suite.score else {}
+    formula = suite.score.parsed() if suite.score else None
+    for method in methods:
+        values, pooled, missing = {}, {}, []
+        for var, metric in variables.items():
+            col = per_image[per_image["method"] == method][metric] if metric in per_image else None
+            is_set_level = col is None or not np.isfinite(col.astype(float)).any()
+            if is_set_level:
+                try:
+                    values[var] = pooled_value(run_dir, summary, method, metric, suite)
+                except Exception:  # the metric cannot be rebuilt here (weights gone): no pooled number
+                    values[var] = math.nan
+                pooled[var] = True
+            else:
+                values[var] = per_image_suite_value(per_image, method, metric, suite)
+                pooled[var] = False
+            if not math.isfinite(values[var]):
+                missing.append(var)
+        score = formula.evaluate(values) if formula else math.nan
+        n = int(((per_image["method"] == method) & per_image["dataset"].isin([d.name for d in suite.datasets])).sum())
+        out.append(MethodScore(method, values, pooled, score, gate(per_image, method, suite), n, missing))
+    return out
+
+
+def suite_rows(scores: list[MethodScore], suite: Suite, summary: Any) -> list[dict[str, Any]]:
+    """summary.csv rows (kind ``suite``) for each method's variables, score and gate, labelled with the suite."""
+    rows = []
+    base = {"dataset": suite.name, "config_hash": "", "standard": True, "standin": False, "kind": "suite",
+            "ci_low": math.nan, "ci_high": math.nan}
+    names = dict(zip(summary["method"], summary["method_name"]))
+    for s in scores:
+        common = dict(base, method=s.method, method_name=names.get(s.method, s.method), n=s.n)
+        if suite.score:
+            for var, metric in suite.score.variables.items():
+                how = "pooled over every set" if s.pooled[var] else "per-set means weighted by set size"
+                higher = _higher_better(summary, metric)
+                rows.append(dict(common, metric=f"{suite.name}:{var}", protocol=f"{suite.tag}: {metric}, {how}",
+                                 value=s.values[var], higher_better=higher,
+                                 status="ok" if math.isfinite(s.values[var]) else "failed",
+                                 reason="" if math.isfinite(s.values[var]) else f"no value of {metric} on every set"))
+            ok = math.isfinite(s.score)
+            reason = "" if ok else f"missing {', '.join(s.missing)} (see the skipped metrics)"
+            if s.gate is not None and not s.gate.passed:
+                reason = (reason + "; " if reason else "") + "identity gate failed: not ranked by the challenge"
+            rows.append(dict(common, metric=f"{suite.name}:score", protocol=f"{suite.tag}: {suite.score.label} = "
+                             f"{suite.score.formula}", value=s.score, higher_better=True,
+                             status="ok" if ok else "failed", reason=reason))
+        if s.gate is not None:
+            rows.append(dict(common, metric=f"{suite.name}:gate", protocol=f"{suite.tag}: {suite.gate.label} "
+                             f"({suite.gate.metric} under the per-set threshold; at most {suite.gate.max_below})",
+                             value=float(s.gate.below), higher_better=False,
+                             status="ok" if s.gate.passed else "failed", reason=s.gate.describe()))
+    return rows
+
+
+def _higher_better(summary: Any, metric: str) -> bool:
+    rows = summary[summary["metric"] == metric]
+    return bool(rows["higher_better"].iloc[0]) if len(rows) else True
+
+
+def format_suite_table(scores: list[MethodScore], suite: Suite) -> str:
+    """Methods by score (gate failures last), with each variable, the score and the gate."""
+    if not scores:
+        return ""
+    order = sorted(scores, key=lambda s: (s.gate is not None and not s.gate.passed,
+                                          -s.score if math.isfinite(s.score) else math.inf))
+    variables = list(suite.score.variables) if suite.score else []
+    heads = ["rank", "method", *variables] + (["score"] if suite.score else []) + (["gate"] if suite.gate else [])
+    body = []
+    for i, s in enumerate(order, 1):
+        row = [str(i), s.method] + [f"{s.values[v]:.4f}" if math.isfinite(s.values[v]) else "-" for v in variables]
+        if suite.score:
+            row.append(f"{s.score:.4f}" if math.isfinite(s.score) else "-")
+        if suite.gate:
+            row.append(f"{'pass' if s.gate.passed else 'FAIL'} ({s.gate.below}>{s.gate.max_below})"
+                       if not s.gate.passed else f"pass ({s.gate.below}<={s.gate.max_below})")
+        body.append(row)
+    widths = [max(len(x) for x in col) for col in zip(heads, *body)]
+    lines = [f"\n== {suite.tag}: score and identity gate ==" if suite.gate else f"\n== {suite.tag} =="]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)))
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in body]
+    return "\n".join(lines)
+
+
+def with_run_names(suite: Suite) -> Suite:
+    """The suite with each dataset under the name its run tables use (a registered set may name itself otherwise)."""
+    import dataclasses
+
+    from bench import plugins
+    from bench.registry import DATASETS
+
+    plugins.load_all()
+    suite.register_datasets()
+    renamed = []
+    for d in suite.datasets:
+        try:
+            name = getattr(DATASETS.create(d.name), "name", d.name)
+        except Exception:  # not resolvable here: keep the suite's name
+            name = d.name
+        renamed.append(dataclasses.replace(d, name=name))
+    return dataclasses.replace(suite, datasets=renamed)
+
+
+def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
+    """Add the suite's rows to summary.csv, write suite.json, print the suite table; returns the new summary."""
+    import pandas as pd
+
+    suite = with_run_names(suite)
+    from bench.atomic import atomic_open, atomic_write_json
+
+    summary = pd.read_csv(run_dir / "summary.csv")
+    per_image = pd.read_parquet(run_dir / "per_image.parquet")
+    summary = summary[summary["kind"] != "suite"]
+    scores = score_run(run_dir, summary, per_image, suite)
+    extra = pd.DataFrame(suite_rows(scores, suite, summary), columns=summary.columns)
+    merged = pd.concat([summary, extra], ignore_index=True) if len(extra) else summary
+    with atomic_open(run_dir / "summary.csv", "w", encoding="utf-8", newline="") as fh:
+        merged.to_csv(fh, index=False, float_format="%.10g")
+    atomic_write_json(run_dir / "suite.json", {
+        "name": suite.name, "title": suite.title, "year": suite.year, "source": suite.source, "path": suite.path,
+        "score": None if suite.score is None else {"label": suite.score.label, "formula": suite.score.formula,
+                                                   "variables": suite.score.variables},
+        "gate": None if suite.gate is None else {"label": suite.gate.label, "metric": suite.gate.metric,
+                                                 "max_below": suite.gate.max_below, "thresholds": suite.thresholds()},
+        "weights": suite.weights(),
+        "results": [{"method": s.method, "values": s.values, "pooled": s.pooled, "score": s.score, "n": s.n,
+                     "gate": None if s.gate is None else {"below": s.gate.below, "passed": s.gate.passed,
+                                                          "per_dataset": s.gate.per_dataset, "missing": s.gate.missing}}
+                    for s in scores],
+    })
+    if not quiet:
+        print(format_suite_table(scores, suite))
+    return merged
+
+
+__all__ = ["GateResult", "MethodScore", "weighted_mean", "per_image_suite_value", "gate", "pooled_value", "score_run",
+           "suite_rows", "format_suite_table", "apply_suite"]
