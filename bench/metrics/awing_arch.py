@@ -178,6 +178,33 @@ def heatmap_points(heatmaps: np.ndarray) -> np.ndarray:
     return (preds + 0.5).reshape(b, n, 2)
 
 
+def heatmap_points_torch(heatmaps: torch.Tensor) -> torch.Tensor:
+    """:func:`heatmap_points` in torch on the heatmaps' device, per image, float64: the same points exactly.
+
+    The published quirks are kept image by image (the metric script passes one image at a time):
+    the flat-index fallbacks 4095 / 0 apply to every point of an image once any of its points
+    touches the bottom / top row; horizontal neighbours wrap across rows; ``idx - 1`` at 0 wraps to
+    the last element as numpy's negative index does.
+    """
+    b, n, h, w = heatmaps.shape
+    hw = h * w
+    flat = heatmaps.reshape(b, n, hw)
+    idx = flat.argmax(dim=2)  # (B, N); the first maximum, as numpy
+    preds = torch.stack((idx % w, idx // w), dim=2).to(torch.float64)
+
+    def at(i: torch.Tensor) -> torch.Tensor:
+        return flat.gather(2, i.unsqueeze(2)).squeeze(2)
+
+    x_up = at(torch.clamp(idx + 1, max=hw - 1))
+    x_down = at(torch.remainder(idx - 1, hw))
+    bottom = (idx + w >= 4096).any(dim=1, keepdim=True)
+    top = (idx - w <= 0).any(dim=1, keepdim=True)
+    y_up = torch.where(bottom, flat[:, :, 4095 % hw], at(torch.clamp(idx + w, max=hw - 1)))
+    y_down = torch.where(top, flat[:, :, 0], at(torch.clamp(idx - w, min=0)))
+    shift = torch.stack((torch.sign(x_up - x_down), torch.sign(y_up - y_down)), dim=2).to(torch.float64)
+    return preds + 0.25 * shift + 0.5
+
+
 def load_fan(path: str | os.PathLike[str]) -> FAN:
     """FAN (4 stacks, 98 points) with ``alignment_WFLW_4HG.pth`` loaded strictly (``state_dict`` entry)."""
     from bench.weights import load_state_dict

@@ -52,6 +52,8 @@ ARCFACE_DST_112 = np.array(
     dtype=np.float64,
 )
 GREY_MODES = ("png", "cv2", "torch")
+#: where the ``png`` grey preprocessing runs: in torch on the metric's device, or OpenCV's exact path on the CPU
+IMPLS = ("device", "reference")
 
 
 def _unavailable(metric: str, exc: Exception, extra: str = "") -> MetricUnavailable:
@@ -69,13 +71,24 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------- ArcFace-18
 
 
-def grey128(img: torch.Tensor, mode: str = "png") -> torch.Tensor:
+def grey128(img: torch.Tensor, mode: str = "png", impl: str = "device") -> torch.Tensor:
     """ArcFace input (B, 1, 128, 128) in [-1, 1] from (B, 3, H, W) RGB in [0, 1].
 
     ``png``: VQFR's ``cv2.imread(png, 0)`` + ``cv2.resize`` (uint8) + ``(x - 127.5) / 127.5``;
     ``cv2``: the same with ``cv2.cvtColor(BGR2GRAY)``; ``torch``: GFPGAN's float grey mix of the
-    [-1, 1] image and ``F.interpolate(bilinear, align_corners=False)``.
+    [-1, 1] image and ``F.interpolate(bilinear, align_corners=False)``. ``impl="device"`` computes
+    ``png`` on the image's device in integer torch arithmetic (:mod:`bench.metrics._cv2_torch`:
+    equal on every pixel to the reference for inputs of 128 x 128 and larger, within one grey level
+    for smaller ones);
+    ``impl="reference"`` goes through OpenCV on the CPU, PNG bytes included.
     """
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+    if mode == "png" and impl == "device":
+        from bench.metrics._cv2_torch import png_grey, resize_linear_u8, to_u8_levels
+
+        grey = resize_linear_u8(png_grey(to_u8_levels(img)), 128, 128)
+        return ((grey.float() - 127.5) / 127.5).unsqueeze(1)
     if mode == "torch":
         x = (img.float() - 0.5) / 0.5
         g = (0.2989 * x[:, 0] + 0.5870 * x[:, 1] + 0.1140 * x[:, 2]).unsqueeze(1)
@@ -111,21 +124,23 @@ def angle_degrees(cos: torch.Tensor) -> torch.Tensor:
 class ArcFaceEmbedder(torch.nn.Module):
     """ArcFace-18 with its grey 128 x 128 preprocessing: (B, 3, H, W) in [0, 1] -> (B, 512)."""
 
-    def __init__(self, metric: str, weights: str | None = None, grey: str = "png") -> None:
+    def __init__(self, metric: str, weights: str | None = None, grey: str = "png", impl: str = "device") -> None:
         super().__init__()
         if grey not in GREY_MODES:
             raise ValueError(f"grey must be one of {GREY_MODES}, not {grey!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
         from bench.weights import resolve
 
         try:
             self.net = load_arcface(resolve(ARCFACE_WEIGHTS, weights))
         except MissingWeightsError as exc:
             raise _unavailable(metric, exc) from exc
-        self.grey = grey
+        self.grey, self.impl = grey, impl
 
     @torch.no_grad()
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        return self.net(grey128(img, self.grey))
+        return self.net(grey128(img, self.grey, self.impl))
 
     def similarity(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         """Cosine similarity (B,) of restored and GT embeddings, float64."""
@@ -143,9 +158,10 @@ class IdentityAngle(Metric):
     protocol = "vqfr-arcface18-gray128-deg-drop1"
     standard = True
 
-    def __init__(self, weights: str | None = None, grey: str = "png", drop_below: float = 1.0) -> None:
+    def __init__(self, weights: str | None = None, grey: str = "png", drop_below: float = 1.0,
+                 impl: str = "device") -> None:
         super().__init__()
-        self.embedder = ArcFaceEmbedder(self.name, weights, grey)
+        self.embedder = ArcFaceEmbedder(self.name, weights, grey, impl)
         self.drop_below = float(drop_below)
         self.protocol = protocol_label("deg", grey, self.drop_below)
         self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
@@ -174,9 +190,9 @@ class IdentityCosine(MeanOfImages):
     protocol = "arcface18-gray128-cos"
     standard = True
 
-    def __init__(self, weights: str | None = None, grey: str = "png") -> None:
+    def __init__(self, weights: str | None = None, grey: str = "png", impl: str = "device") -> None:
         super().__init__()
-        self.embedder = ArcFaceEmbedder(self.name, weights, grey)
+        self.embedder = ArcFaceEmbedder(self.name, weights, grey, impl)
         self.protocol = protocol_label("cos", grey, 0.0)
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from bench.metrics.awing_arch import heatmap_points, load_fan
+from bench.metrics.awing_arch import heatmap_points, heatmap_points_torch, load_fan
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.metrics.identity import DLIB_SHAPE5, load_dlib, template_box, to_uint8
 from bench.registry import METRICS
@@ -50,9 +50,13 @@ class LandmarkDistance(MeanOfImages):
     protocol = "vqfr-awing-wflw98-l2px512"
     standard = True
 
-    def __init__(self, weights: str | None = None) -> None:
+    def __init__(self, weights: str | None = None, impl: str = "device") -> None:
         super().__init__()
         from bench.weights import resolve
+
+        if impl not in ("device", "reference"):
+            raise ValueError(f"lmd: impl must be device or reference, not {impl!r}")
+        self.impl = impl
 
         try:
             self.net = load_fan(resolve(AWING_WEIGHTS, weights))
@@ -73,9 +77,25 @@ class LandmarkDistance(MeanOfImages):
         pts = np.stack([heatmap_points(heat[i : i + 1])[0] for i in range(heat.shape[0])])
         return pts * np.array([w / 64.0, h / 64.0])
 
+    @torch.no_grad()
+    def landmarks_device(self, img: torch.Tensor) -> torch.Tensor:
+        """:meth:`landmarks` on the image's device (uint8 resize and decoding in torch): (B, 98, 2) float64."""
+        from bench.metrics._cv2_torch import resize_linear_u8, to_u8_levels
+
+        u8 = to_u8_levels(img)
+        b, c, h, w = u8.shape
+        small = resize_linear_u8(u8.reshape(b * c, h, w), 256, 256).reshape(b, c, 256, 256)
+        heat = self.net(small.float().div_(255.0))[-1][:, :-1].float()
+        scale = torch.tensor([w / 64.0, h / 64.0], dtype=torch.float64, device=heat.device)
+        return heatmap_points_torch(heat) * scale
+
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         assert gt is not None
         h, w = pred.shape[-2:]
+        if self.impl == "device":
+            to512 = torch.tensor([512.0 / w, 512.0 / h], dtype=torch.float64, device=pred.device)
+            d = (self.landmarks_device(pred) - self.landmarks_device(gt)) * to512
+            return d.square().sum(2).sqrt().mean(1)
         lp, lg = self.landmarks(pred), self.landmarks(gt)
         vals = [mean_point_distance(_to512(a, w, h), _to512(b, w, h)) for a, b in zip(lp, lg)]
         return torch.tensor(vals, dtype=torch.float64, device=pred.device)
