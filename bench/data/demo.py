@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,20 +239,11 @@ def build_demo(
         return _build(target, force, include_npm, check_detector)
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so concurrent first uses build the demo once."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+def _lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive advisory lock (the project's one lock helper), so concurrent first uses build the demo once."""
+    from bench.locks import file_lock
+
+    return file_lock(path)
 
 
 def _build(target: Path, force: bool, include_npm: bool | None, check_detector: bool) -> Path:

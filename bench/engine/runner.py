@@ -18,6 +18,7 @@ import datetime as _dt
 import logging
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ from bench.registry import DATASETS, METHODS, METRICS, UnknownNameError
 from bench.weights import MissingWeightsError
 
 log = logging.getLogger("bfrbench")
+
+#: the lock file in a run folder (see :func:`bench.locks.file_lock`)
+LOCK_NAME = ".bfrbench.lock"
 
 #: bump when a change alters the numbers a unit produces (invalidates cached units)
 RESULTS_VERSION = 1
@@ -81,6 +85,10 @@ class UnitResult:
     status: str  # computed | resumed | reused
     batches_computed: int = 0
     seconds: float = 0.0
+    #: per metric: images whose value is +-inf (e.g. PSNR of an output equal to its GT), kept out of the mean
+    metric_inf: dict[str, int] = field(default_factory=dict)
+    #: per metric: why it failed (the first error met), for metrics that failed on some image
+    metric_errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -230,6 +238,10 @@ class Runner:
         metrics = self.build_metrics(metric_names, dataset.name)
         reused = done_file.exists()
         unit_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            self._drop_untrustworthy_shards(unit_dir)
+        self.dist.barrier()
+        reused = done_file.exists()
         if self.dist.is_main and not reused:
             atomic_write_json(unit_dir / "unit.json", key)
         shards = self._load_shards(unit_dir)
@@ -256,16 +268,23 @@ class Runner:
                 if name in shard["states"]:
                     m.merge_state(shard["states"][name])
             per_image.extend(shard["rows"])
-        values, counts = {}, {}
+        values, counts, n_inf, errors = {}, {}, {}, {}
         for name, m in totals.items():
             try:
                 values[name] = float(m.compute())
             except Exception as exc:  # e.g. FID with too few images
                 self._skip("metric", name, f"could not compute: {exc}", dataset=dataset.name)
                 values[name] = float("nan")
-            counts[name] = int(sum(1 for r in per_image if np.isfinite(r["values"].get(name, np.nan))))
-            if not m.per_image:
-                counts[name] = int(sum(1 for r in per_image if r["status"] == "ok"))
+            vals = np.array([r["values"].get(name, np.nan) for r in per_image], dtype=np.float64)
+            n_inf[name] = int(np.isinf(vals).sum())
+            if m.per_image:
+                counts[name] = int(np.isfinite(vals).sum())
+            else:
+                counts[name] = int(sum(1 for r in per_image
+                                       if r["status"] == "ok" and name not in r.get("metric_errors", {})))
+            why = next((r["metric_errors"][name] for r in per_image if name in r.get("metric_errors", {})), "")
+            if why:
+                errors[name] = why
         if not done_file.exists() and not any(r.get("retry") for r in per_image):
             atomic_write_json(done_file, {"finished": _dt.datetime.now().isoformat(), "images": len(per_image)})
         return UnitResult(
@@ -279,7 +298,46 @@ class Runner:
             status=status,
             batches_computed=batches,
             seconds=time.perf_counter() - t0,
+            metric_inf=n_inf,
+            metric_errors=errors,
         )
+
+    def _geometry(self) -> dict[str, Any]:
+        """How a unit's images are cut into batches; shards of another geometry are never merged."""
+        return {"batch_size": int(self.cfg.batch_size)}
+
+    def _drop_untrustworthy_shards(self, unit_dir: Path) -> None:
+        """Remove a unit's shards (and ``done.json``) when they cannot be merged as they are.
+
+        That is: an unfinished unit started with another batch geometry, a unit whose shards mix
+        geometries, or two shards holding the same image (two writers, before run folders were
+        locked). The unit is then computed afresh; its result never mixes geometries.
+        """
+        paths = sorted(unit_dir.glob("shard_*.pt"))
+        if not paths:
+            return
+        done = (unit_dir / "done.json").exists()
+        geometries, seen, problem = [], set(), ""
+        for path in paths:
+            shard = torch.load(path, map_location="cpu", weights_only=True)
+            geometries.append(shard.get("geometry"))
+            names = [r["image"] for r in shard["rows"]]
+            if geometries[-1] != geometries[0]:
+                problem = f"its shards mix batch geometries ({geometries[0]}, {geometries[-1]})"
+            elif not done and geometries[-1] != self._geometry():
+                problem = f"it was started with another batch geometry ({geometries[-1]})"
+            elif seen.intersection(names) or len(set(names)) != len(names):
+                problem = "two shards hold the same image"
+            if problem:
+                break
+            seen.update(names)
+        if not problem:
+            return
+        log.warning("%s: %s; computing it afresh", unit_dir.name, problem)
+        self._say(f"  {unit_dir.name}: {problem}; computing it afresh")
+        for path in paths + [unit_dir / "done.json"]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def _load_shards(self, unit_dir: Path) -> dict[str, dict]:
         """The finished shards this rank owns (each file is owned by one rank); failed batches are deleted."""
@@ -319,7 +377,8 @@ class Runner:
             rows = self._process_batch(batch, prepared, metrics, images_dir)
             if sorted(r["image"] for r in rows) != sorted(pairs[i].name for i in planned):
                 raise RuntimeError("internal: a loaded batch differs from its planned images")
-            shard = {"rows": rows, "states": {name: m.state() for name, m in metrics.items()}}
+            shard = {"rows": rows, "states": {name: m.state() for name, m in metrics.items()},
+                     "geometry": self._geometry()}
             name = shard_file_name(planned[0])
             atomic_write_bytes(unit_dir / name, _torch_bytes(shard))
             shards[name] = shard
@@ -372,7 +431,7 @@ class Runner:
         if lq is None and any(getattr(m, "needs_lq", False) for m in metrics.values()):
             lq = self.engine.to_device(batch.lq)
         measured = self.engine.measure(metrics, out, gt, lq)
-        values, metric_errors = values_to_host(measured.values), measured.errors
+        values, metric_errors = values_to_host(measured.values), measured.image_errors
         out_paths: list[str | None] = [None] * len(batch.names)
         if self.cfg.save_images:
             from bench.imageio import write_image
@@ -393,7 +452,7 @@ class Runner:
                     "out_path": out_paths[i],
                     "conversions": batch.conversions.get(name, []),
                     "values": {k: v[i] for k, v in values.items()},
-                    "metric_errors": metric_errors,
+                    "metric_errors": metric_errors[i],
                 }
             )
         return rows
@@ -408,8 +467,26 @@ class Runner:
 
     # -- the run ------------------------------------------------------------------
     def run(self) -> RunOutcome:
-        cfg = self.cfg
+        """Run everything holding the run folder's lock: a second run on one folder waits its turn.
+
+        Rank 0 holds the lock for all ranks of a distributed run (they start once it has it).
+        """
+        from bench.locks import file_lock
+
         self.run_dir.mkdir(parents=True, exist_ok=True)
+
+        def waiting(holder: str) -> None:
+            # said even with --quiet: a silent wait looks like a hang
+            print(f"bfrbench: run folder {self.run_dir} is in use by another bfrbench run ({holder}); "
+                  "waiting for it to finish (Ctrl-C to stop, or pass another --out)", file=sys.stderr, flush=True)
+
+        lock = file_lock(self.run_dir / LOCK_NAME, on_wait=waiting) if self.dist.is_main else contextlib.nullcontext()
+        with lock:
+            self.dist.barrier()
+            return self._run_locked()
+
+    def _run_locked(self) -> RunOutcome:
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         ranks = f", {self.dist.world_size} ranks ({self.dist.backend})" if self.dist.active else ""

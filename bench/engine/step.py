@@ -45,7 +45,10 @@ class StepResult:
 
     out: torch.Tensor
     values: dict[str, torch.Tensor]
+    #: metric -> the first error it met in this batch
     errors: dict[str, str]
+    #: per image of the batch: metric -> why that image has no value
+    image_errors: list[dict[str, str]] = field(default_factory=list)
 
 
 class Engine:
@@ -85,26 +88,26 @@ class Engine:
     @torch.no_grad()
     def measure(self, metrics: Mapping[str, Any], out: torch.Tensor, gt: torch.Tensor | None,
                 lq: torch.Tensor | None = None) -> StepResult:
-        """Every metric's ``update`` on one batch; a failing metric loses only its own values (reset, error noted).
+        """Every metric's ``update`` on one batch; a failing image loses only its own value (error noted per image).
 
         A metric's reference is the GT (``needs_gt``), or the LQ input for one that compares with it (``needs_lq``).
         """
         values: dict[str, torch.Tensor] = {}
         errors: dict[str, str] = {}
+        image_errors: list[dict[str, str]] = [{} for _ in range(out.shape[0])]
         for name, m in metrics.items():
             if m.needs_gt and gt is None:
                 continue
-            try:
-                ref = lq if getattr(m, "needs_lq", False) else (gt if m.needs_gt else None)
-                v = m.update(out, ref)
-            except Exception as exc:  # noqa: BLE001 - one metric failing never loses the others
-                m.reset()
-                errors[name] = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("metric %s failed on a batch (%s)", name, errors[name])
-                continue
+            ref = lq if getattr(m, "needs_lq", False) else (gt if m.needs_gt else None)
+            # one image's failure costs only that image's value, at any batch size (Metric.update_isolated)
+            v, failed = m.update_isolated(out, ref)
+            for i, why in failed.items():
+                image_errors[i][name] = why
+                errors.setdefault(name, why)
+                log.warning("metric %s failed on image %d of a batch (%s)", name, i, why)
             if v is not None:
                 values[name] = v.detach()
-        return StepResult(out=out, values=values, errors=errors)
+        return StepResult(out=out, values=values, errors=errors, image_errors=image_errors)
 
     def to_device(self, u8: torch.Tensor) -> torch.Tensor:
         """A uint8 batch as float [0, 1] on the engine's device (async copy)."""

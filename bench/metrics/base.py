@@ -58,6 +58,14 @@ class Metric(torch.nn.Module):
             value = self._fresh(default)
             setattr(self, name, value.to(device) if isinstance(value, torch.Tensor) else value)
 
+    def _snapshot(self) -> dict[str, Any]:
+        """A cheap copy of the live states (list copies, tensor clones) for :meth:`_restore`."""
+        return {n: list(getattr(self, n)) if r == "cat" else getattr(self, n).clone() for n, (_, r) in self._defaults.items()}
+
+    def _restore(self, snap: dict[str, Any]) -> None:
+        for name, value in snap.items():
+            setattr(self, name, value)
+
     def state(self) -> dict[str, torch.Tensor]:
         """A CPU snapshot of every state (``cat`` states concatenated along dim 0)."""
         out: dict[str, torch.Tensor] = {}
@@ -111,6 +119,44 @@ class Metric(torch.nn.Module):
 
     def forward(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor | None:
         return self.update(pred, gt)
+
+    def update_isolated(
+        self, pred: torch.Tensor, gt: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor | None, dict[int, str]]:
+        """:meth:`update`, but one image's failure costs only that image: (values or None, {index: error}).
+
+        When the batch raises, or a per-image metric gives NaN for some image, the state is rolled
+        back and the images are taken one at a time, so the result never depends on the batch size.
+        An image whose own update raises or gives NaN is left out and reported by index.
+        """
+        before = self._snapshot()
+        try:
+            values = self.update(pred, gt)
+        except Exception:  # noqa: BLE001 - retried image by image below
+            values, failed = None, True
+        else:
+            failed = values is not None and bool(torch.isnan(values.detach().double()).any())
+        if not failed:
+            return values, {}
+        self._restore(before)
+        errors: dict[int, str] = {}
+        out: list[float] = []
+        for i in range(pred.shape[0]):
+            one_gt = gt[i : i + 1] if gt is not None else None
+            before = self._snapshot()
+            try:
+                v = self.update(pred[i : i + 1], one_gt)
+            except Exception as exc:  # noqa: BLE001 - this image only
+                self._restore(before)
+                errors[i] = f"{type(exc).__name__}: {exc}"[:300]
+                out.append(float("nan"))
+                continue
+            if v is not None:
+                x = float(v.detach().double().reshape(-1)[0])
+                if x != x:
+                    errors[i] = "undefined for this image (NaN), e.g. a flat image without texture"
+                out.append(x)
+        return (torch.tensor(out, dtype=torch.float64) if self.per_image else None), errors
 
     def info(self) -> dict[str, Any]:
         return {

@@ -15,7 +15,6 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -271,31 +270,13 @@ def quarantine(path: Path, reason: str, filename: str | None = None) -> Path:
     return dest
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock (POSIX flock), so two processes never write one ``.part``."""
+def file_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive advisory lock (the project's one lock helper, file mode 0600), so two processes never
+    write one ``.part``."""
+    from bench.locks import file_lock as _lock
+
     ensure_dir(path.parent)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock
-        yield
-        return
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        os.unlink(path)  # a symlink planted at the lock's name: remove the link, never touch its target
-        fd = os.open(path, flags | os.O_EXCL, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    return _lock(path, mode=0o600)
 
 
 def install(
