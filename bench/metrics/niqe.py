@@ -94,11 +94,17 @@ def niqe_score(y: torch.Tensor, params: dict[str, torch.Tensor], block: int = BL
             img = imresize(img / 255.0, 0.5, antialias=True) * 255.0
     dist = torch.cat(feats, dim=-1)  # (B, blocks, 36)
     mu_d, cov_d = _nanmean_nancov(dist)
+    # a flat image has no usable block (every feature NaN): its score is NaN, and it must not
+    # break the pseudo-inverse of the other images of the batch
+    undefined = ~(torch.isfinite(mu_d).all(-1) & torch.isfinite(cov_d).flatten(1).all(-1))
+    mu_d = torch.where(undefined[:, None], 0.0, mu_d)
+    cov_d = torch.where(undefined[:, None, None], 0.0, cov_d)
     mu_p = params["mu_pris_param"].to(dist)
     cov_p = params["cov_pris_param"].to(dist)
     inv = torch.linalg.pinv((cov_p + cov_d) / 2)
     diff = (mu_p - mu_d).unsqueeze(1)
-    return torch.sqrt((diff @ inv @ diff.transpose(1, 2)).reshape(b))
+    score = torch.sqrt((diff @ inv @ diff.transpose(1, 2)).reshape(b))
+    return torch.where(undefined, torch.nan, score)
 
 
 class NIQE(MeanOfImages):

@@ -1,0 +1,181 @@
+"""Issue 12 (part B): a run never loses or corrupts results silently.
+
+One image's metric failure, concurrent runs on one folder, shards of another batch geometry.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bench.config import RunConfig
+from bench.engine.runner import LOCK_NAME, Runner
+from bench.metrics.base import MeanOfImages
+from bench.registry import METRICS
+from tests.runner_helpers import make_folder, register
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cfg(ds: str, out: Path, **kw) -> RunConfig:
+    base = dict(datasets=[ds], methods=["lq", "classical"], metrics=["test-mae", "test-setmean"],
+                out=str(out), device="cpu", batch_size=2, workers=0, quiet=True, report=False)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def _with_flat_image(root: Path, name: str = "img001") -> Path:
+    """Replace one LQ image by a flat grey one (a 1x1 input upscaled gives the same)."""
+    cv2.imwrite(str(root / "lq" / f"{name}.png"), np.full((64, 64, 3), 128, np.uint8))
+    return root
+
+
+class FlatHating(MeanOfImages):
+    """Like a batched linear-algebra metric: a flat image anywhere in the batch makes the batch raise."""
+
+    name = "test-flathate"
+    protocol = "test"
+
+    def score(self, pred, gt):
+        flat = pred.flatten(1).std(1) == 0
+        if bool(flat.any()):
+            raise RuntimeError("linalg.svd: the input matrix contained non-finite values")
+        return pred.flatten(1).mean(1) * 255
+
+
+def _register_flathate() -> None:
+    if "test-flathate" not in METRICS:
+        METRICS.add("test-flathate", FlatHating, protocol="test", higher_better=True, needs_gt=False)
+
+
+# -- item 1: one image's failure costs only that image; never depends on batch size --------
+
+
+def test_a_failing_image_costs_only_its_own_value_at_any_batch_size(tmp_path):
+    _register_flathate()
+    root = _with_flat_image(make_folder(tmp_path / "setF", 4))
+    ds = register(root, "F")
+    runs = {}
+    for bs in (1, 4):
+        out = Runner(_cfg(ds, tmp_path / f"run{bs}", methods=["lq"], metrics=["test-flathate", "test-mae"],
+                          batch_size=bs)).run()
+        runs[bs] = (out.summary, pd.read_parquet(out.run_dir / "per_image.parquet"))
+    for bs, (summary, per_image) in runs.items():
+        row = summary[summary.metric == "test-flathate"].iloc[0]
+        assert row.status == "ok" and row.n == 3, bs
+        flat = per_image[per_image.image == "img001"].iloc[0]
+        assert np.isnan(flat["test-flathate"]) and "test-flathate: RuntimeError" in flat["error"], bs
+        others = per_image[per_image.image != "img001"]
+        assert others["test-flathate"].notna().all() and (others["error"] == "").all(), bs
+        assert per_image["test-mae"].notna().all()  # the other metric keeps every image
+    pd.testing.assert_frame_equal(runs[1][0], runs[4][0])
+    assert runs[1][1]["test-flathate"].equals(runs[4][1]["test-flathate"])
+
+
+def test_niqe_of_a_batch_with_a_flat_image_equals_image_by_image():
+    import bench
+
+    niqe = bench.create_metric("niqe")
+    g = torch.Generator().manual_seed(0)
+    textured = torch.nn.functional.avg_pool2d(torch.rand(3, 3, 192, 192, generator=g), 5, 1, 2)
+    batch = torch.cat([textured, torch.full((1, 3, 192, 192), 0.5)])
+    batch = (batch * 255).round() / 255
+    together = niqe.update(batch)  # raised LinAlgError for the whole batch before
+    alone = torch.cat([niqe.update(batch[i : i + 1]) for i in range(4)])
+    assert torch.isfinite(together[:3]).all() and torch.isnan(together[3])
+    assert torch.equal(together[:3], alone[:3]) and torch.isnan(alone[3])
+    values, errors = niqe.update_isolated(batch)
+    assert list(errors) == [3] and "NaN" in errors[3]
+    assert torch.equal(values[:3], together[:3])
+
+
+def test_update_isolated_rolls_back_the_state_of_a_failed_batch():
+    _register_flathate()
+    m = FlatHating()
+    good = torch.rand(2, 3, 8, 8)
+    m.update(good)
+    batch = torch.cat([torch.rand(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.5), torch.rand(1, 3, 8, 8)])
+    values, errors = m.update_isolated(batch)
+    assert list(errors) == [1] and torch.isnan(values[1]) and torch.isfinite(values[[0, 2]]).all()
+    expect = (torch.cat([good, batch[[0, 2]]]).flatten(1).mean(1) * 255).double()
+    assert int(m.count) == 4 and float(m.total) == pytest.approx(float(expect.sum()), rel=1e-12)
+
+
+# -- item 2: one run folder, one writer; shards of another geometry are never merged ---------
+
+HOLD = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from bench.locks import file_lock
+with file_lock({lock!r}):
+    print("held", flush=True)
+    time.sleep({hold})
+"""
+
+
+def test_a_second_run_on_the_same_folder_waits_for_the_first(tmp_path, capfd):
+    root = make_folder(tmp_path / "setL", 2)
+    ds = register(root, "L")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD.format(repo=str(REPO), lock=str(run_dir / LOCK_NAME), hold=3)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        Runner(_cfg(ds, run_dir)).run()
+        waited = time.monotonic() - t0
+    finally:
+        holder.wait(timeout=30)
+    err = capfd.readouterr().err
+    assert f"in use by another bfrbench run (pid {holder.pid})" in err and "waiting" in err
+    assert waited > 1.0  # it did not start before the holder let go (a bound, not a speed target)
+    assert (run_dir / "summary.csv").is_file()
+
+
+def _per_image(run_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / "per_image.parquet").drop(columns=["config_hash"])
+
+
+def test_resume_with_another_batch_size_never_merges_old_shards(tmp_path):
+    root = make_folder(tmp_path / "setG", 5)
+    ds = register(root, "G")
+    clean = Runner(_cfg(ds, tmp_path / "clean", batch_size=3)).run()
+    run_dir = tmp_path / "run"
+    Runner(_cfg(ds, run_dir, batch_size=2)).run()
+    for unit in (run_dir / "units").iterdir():  # as if killed after the first batch
+        (unit / "done.json").unlink()
+        for shard in sorted(unit.glob("shard_*.pt"))[1:]:
+            shard.unlink()
+    resumed = Runner(_cfg(ds, run_dir, batch_size=3)).run()
+    assert [u.status for u in resumed.units] == ["computed", "computed"]  # the batch-2 shard was not used
+    per_image = _per_image(run_dir)
+    assert len(per_image) == 10 and not per_image.duplicated(["method", "image"]).any()
+    pd.testing.assert_frame_equal(per_image, _per_image(clean.run_dir))
+    pd.testing.assert_frame_equal(resumed.summary.drop(columns="config_hash"),
+                                  clean.summary.drop(columns="config_hash"))
+
+
+def test_a_unit_corrupted_by_two_writers_is_computed_again(tmp_path):
+    """A folder written before the lock existed: two writers left the same images in two shards."""
+    root = make_folder(tmp_path / "setD", 4)
+    ds = register(root, "D")
+    run_dir = tmp_path / "run"
+    first = Runner(_cfg(ds, run_dir)).run()
+    for unit in (run_dir / "units").iterdir():
+        shards = sorted(unit.glob("shard_*.pt"))
+        (unit / "shard_000099.pt").write_bytes(shards[0].read_bytes())
+    again = Runner(_cfg(ds, run_dir)).run()
+    assert [u.status for u in again.units] == ["computed", "computed"]
+    per_image = _per_image(run_dir)
+    assert len(per_image) == 8 and not per_image.duplicated(["method", "image"]).any()
+    pd.testing.assert_frame_equal(again.summary, first.summary)
