@@ -61,7 +61,7 @@ def _register_flathate() -> None:
 def test_a_failing_image_costs_only_its_own_value_at_any_batch_size(tmp_path):
     _register_flathate()
     root = _with_flat_image(make_folder(tmp_path / "setF", 4))
-    ds = register(root, "F")
+    ds = register(root, "relF")
     runs = {}
     for bs in (1, 4):
         out = Runner(_cfg(ds, tmp_path / f"run{bs}", methods=["lq"], metrics=["test-flathate", "test-mae"],
@@ -122,7 +122,7 @@ with file_lock({lock!r}):
 
 def test_a_second_run_on_the_same_folder_waits_for_the_first(tmp_path, capfd):
     root = make_folder(tmp_path / "setL", 2)
-    ds = register(root, "L")
+    ds = register(root, "relL")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen(
@@ -148,7 +148,7 @@ def _per_image(run_dir: Path) -> pd.DataFrame:
 
 def test_resume_with_another_batch_size_never_merges_old_shards(tmp_path):
     root = make_folder(tmp_path / "setG", 5)
-    ds = register(root, "G")
+    ds = register(root, "relG")
     clean = Runner(_cfg(ds, tmp_path / "clean", batch_size=3)).run()
     run_dir = tmp_path / "run"
     Runner(_cfg(ds, run_dir, batch_size=2)).run()
@@ -168,7 +168,7 @@ def test_resume_with_another_batch_size_never_merges_old_shards(tmp_path):
 def test_a_unit_corrupted_by_two_writers_is_computed_again(tmp_path):
     """A folder written before the lock existed: two writers left the same images in two shards."""
     root = make_folder(tmp_path / "setD", 4)
-    ds = register(root, "D")
+    ds = register(root, "relD")
     run_dir = tmp_path / "run"
     first = Runner(_cfg(ds, run_dir)).run()
     for unit in (run_dir / "units").iterdir():
