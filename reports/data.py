@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.csvsafe import restore_frame
 from bench.errors import UserError
 
 SUMMARY_COLUMNS = (
@@ -86,6 +87,7 @@ def _read_csv(path: Path, required: tuple[str, ...], bools: tuple[str, ...], tex
         raise UserError(f"{path}: empty file; re-run the benchmark to rewrite it") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not a readable CSV ({exc}); re-run the benchmark to rewrite it") from exc
+    restore_frame(df, [c for c in text if c in df.columns])  # names bfrbench neutralised for spreadsheets
     _check_columns(df, required, path)
     for col in df.columns:
         if col in text or col in bools:

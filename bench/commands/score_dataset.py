@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from pathlib import Path
 
 COMMAND = "score-dataset"
@@ -30,6 +28,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from bench.atomic import atomic_write_text
+    from bench.csvsafe import csv_text
     from bench.errors import UserError
     from bench.imageio import list_images, read_image
     from methods.iqp_bfr.quality import QualityScorer, uint8_to_tensor
@@ -59,13 +58,11 @@ def main(args: argparse.Namespace) -> int:
     else:
         scorer.fit_raw(raw)
     scores = scorer.normalise({n: torch.tensor(v, dtype=torch.float64) for n, v in raw.items()})
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["image", "score", *scorer.names])
-    for i, p in enumerate(paths):
-        writer.writerow([p.name, f"{float(scores[i]):.6f}", *(f"{raw[n][i]:.6g}" for n in scorer.names)])
+    rows = [
+        [p.name, f"{float(scores[i]):.6f}", *(f"{raw[n][i]:.6g}" for n in scorer.names)] for i, p in enumerate(paths)
+    ]
     out = Path(args.out)
-    atomic_write_text(out, buf.getvalue())
+    atomic_write_text(out, csv_text(["image", "score", *scorer.names], rows))
     stats_path = out.with_suffix(".stats.json")
     scorer.save_stats(stats_path)
     print(f"{len(paths)} images scored with {', '.join(scorer.names)} -> {out} (statistics: {stats_path})")

@@ -7,10 +7,8 @@ for and writes profile.csv and profile.json.
 """
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import functools
-import io
 import itertools
 import json
 import os
@@ -254,13 +252,13 @@ def write_outputs(run_dir: Path, rows: Sequence[ProfileRow], result: dict[str, A
     """profile.csv (one row per configuration) and profile.json (config, environment, rows), atomically."""
     from bench.atomic import atomic_write_json, atomic_write_text
 
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    from bench.csvsafe import csv_text
+
+    cells = []
     for r in rows:
         d = asdict(r)
-        writer.writerow({k: (f"{d[k]:.6g}" if isinstance(d[k], float) else d[k]) for k in COLUMNS})
-    atomic_write_text(run_dir / "profile.csv", buf.getvalue())
+        cells.append({k: (f"{d[k]:.6g}" if isinstance(d[k], float) else d[k]) for k in COLUMNS})
+    atomic_write_text(run_dir / "profile.csv", csv_text(COLUMNS, cells, lineterminator="\n"))
     atomic_write_json(run_dir / "profile.json", json.loads(json.dumps(result, default=str, allow_nan=True)))
 
 

@@ -205,8 +205,11 @@ def build_per_image(units: list) -> pd.DataFrame:
 
 
 def write_frame_csv(df: pd.DataFrame, path: Path) -> None:
+    """``df`` as CSV, atomically, with text cells a spreadsheet would evaluate neutralised."""
+    from bench.csvsafe import neutralise_frame
+
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        df.to_csv(fh, index=False, float_format="%.10g")
+        neutralise_frame(df).to_csv(fh, index=False, float_format="%.10g")
 
 
 def write_frame_parquet(df: pd.DataFrame, path: Path) -> None:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from bench.csvsafe import restore
 from bench.errors import UserError
 
 
@@ -36,7 +37,7 @@ def read_scores(path: str | os.PathLike[str], column: str = "score") -> dict[str
             out: dict[str, float] = {}
             for row in reader:
                 try:
-                    out[Path(row["image"]).name] = float(row[column])
+                    out[Path(restore(row["image"])).name] = float(row[column])
                 except ValueError as exc:
                     raise UserError(f"{p}: row for {row['image']!r} has a non-numeric {column} ({row[column]!r})") from exc
     except OSError as exc:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 import warnings
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from bench.atomic import atomic_write_text
+from bench.csvsafe import csv_text, restore
 
 
 class CSVLog:
@@ -22,7 +22,8 @@ class CSVLog:
         self.rows: list[dict[str, Any]] = []
         if resume_step is not None and self.path.is_file():
             with open(self.path, newline="", encoding="utf-8") as fh:
-                self.rows = [r for r in csv.DictReader(fh) if int(float(r["step"])) <= resume_step]
+                rows = [{restore(k): restore(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+                self.rows = [r for r in rows if int(float(r["step"])) <= resume_step]
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(dict(row))
@@ -33,12 +34,7 @@ class CSVLog:
         fields: list[str] = []
         for r in self.rows:
             fields += [k for k in r if k not in fields]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields, restval="")
-        writer.writeheader()
-        for r in self.rows:
-            writer.writerow({k: _fmt(v) for k, v in r.items()})
-        atomic_write_text(self.path, buf.getvalue())
+        atomic_write_text(self.path, csv_text(fields, [{k: _fmt(v) for k, v in r.items()} for r in self.rows]))
 
     def column(self, name: str) -> list[float]:
         return [float(r[name]) for r in self.rows if r.get(name) not in (None, "")]
