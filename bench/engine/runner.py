@@ -371,7 +371,8 @@ class Runner:
             cache=self._cache(dataset.name),
         )
         images_dir = self.run_dir / "images" / _safe(dataset.name) / _safe(spec.label)
-        progress = _progress(sum(map(len, mine)), f"{dataset.name} | {spec.label}", self.cfg.quiet or not self.dist.is_main)
+        quiet = self.cfg.quiet or not self.dist.is_main
+        progress = _progress(sum(map(len, mine)), f"{dataset.name} | {spec.label}", quiet)
         batches = 0
         for planned, batch in zip(mine, loader):
             rows = self._process_batch(batch, prepared, metrics, images_dir)
