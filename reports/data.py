@@ -46,6 +46,8 @@ class RunData:
     profile: pd.DataFrame | None = None
     #: files the runner may write that this run folder lacks (shown in the report)
     missing: list[str] = field(default_factory=list)
+    #: comparison.csv (``bfrbench compare``): paper value, ours, diff, within tolerance
+    comparison: pd.DataFrame | None = None
 
     @property
     def metric_columns(self) -> list[str]:
@@ -115,9 +117,12 @@ def read_summary(path: Path) -> pd.DataFrame:
     )
     if "kind" in df.columns:
         gain = df["kind"] == "gain"
+        suite = df["kind"] == "suite"  # a suite's score and gate (bench/suites): their own section
         gain_rows = df[gain].reset_index(drop=True)
-        df = df[~gain].reset_index(drop=True)
+        suite_rows = df[suite].reset_index(drop=True)
+        df = df[~gain & ~suite].reset_index(drop=True)
         df.attrs["gain_rows"] = gain_rows
+        df.attrs["suite_rows"] = suite_rows
     return df
 
 
@@ -226,4 +231,7 @@ def load_run(run_dir: str | Path) -> RunData:
         if gains is not None:
             missing.remove("gains.csv")
     profile = optional("profile.csv", read_profile)
-    return RunData(root, summary, manifest, per_image, gains, profile, missing)
+    comparison = None
+    if (root / "comparison.csv").is_file():  # written by `bfrbench compare`; optional, never "missing"
+        comparison = pd.read_csv(root / "comparison.csv")
+    return RunData(root, summary, manifest, per_image, gains, profile, missing, comparison)

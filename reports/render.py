@@ -176,6 +176,32 @@ def _gains(run: RunData) -> list[dict[str, Any]]:
     return rows
 
 
+def _suite_rows(run: RunData) -> list[dict[str, Any]]:
+    """A suite's variables, score and gate per method (summary rows of kind ``suite``)."""
+    rows = run.summary.attrs.get("suite_rows")
+    if rows is None or rows.empty:
+        return []
+    out = []
+    for r in rows.itertuples(index=False):
+        out.append({"suite": r.dataset, "method": r.method, "metric": r.metric.split(":", 1)[-1],
+                    "protocol": r.protocol, "value": fmt(_finite(r.value)), "value_v": _finite(r.value),
+                    "status": r.status, "reason": r.reason, "n": "" if _finite(r.n) is None else int(r.n)})
+    return out
+
+
+def _reproduction(run: RunData) -> list[dict[str, Any]]:
+    """comparison.csv rows: the paper's value beside ours, with the table's tolerance."""
+    if run.comparison is None or run.comparison.empty:
+        return []
+    out = []
+    for r in run.comparison.itertuples(index=False):
+        out.append({"table": str(r.table), "source": str(r.source), "dataset": str(r.dataset),
+                    "method": str(r.method), "metric": str(r.metric), "paper": fmt(_finite(r.paper)),
+                    "ours": fmt(_finite(r.ours)), "diff": fmt(_finite(r.diff)), "tolerance": str(r.tolerance),
+                    "within": str(r.within), "protocol": "" if not isinstance(r.protocol, str) else r.protocol})
+    return out
+
+
 def _profile_rows(run: RunData) -> list[dict[str, Any]]:
     if run.profile is None:
         return []
@@ -322,6 +348,8 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
         "nonstd": nonstd,
         "nonstd_used": nonstd_used,
         "gains": gains,
+        "suite_rows": _suite_rows(run),
+        "reproduction": _reproduction(run),
         "profile_rows": profile_rows,
         "profile_chart": plots.profile_chart(run.profile),
         "manifest": _manifest_view(run),

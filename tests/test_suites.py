@@ -160,3 +160,8 @@ run: {{batch_size: 2, workers: 0, device: cpu}}
     assert json.loads((tmp_path / "run" / "suite.json").read_text())["year"] == 2031
     # the run method is scored by the same suite, beside the entry
     assert ("lq", "mine:score") in suite_rows.index
+    # the report shows the suite's score and gate in their own section, labelled with the year
+    from reports.render import render_report
+
+    html = render_report(tmp_path / "run").read_text()
+    assert 'id="suite"' in html and "My suite (2031): my score" in html
