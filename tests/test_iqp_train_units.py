@@ -233,8 +233,9 @@ def test_train_command_runs_a_stage_and_refuses_to_overwrite(tmp_path, capsys):
 
     root = _faces(tmp_path / "faces", n=4, size=64)
     cfg = _stage1_yaml(tmp_path, root)
-    out = tmp_path / "run"
-    assert main(["train", str(cfg), "--out", str(out), "--set", "train.lr_g=1e-3"]) == 0
+    root = tmp_path / "run"
+    out = root / "cli_s1"  # --out is the chain's root; the stage writes <root>/<config name>
+    assert main(["train", str(cfg), "--out", str(root), "--set", "train.lr_g=1e-3"]) == 0
     printed = capsys.readouterr().out
     assert "stage 1: 2 iterations" in printed and "l_pix=" in printed
     assert (out / "net_g_latest.pth").is_file() and (out / "checkpoints" / "state_00000002.pt").is_file()
@@ -244,9 +245,9 @@ def test_train_command_runs_a_stage_and_refuses_to_overwrite(tmp_path, capsys):
     assert saved["train"]["lr_g"] == 1e-3 and saved["network"]["config"] == "tiny"
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,") and len(rows) == 3 and "perplexity_common" in rows[0]
-    assert main(["train", str(cfg), "--out", str(out)]) == 2
+    assert main(["train", str(cfg), "--out", str(root)]) == 2
     assert "--resume" in capsys.readouterr().err
-    assert main(["train", str(cfg), "--out", str(out), "--resume", "--set", "train.total_iter=4"]) == 0
+    assert main(["train", str(cfg), "--out", str(root), "--resume", "--set", "train.total_iter=4"]) == 0
     assert (out / "checkpoints" / "state_00000004.pt").is_file()
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     assert main(["train", str(cfg), "--out", str(tmp_path / "x"), "--set", "train.bogus=1"]) == 2
@@ -268,7 +269,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     cmd = [sys.executable, "-m", "bench.cli", "train", str(cfg)]
     subprocess.run([*cmd, "--out", str(tmp_path / "straight")], check=True, env=env, capture_output=True)
     proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "cut")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpts = tmp_path / "cut" / "checkpoints"
+    ckpts = tmp_path / "cut" / "cli_s1" / "checkpoints"  # <--out root>/<config name>
     deadline = time.time() + 300
     while time.time() < deadline and not (ckpts.is_dir() and any(ckpts.glob("state_0000001*.pt"))):
         time.sleep(0.05)
@@ -277,8 +278,8 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     done = sorted(ckpts.glob("state_*.pt"))
     assert done and done[-1].name < "state_00000040.pt", "the run finished before it could be killed"
     subprocess.run([*cmd, "--out", str(tmp_path / "cut"), "--resume"], check=True, env=env, capture_output=True)
-    a = torch.load(tmp_path / "straight" / "checkpoints" / "state_00000040.pt", weights_only=True)
-    b = torch.load(tmp_path / "cut" / "checkpoints" / "state_00000040.pt", weights_only=True)
+    a = torch.load(tmp_path / "straight" / "cli_s1" / "checkpoints" / "state_00000040.pt", weights_only=True)
+    b = torch.load(ckpts / "state_00000040.pt", weights_only=True)
     for part in ("modules", "ema", "optimizers"):
         flat_a, flat_b = _flatten(a["stage"][part]), _flatten(b["stage"][part])
         assert flat_a.keys() == flat_b.keys()

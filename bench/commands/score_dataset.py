@@ -15,7 +15,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folder", help="folder of aligned face images")
+    p.add_argument("folder", help="folder of aligned face images, or demo (the demo set's GT faces, built on first use)")
     p.add_argument("--iqa", nargs="+", required=True, metavar="NAME", help="NR-IQA metrics (niqe, brisque, pyiqa:musiq ...)")
     ref = p.add_mutually_exclusive_group()
     ref.add_argument("--reference", help="folder whose images define the normalisation range (default: FOLDER)")
@@ -34,6 +34,10 @@ def main(args: argparse.Namespace) -> int:
     from methods.iqp_bfr.quality import QualityScorer, uint8_to_tensor
 
     folder = Path(args.folder)
+    if args.folder.split(":")[0] == "demo" and not folder.is_dir():
+        from methods.iqp_bfr.train.trainer import resolve_data_root
+
+        folder = Path(resolve_data_root(args.folder))
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of images")
     paths = list_images(folder)

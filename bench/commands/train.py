@@ -7,16 +7,21 @@ from pathlib import Path
 COMMAND = "train"
 HELP = "train an IQP stage (1: VQGAN, 2: code lookup, 3: CFT + quality optimisation, finetune: plug-and-play)"
 DESCRIPTION = (
-    "Train one stage from a YAML config (methods/iqp_bfr/configs/). Checkpoints, log.csv and "
-    "net_g_latest.pth go to --out (default: runs/train/<name>). Re-run with --resume after an "
-    "interruption to continue from the last checkpoint with identical state."
+    "Train one stage from a YAML config: a shipped config's name (tiny_stage1, tiny_stage2, tiny_stage3, "
+    "stage1, stage2, stage3, finetune_codeformer ...) or a file. The stage writes config.yaml, log.csv and "
+    "net_g_latest.pth to <--out root>/<config name>; the next stage finds it there when given the same "
+    "--out (or --from RUN_FOLDER). Re-run with --resume after an interruption to continue from the last "
+    "checkpoint with identical state."
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="training config (YAML), e.g. methods/iqp_bfr/configs/stage1.yaml")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    p.add_argument("--out", help="output folder (default: runs/train/<config name>)")
+    p.add_argument("config", help="a shipped config name (e.g. tiny_stage1, stage2) or a YAML file")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage")
+    p.add_argument("--out", default=None,
+                   help="root folder of the training chain; this stage writes <out>/<config name> (default: runs/train)")
+    p.add_argument("--from", dest="from_run", metavar="RUN",
+                   help="the previous stage's run folder (stage 2: a stage-1 run; stage 3: a stage-2 run)")
     p.add_argument(
         "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value by its dotted path, e.g. --set train.total_iter=1000 (repeatable)",
@@ -24,14 +29,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.errors import UserError
-    from methods.iqp_bfr.train.config import load_config
+    from methods.iqp_bfr.train.chain import DEFAULT_ROOT, apply_from, check_inputs, find_config, substitute_root
+    from methods.iqp_bfr.train.config import apply_set, read_yaml, resolve
     from methods.iqp_bfr.train.trainer import train
 
-    if not Path(args.config).is_file():
-        raise UserError(f"{args.config}: no such config file (see methods/iqp_bfr/configs/ for examples)")
-    cfg = load_config(args.config, args.assignments)
-    out = Path(args.out) if args.out else Path("runs") / "train" / str(cfg["name"])
+    path = find_config(args.config)
+    root = Path(args.out) if args.out else DEFAULT_ROOT
+    raw = apply_set(read_yaml(path), args.assignments)
+    if args.from_run:
+        raw = apply_from(raw, Path(args.from_run))
+    cfg = resolve(substitute_root(raw, root))
+    out = root / str(cfg["name"])
+    check_inputs(cfg, root)
     summary = train(cfg, out, resume=args.resume)
     last = summary.get("log") or {}
     shown = ", ".join(f"{k}={float(v):.4g}" for k, v in last.items() if k not in ("step",) and _is_number(v))
@@ -39,7 +48,8 @@ def main(args: argparse.Namespace) -> int:
     if shown:
         print(f"last log: {shown}")
     if summary.get("eval"):
-        print("held-out: " + ", ".join(f"{k}={float(v):.4g}" for k, v in summary["eval"].items() if k != "step"))
+        what = "held-out" if summary.get("held_out") else "evaluation (training faces)"
+        print(f"{what}: " + ", ".join(f"{k}={float(v):.4g}" for k, v in summary["eval"].items() if k != "step"))
     return 0
 
 

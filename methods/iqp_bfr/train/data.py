@@ -69,6 +69,10 @@ class DataConfig:
     cache_images: bool | None = None
     #: background workers building batches (0: in the training process)
     num_workers: int = 0
+    #: the last N images (name order) are held out: never trained on, evaluated with ``eval.root: holdout``
+    holdout: int = 0
+    #: which images of the folder this set uses: ``train`` (all but the held-out ones) or ``holdout``
+    split: str = "train"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> DataConfig:
@@ -78,6 +82,19 @@ class DataConfig:
         if unknown:
             raise UserError(f"unknown data option(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
+
+
+def held_out_split(paths: list[Path], holdout: int, split: str, root: Path) -> list[Path]:
+    """The training or held-out part of a folder: the last ``holdout`` images (name order) are held out."""
+    if split not in ("train", "holdout"):
+        raise UserError(f"data split {split!r}: use train or holdout")
+    if holdout <= 0:
+        if split == "holdout":
+            raise UserError("eval.root 'holdout' needs data.holdout: N (images kept out of training)")
+        return paths
+    if holdout >= len(paths):
+        raise UserError(f"data.holdout {holdout}: {root} has only {len(paths)} images; hold out fewer")
+    return paths[-holdout:] if split == "holdout" else paths[:-holdout]
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -98,6 +115,7 @@ class FaceTrainSet:
         paths = list_images(root)
         if not paths:
             raise UserError(f"{root} holds no images; set data.root to a folder of aligned HQ faces (PNG/JPEG)")
+        paths = held_out_split(sorted(paths, key=lambda p: p.name), int(cfg.holdout), cfg.split, root)
         scores = read_scores(cfg.scores, cfg.score_column) if cfg.scores else {}
         if need_scores and not scores and cfg.default_score is None:
             raise UserError(

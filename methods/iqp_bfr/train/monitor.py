@@ -17,12 +17,17 @@ from bench.csvsafe import csv_text, restore
 class CSVLog:
     """Rows of scalars kept in memory and rewritten atomically; reopening drops rows after a step."""
 
-    def __init__(self, path: str | os.PathLike[str], resume_step: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], resume_step: int | None = None,
+                 columns: list[str] | tuple[str, ...] = ()) -> None:
         self.path = Path(path)
         self.rows: list[dict[str, Any]] = []
+        #: the header, fixed from the first write (``columns``: the ones known up front, e.g. GAN losses)
+        self.fields: list[str] = list(dict.fromkeys(["step", *columns]))
         if resume_step is not None and self.path.is_file():
             with open(self.path, newline="", encoding="utf-8") as fh:
-                rows = [{restore(k): restore(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+                reader = csv.DictReader(fh)
+                self.fields += [restore(f) for f in reader.fieldnames or [] if restore(f) not in self.fields]
+                rows = [{restore(k): restore(v) for k, v in r.items()} for r in reader]
                 self.rows = [r for r in rows if int(float(r["step"])) <= resume_step]
 
     def add(self, row: dict[str, Any]) -> None:
@@ -31,10 +36,9 @@ class CSVLog:
     def flush(self) -> None:
         if not self.rows:
             return
-        fields: list[str] = []
-        for r in self.rows:
-            fields += [k for k in r if k not in fields]
-        atomic_write_text(self.path, csv_text(fields, [{k: _fmt(v) for k, v in r.items()} for r in self.rows]))
+        for r in self.rows:  # a column nobody declared still gets one (the whole file is rewritten)
+            self.fields += [k for k in r if k not in self.fields]
+        atomic_write_text(self.path, csv_text(self.fields, [{k: _fmt(v) for k, v in r.items()} for r in self.rows]))
 
     def column(self, name: str) -> list[float]:
         return [float(r[name]) for r in self.rows if r.get(name) not in (None, "")]

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bench.errors import UserError
 from methods.iqp_bfr.train import losses as L
 from methods.iqp_bfr.train.monitor import CodebookUsage
 from methods.iqp_bfr.train.reward import build_reward, reward_loss
@@ -80,7 +81,13 @@ class Stage3(Stage):
         self.net_config = build_net_config(cfg["network"])
         sd, _ = load_net_checkpoint(cfg["init"]["stage2"])
         self.net_g = CodeLookupNet(self.net_config)
-        self.net_g.load_state_dict(sd, strict=True)
+        try:
+            self.net_g.load_state_dict(sd, strict=True)
+        except RuntimeError as exc:
+            raise UserError(
+                f"{cfg['init']['stage2']}: not a stage-2 network of {self.net_config.name} "
+                f"({str(exc).splitlines()[-1].strip()[:160]}); use the stage-2 run trained with this network config"
+            ) from exc
         self.net_g.to(device).train()
         self.teacher, _ = build_teacher(cfg["init"]["vqgan"], self.net_config, device)
         # the frozen stage-2 model: the anchor of the guard and the reference of code drift

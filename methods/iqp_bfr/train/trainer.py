@@ -32,6 +32,8 @@ from methods.iqp_bfr.train.monitor import CSVLog, TensorBoard
 from methods.iqp_bfr.train.stages import Precision, Stage
 
 _STATE_RE = re.compile(r"state_(\d+)\.pt$")
+#: log.csv columns of the adversarial terms (present from the first row, empty until gan.start_iter)
+GAN_COLUMNS = ("l_g_gan", "d_weight", "l_d_real", "l_d_fake")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -122,10 +124,17 @@ class Trainer:
         self.start = 0
         if resume and existing:
             self._load_state(existing)
-        self.log = CSVLog(self.out / "log.csv", resume_step=self.start)
+        self.log = CSVLog(self.out / "log.csv", resume_step=self.start, columns=self._log_columns())
         self.eval_log = CSVLog(self.out / "eval.csv", resume_step=self.start)
         self.tb = TensorBoard(self.out / "tb", bool(cfg["log"]["tensorboard"]))
         self._write_config()
+
+    def _log_columns(self) -> list[str]:
+        """log.csv columns known before the first row: learning rates, and the GAN's once it starts later."""
+        cols = list(self.stage.current_lr())
+        if getattr(self.stage, "net_d", None) is not None:
+            cols += list(GAN_COLUMNS)
+        return cols
 
     # -- files ------------------------------------------------------------------------------
     def states(self) -> list[Path]:
@@ -172,10 +181,19 @@ class Trainer:
 
     def _eval_set(self, data_cfg: DataConfig) -> list[dict[str, Any]]:
         e = self.cfg["eval"]
+        self.held_out = False
         if not e.get("root"):
             return []
+        holdout = str(e["root"]) == "holdout"
+        root = data_cfg.root if holdout else resolve_data_root(str(e["root"]))
+        self.held_out = holdout or Path(root).resolve() != Path(data_cfg.root).resolve()
+        if not self.held_out:
+            warnings.warn(f"eval.root {e['root']} is the training folder: these figures are not held out "
+                          "(set data.holdout: N and eval.root: holdout)", stacklevel=2)
         ecfg = DataConfig(
-            root=resolve_data_root(str(e["root"])),
+            root=root,
+            holdout=data_cfg.holdout if holdout else 0,
+            split="holdout" if holdout else "train",
             scores=e.get("scores"),
             default_score=float(e.get("score", 0.9)),
             size=data_cfg.size,
@@ -215,6 +233,7 @@ class Trainer:
         tic, last = time.perf_counter(), self.start
         it = self.start
         workers = int(self.cfg["data"].get("num_workers", 0) or 0)
+        bar = progress_bar(self.start, end, f"stage {self.cfg['stage']}")
         for it, batch in enumerate(iterate_batches(self.data, self.start, end, workers), start=self.start + 1):
             self.stage.set_lr(lambda base, it=it: lr_at(t["scheduler"], base, it, total))
             values = self.stage.step(it, batch)
@@ -228,20 +247,39 @@ class Trainer:
                 self.log.add(row)
                 self.log.flush()
                 self.tb.add(row, it)
+                bar.set_postfix_str(loss_summary(row), refresh=False)
                 window, tic, last = {}, time.perf_counter(), it
+            bar.update(1)
             if eval_every and it % eval_every == 0 and self.eval_batches:
                 self._record_eval(it)
             if it % ckpt_every == 0 or it == end:
                 self.save_state(it)
+        bar.close()
         self.tb.close()
         return {"iter": it, "out": str(self.out), "log": self.log.rows[-1] if self.log.rows else {},
-                "eval": self.eval_log.rows[-1] if self.eval_log.rows else {}}
+                "eval": self.eval_log.rows[-1] if self.eval_log.rows else {}, "held_out": self.held_out}
 
     def _record_eval(self, it: int) -> None:
         row = {"step": it, **self.evaluate()}
         self.eval_log.add(row)
         self.eval_log.flush()
         self.tb.add({f"eval/{k}": v for k, v in row.items() if k != "step"}, it)
+
+
+def progress_bar(start: int, end: int, desc: str):
+    """A tqdm bar over iterations on a terminal; silent when stderr is a file or pipe (no redraws in logs)."""
+    import sys
+
+    from tqdm import tqdm
+
+    quiet = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    return tqdm(total=end, initial=start, desc=desc, unit="it", disable=quiet, dynamic_ncols=True, leave=True)
+
+
+def loss_summary(row: dict[str, Any], limit: int = 4) -> str:
+    """The first few losses of a log row, for the progress bar (``l_pix=0.42 l_percep=1.8``)."""
+    shown = [f"{k}={float(v):.3g}" for k, v in row.items() if k.startswith(("l_", "ce_", "reward")) and v is not None]
+    return " ".join(shown[:limit])
 
 
 def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, stop_at: int | None = None) -> dict[str, Any]:
