@@ -129,7 +129,12 @@ class QualityConditioned(nn.Module):
             self._score = prev
 
     def forward(self, x: torch.Tensor, score: torch.Tensor | float | None = None, **kwargs: Any) -> Any:
-        """The base network's forward on x with the quality condition ``score`` (None: unconditioned)."""
+        """The base network's forward on x with the quality condition ``score``.
+
+        ``score=None`` keeps the condition of an enclosing ``conditioned`` block (else: unconditioned);
+        the condition in force before the call is restored after it.
+        """
+        prev = self._score, self._st_active
         if score is not None:
             s = torch.as_tensor(score, dtype=torch.float32, device=x.device).reshape(-1)
             if s.numel() == 1:
@@ -141,7 +146,7 @@ class QualityConditioned(nn.Module):
         try:
             return self.base(x, **kwargs)
         finally:
-            self._score, self._st_active = None, False
+            self._score, self._st_active = prev
 
     # -- the embedding file --------------------------------------------------------------------
     def embedding_state(self, base_params: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:

@@ -1,20 +1,57 @@
-"""Shared test fixtures. Tests run on CPU with no internet beyond the package registries."""
+"""Shared test fixtures. Tests run on CPU with no internet beyond the package registries.
+
+Every test sees the same numerics on every machine: torch uses a fixed number of threads
+(``TEST_THREADS``, whatever the core count or OMP_NUM_THREADS), and the global RNGs (random,
+numpy, torch) are seeded before each test, so a test's result never depends on the order tests
+run in. Tests that assert training outcomes also turn on ``deterministic_algorithms``.
+Nothing reads outside the repository (no ../shared): fixtures live under tests/fixtures.
+"""
 from __future__ import annotations
 
 import os
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SHARED = REPO.parent / "shared"
+#: intra-op threads of torch in every test (reductions split by thread count round differently)
+TEST_THREADS = 2
+#: seed of random, numpy's global RNG and torch before each test
+TEST_SEED = 0
 
 
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    return SHARED
+def pytest_configure(config: pytest.Config) -> None:
+    torch.set_num_threads(TEST_THREADS)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set (or inter-op work already ran) in this process
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _fixed_numerics() -> Iterator[None]:
+    """Seeded RNGs and the fixed thread count, restored if a test changed them."""
+    random.seed(TEST_SEED)
+    np.random.seed(TEST_SEED)
+    torch.manual_seed(TEST_SEED)
+    torch.set_num_threads(TEST_THREADS)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_num_threads(TEST_THREADS)
+
+
+@pytest.fixture
+def deterministic_torch() -> Iterator[None]:
+    """torch.use_deterministic_algorithms(True) for one test (tests that assert what training learns)."""
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
 
 
 @pytest.fixture(scope="session")

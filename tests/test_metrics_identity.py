@@ -23,6 +23,7 @@ from bench.metrics.identity import (
     similarity_transform,
 )
 from bench.registry import METRICS
+from tests.official_refs import FIXTURES
 from tests.learned_helpers import random_faces, save_random
 
 
@@ -34,8 +35,8 @@ def arcface_ckpt(tmp_path_factory):
     return path, state
 
 
-def test_arch_matches_manifest(shared_dir):
-    manifest = json.loads((shared_dir / "manifests" / "arcface_resnet18.json").read_text())
+def test_arch_matches_manifest():
+    manifest = json.loads((FIXTURES / "manifests" / "arcface_resnet18.json").read_text())
     state = ResNetArcFace().state_dict()
     assert list(state) == list(manifest["tensors"])
     assert {k: list(v.shape) for k, v in state.items()} == manifest["tensors"]

@@ -56,6 +56,24 @@ def test_codeformer_wrapper_keeps_structure_and_is_bit_identical_at_init():
         wrapped(x, score=torch.tensor([0.1, 0.2]))
 
 
+def test_calls_inside_conditioned_block_stay_conditioned():
+    """A forward call inside ``with conditioned(...)`` must not drop the block's condition for later calls."""
+    wrapped = QualityConditioned(tiny_codeformer(), num_bins=10)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        wrapped.score_embed.weight[9].normal_(generator=torch.Generator().manual_seed(0))
+        plain = wrapped(x)[1]
+        high = wrapped(x, score=0.95)[1]
+        assert not torch.equal(plain, high)
+        with wrapped.conditioned(0.95):
+            assert torch.equal(wrapped(x)[1], high)
+            assert torch.equal(wrapped(x)[1], high)  # the first call left the condition in force
+            assert torch.equal(wrapped(x, score=0.05)[1], plain)  # an explicit score wins for that call only
+            assert torch.equal(wrapped(x)[1], high)
+        assert torch.equal(wrapped(x)[1], plain)  # leaving the block un-conditions
+        assert wrapped._score is None and not wrapped._st_active
+
+
 def test_restoreformerpp_wrapper_hooks_the_latent_before_quantization():
     base = small_restoreformerpp()
     wrapped = QualityConditioned(small_restoreformerpp(), num_bins=10, input_size=64)

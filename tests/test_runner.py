@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from bench.config import RunConfig
-from bench.engine.runner import Runner
+from bench.engine.runner import Runner, shard_file_name
 from tests.runner_helpers import make_folder, register
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +110,14 @@ def test_sigkill_then_rerun_gives_identical_summary(tmp_path):
     killed_at = len(list(out.glob("units/*test-slow*/shard_*.pt")))
     assert 3 <= killed_at < 8, "the run should have been killed in the middle of the first unit"
     assert not (out / "summary.csv").exists()
-    assert not list(out.rglob("*.tmp")) or True  # temporary files may remain; they are never read
+    # nothing half-written under a final name: every shard the kill left loads in full ...
+    slow_dir = next(out.glob("units/*test-slow*"))
+    for shard in slow_dir.glob("shard_*.pt"):
+        torch.load(shard, map_location="cpu", weights_only=True)
+    # ... and a temporary the kill may leave is never read: a garbage one named like a shard's is ignored
+    for tmp in out.rglob("*.tmp"):
+        assert tmp.name.startswith("."), tmp
+    (slow_dir / f".{shard_file_name(0)}.killed.tmp").write_bytes(b"half a shard")
     subprocess.run([sys.executable, _script(tmp_path, root, out, 0.3)], check=True, cwd=REPO)
     assert (out / "summary.csv").read_bytes() == (ref_out / "summary.csv").read_bytes()
     manifest = json.loads((out / "manifest.json").read_text())
