@@ -40,6 +40,24 @@ def test_architecture_matches_the_official_ir50():
     assert "output_layer.4.running_mean" in sd and "output_layer.4.weight" not in sd  # BatchNorm1d(affine=False)
 
 
+def test_same_numbers_as_the_official_net_py():
+    """The official IR_50 loaded these random weights strictly (same names) and gave these values."""
+    import json
+
+    from tests.conftest import FIXTURES
+
+    ref = json.loads((FIXTURES / "adaface_ir50_reference.json").read_text())
+    net = AdaFaceIR50()
+    net.load_state_dict(random_state(AdaFaceIR50(), seed=0), strict=True)
+    net.eval()
+    assert len(net.state_dict()) == ref["num_tensors"]
+    x = torch.linspace(-1, 1, 2 * 3 * 112 * 112).reshape(2, 3, 112, 112).sin()
+    with torch.no_grad():
+        emb, norm = net(x)
+    assert torch.allclose(emb[:, :16], torch.tensor(ref["embedding_first16"]), atol=1e-5)
+    assert torch.allclose(norm[:, 0], torch.tensor(ref["norm"]), rtol=1e-5)
+
+
 def test_strict_load_of_a_manifest_shaped_checkpoint(tmp_path):
     path = tmp_path / "adaface_ir50_ms1mv2.ckpt"
     state = _official_like(path)
