@@ -165,3 +165,9 @@ run: {{batch_size: 2, workers: 0, device: cpu}}
 
     html = render_report(tmp_path / "run").read_text()
     assert 'id="suite"' in html and "My suite (2031): my score" in html
+
+
+def test_list_suites_and_tables(capsys):
+    assert main(["list", "suites"]) == 0
+    out = capsys.readouterr().out
+    assert "ntire2026-rwfr" in out and "ntire-rwfr/Wider-Test" in out and "codeformer-paper" in out

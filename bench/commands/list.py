@@ -10,7 +10,7 @@ HELP = "show methods, metrics, datasets and weights with availability"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", nargs="?", choices=["methods", "metrics", "datasets", "weights", "all"], default="all")
+    p.add_argument("what", nargs="?", choices=["methods", "metrics", "datasets", "weights", "suites", "all"], default="all")
     p.add_argument("--verbose", "-v", action="store_true", help="also show each metric's options (NAME:key=value)")
 
 
@@ -112,5 +112,19 @@ def main(args: argparse.Namespace) -> int:
         rows = [[n, "yes" if is_available(n) else "no", f"{s.size:,}" if s.size else "?", str(expected_path(n))]
                 for n, s in sorted(WEIGHTS.items())]
         parts.append("WEIGHTS (bfrbench fetch NAME)\n" + _table(rows, ["name", "present", "bytes", "path"]))
+    if args.what in ("suites", "all"):
+        from bench.compare import builtin_tables, load_table
+        from bench.suites import builtin_suites, load_suite
+
+        rows = []
+        for name in builtin_suites():
+            s = load_suite(name)
+            rows.append([name, ", ".join(d.name for d in s.datasets), "yes" if s.score else "no",
+                         "yes" if s.gate else "no", s.title])
+        tables = [[n, load_table(n).title] for n in builtin_tables()]
+        parts.append("SUITES (bfrbench run --suite NAME|FILE.yaml)\n"
+                     + _table(rows, ["name", "datasets", "score", "gate", "title"])
+                     + "\n\nPAPER TABLES (bfrbench compare RUN --against NAME|FILE.yaml)\n"
+                     + _table(tables, ["name", "title"]))
     print("\n\n".join(parts))
     return 0
