@@ -68,6 +68,9 @@ def test_suite_means_are_weighted_by_set_size_and_gate_counts_by_hand():
     assert g.per_dataset == {"A": 1, "B": 2} and g.below == 3 and g.missing == 1
     assert not g.passed and g.describe().startswith("FAIL: 3 images")
     assert gate(per, "e", _suite(max_below=3)).passed  # "more than max_below" fails, equal passes
+    # a gate metric that never ran (weights missing) is "not computed", not a failure of the entry
+    skipped = gate(per.assign(id=np.nan), "e", suite)
+    assert not skipped.computed and not skipped.passed and skipped.describe().startswith("NOT COMPUTED")
 
 
 def test_builtin_suites_and_their_year_thresholds():

@@ -25,12 +25,17 @@ class GateResult:
     max_below: int
     per_dataset: dict[str, int] = field(default_factory=dict)
     missing: int = 0
+    #: False when the gate metric gave no value at all (not run: weights or package missing)
+    computed: bool = True
+    metric: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.below <= self.max_below
+        return self.computed and self.below <= self.max_below
 
     def describe(self) -> str:
+        if not self.computed:
+            return f"NOT COMPUTED: {self.metric} gave no value (see the skipped metrics for the fix)"
         verdict = "PASS" if self.passed else "FAIL"
         parts = ", ".join(f"{d} {n}" for d, n in self.per_dataset.items())
         extra = f"; {self.missing} of them without a value (missing or failed output)" if self.missing else ""
@@ -75,7 +80,10 @@ def gate(per_image: Any, method: str, suite: Suite) -> GateResult | None:
     if suite.gate is None:
         return None
     rows = per_image[per_image["method"] == method]
-    result = GateResult(below=0, max_below=suite.gate.max_below)
+    result = GateResult(below=0, max_below=suite.gate.max_below, metric=suite.gate.metric)
+    if suite.gate.metric not in rows or not np.isfinite(rows[suite.gate.metric].astype(float)).any():
+        result.computed = False
+        return result
     for d, threshold in suite.thresholds().items():
         sub = rows[rows["dataset"] == d]
         values = sub[suite.gate.metric].astype(float) if suite.gate.metric in sub else np.full(len(sub), np.nan)
@@ -155,7 +163,7 @@ def suite_rows(scores: list[MethodScore], suite: Suite, summary: Any) -> list[di
                                  reason="" if math.isfinite(s.values[var]) else f"no value of {metric} on every set"))
             ok = math.isfinite(s.score)
             reason = "" if ok else f"missing {', '.join(s.missing)} (see the skipped metrics)"
-            if s.gate is not None and not s.gate.passed:
+            if s.gate is not None and s.gate.computed and not s.gate.passed:
                 reason = (reason + "; " if reason else "") + "identity gate failed: not ranked by the challenge"
             rows.append(dict(common, metric=f"{suite.name}:score", protocol=f"{suite.tag}: {suite.score.label} = "
                              f"{suite.score.formula}", value=s.score, higher_better=True,
@@ -163,8 +171,9 @@ def suite_rows(scores: list[MethodScore], suite: Suite, summary: Any) -> list[di
         if s.gate is not None:
             rows.append(dict(common, metric=f"{suite.name}:gate", protocol=f"{suite.tag}: {suite.gate.label} "
                              f"({suite.gate.metric} under the per-set threshold; at most {suite.gate.max_below})",
-                             value=float(s.gate.below), higher_better=False,
-                             status="ok" if s.gate.passed else "failed", reason=s.gate.describe()))
+                             value=float(s.gate.below) if s.gate.computed else math.nan, higher_better=False,
+                             status=("ok" if s.gate.passed else "failed") if s.gate.computed else "skipped",
+                             reason=s.gate.describe()))
     return rows
 
 
@@ -177,7 +186,7 @@ def format_suite_table(scores: list[MethodScore], suite: Suite) -> str:
     """Methods by score (gate failures last), with each variable, the score and the gate."""
     if not scores:
         return ""
-    order = sorted(scores, key=lambda s: (s.gate is not None and not s.gate.passed,
+    order = sorted(scores, key=lambda s: (s.gate is not None and s.gate.computed and not s.gate.passed,
                                           -s.score if math.isfinite(s.score) else math.inf))
     variables = list(suite.score.variables) if suite.score else []
     heads = ["rank", "method", *variables] + (["score"] if suite.score else []) + (["gate"] if suite.gate else [])
@@ -187,8 +196,12 @@ def format_suite_table(scores: list[MethodScore], suite: Suite) -> str:
         if suite.score:
             row.append(f"{s.score:.4f}" if math.isfinite(s.score) else "-")
         if suite.gate:
-            row.append(f"{'pass' if s.gate.passed else 'FAIL'} ({s.gate.below}>{s.gate.max_below})"
-                       if not s.gate.passed else f"pass ({s.gate.below}<={s.gate.max_below})")
+            if not s.gate.computed:
+                row.append("not computed")
+            elif s.gate.passed:
+                row.append(f"pass ({s.gate.below}<={s.gate.max_below})")
+            else:
+                row.append(f"FAIL ({s.gate.below}>{s.gate.max_below})")
         body.append(row)
     widths = [max(len(x) for x in col) for col in zip(heads, *body)]
     lines = [f"\n== {suite.tag}: score and identity gate ==" if suite.gate else f"\n== {suite.tag} =="]
@@ -240,6 +253,7 @@ def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
         "weights": suite.weights(),
         "results": [{"method": s.method, "values": s.values, "pooled": s.pooled, "score": s.score, "n": s.n,
                      "gate": None if s.gate is None else {"below": s.gate.below, "passed": s.gate.passed,
+                                                          "computed": s.gate.computed,
                                                           "per_dataset": s.gate.per_dataset, "missing": s.gate.missing}}
                     for s in scores],
     })
