@@ -283,7 +283,11 @@ def rank_methods(scores: pd.DataFrame) -> pd.DataFrame:
     if not ranks:
         return pd.DataFrame(columns=["mean_rank"])
     table = pd.concat(ranks, axis=1)
-    return table.mean(axis=1).rename("mean_rank").to_frame().sort_values("mean_rank", kind="stable")
+    out = table.mean(axis=1).rename("mean_rank").to_frame()
+    # a method missing a metric the others have is never ranked as if complete: it follows every complete one
+    out["complete"] = table.notna().all(axis=1)
+    out["_order"] = ~out["complete"]
+    return out.sort_values(["_order", "mean_rank"], kind="stable").drop(columns="_order")
 
 
 def format_ranked_tables(summary: pd.DataFrame) -> str:
@@ -300,7 +304,8 @@ def format_ranked_tables(summary: pd.DataFrame) -> str:
         ]
         body = []
         for pos, (method, r) in enumerate(ranking.iterrows(), 1):
-            row = [f"{pos} ({r.mean_rank:.2f})", method + (" [stand-in]" if grp[grp.method == method]["standin"].any() else "")]
+            rank = f"{pos} ({r.mean_rank:.2f})" if r.complete else f"- ({r.mean_rank:.2f}, incomplete)"
+            row = [rank, method + (" [stand-in]" if grp[grp.method == method]["standin"].any() else "")]
             for m in metrics:
                 v = grp[(grp.method == method) & (grp.metric == m)]["value"]
                 row.append(f"{float(v.iloc[0]):.4g}" if len(v) else "-")

@@ -32,6 +32,7 @@ from bench.config import MethodSpec, RunConfig, content_hash
 from bench.engine import distributed, results
 from bench.engine.device import dtype_support, run_dtype, to_uint8_levels
 from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
+from bench.engine.sizes import COMPARE_INTERPOLATION, size_record, to_benchmark_size
 from bench.engine.step import Engine, PreparedMethod, values_to_host
 from bench.errors import UserError
 from bench.metrics.base import Metric, MetricUnavailable
@@ -428,6 +429,7 @@ class Runner:
                 rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {},
                              "retry": True})
             return rows
+        out = to_benchmark_size(out, self.image_size)  # compared at the benchmark's size (recorded per method)
         gt = self.engine.to_device(batch.gt) if batch.gt is not None else None
         if lq is None and any(getattr(m, "needs_lq", False) for m in metrics.values()):
             lq = self.engine.to_device(batch.lq)
@@ -512,7 +514,11 @@ class Runner:
                     "weights": [dataclasses.asdict(w) for w in info.weights],
                     "standin": info.standin,
                     "takes_quality": METHODS.entry(spec.name).meta.get("takes_quality", False),
+                    **size_record(m, self.image_size),
                 }
+                if methods_info[spec.label]["resize"]:
+                    self._say(f"  {spec.label}: outputs {methods_info[spec.label]['output_size']} px, compared at "
+                              f"{self.image_size} px (resized {COMPARE_INTERPOLATION}, recorded in manifest.json)")
         for ds_name in cfg.datasets:
             try:
                 dataset = DATASETS.create(ds_name) if ":" not in ds_name else _create_prefixed(ds_name)
