@@ -3,7 +3,9 @@
 Crops are fixed regions of the aligned FFHQ 512 template (the 5 landmarks facexlib aligns every
 benchmark face to), scaled to the image size. Images are embedded as small JPEG data URIs
 (thumbnails and native-resolution crops) or, in link mode, referenced relative to the report and
-cropped with CSS, so the report never requests anything outside the run folder.
+cropped with CSS, so the report never requests anything outside the run folder. Only files
+under the run folder or a dataset folder the manifest names are shown: a crafted per_image.parquet
+cannot pull other local images into a report that is later shared.
 """
 from __future__ import annotations
 
@@ -106,10 +108,12 @@ def crop_box(region: tuple[int, int, int, int], width: int, height: int) -> tupl
 class ImageEncoder:
     """Turns image paths into ImgRefs (embedded data URIs or relative links), with a cache."""
 
-    def __init__(self, run_dir: Path, out_dir: Path, embed: bool = True) -> None:
+    def __init__(self, run_dir: Path, out_dir: Path, embed: bool = True, roots: Sequence[Path] = ()) -> None:
         self.run_dir = run_dir
         self.out_dir = out_dir
         self.embed = embed
+        #: the folders images may come from: the run folder and the manifest's dataset folders
+        self.roots = [Path(os.path.realpath(r)) for r in (run_dir, *roots)]
         self._cache: dict[tuple[str, str], ImgRef] = {}
         self._pixels: dict[str, np.ndarray | str] = {}
         self.bytes_embedded = 0
@@ -165,9 +169,16 @@ class ImageEncoder:
         """The native-resolution crop of a template region ("eyes" or "mouth")."""
         return self._get(path, alt, region)
 
+    def allowed(self, path: Path) -> bool:
+        """Whether ``path`` (symlinks resolved) lies under the run folder or a dataset folder."""
+        real = Path(os.path.realpath(path))
+        return any(real == r or r in real.parents for r in self.roots)
+
     def _get(self, path: Path | None, alt: str, kind: str) -> ImgRef:
         if path is None:
             return ImgRef(None, alt, missing="not saved")
+        if not self.allowed(path):
+            return ImgRef(None, alt, missing=f"not shown: {path} is outside the run folder and the dataset folders")
         key = (str(path), kind)
         if key not in self._cache:
             self._cache[key] = self._make(path, alt, kind)
@@ -211,8 +222,26 @@ def output_path(enc: ImageEncoder, out_path: Any, dataset: str, method: str, ima
     p = enc.resolve(out_path)
     if p is not None:
         return p
-    guess = enc.run_dir / "images" / dataset / method / f"{image}.png"
+    from bench.names import folder_name
+
+    guess = enc.run_dir / "images" / folder_name(dataset) / folder_name(method) / f"{image}.png"
     return guess if guess.is_file() else None
+
+
+def dataset_roots(manifest: dict[str, Any], run_dir: Path) -> list[Path]:
+    """The dataset folders a run's manifest names (root, LQ and GT folders, data root); relative ones
+    are taken relative to the run folder."""
+    keys = ("root", "lq_dir", "gt_dir", "data_root")
+    found: list[str] = []
+    top = manifest.get("data_root")
+    if isinstance(top, str):
+        found.append(top)
+    for info in (manifest.get("datasets") or {}).values():
+        if not isinstance(info, dict):
+            continue
+        for d in (info, info.get("validation") if isinstance(info.get("validation"), dict) else {}):
+            found += [d[k] for k in keys if isinstance(d.get(k), str) and d[k]]
+    return [Path(p) if Path(p).is_absolute() else run_dir / p for p in dict.fromkeys(found)]
 
 
 def sample_images(per_image: pd.DataFrame, dataset: str, k: int) -> list[str]:

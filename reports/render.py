@@ -296,7 +296,7 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
             methods_order.append(meth)
     colors = plots.method_colors(methods_order)
     spread = spread_stats(run.per_image)
-    enc = gallery.ImageEncoder(run.run_dir, out.parent, embed=embed_images)
+    enc = gallery.ImageEncoder(run.run_dir, out.parent, embed=embed_images, roots=gallery.dataset_roots(run.manifest, run.run_dir))
     per_image_metrics = run.metric_columns
     quality = run.manifest.get("quality_scores") or {}
     skipped = _skipped(run)

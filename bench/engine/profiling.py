@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from bench.engine.device import resolve_device
+from bench.names import folder_name
 from bench.engine.timing import COLUMNS, Clock, ProfileRow, profile_method, profile_metric
 
 __all__ = ["COLUMNS", "ProfileConfig", "ProfileRow", "run_profile", "synthetic_pairs", "write_outputs", "format_table"]
@@ -195,7 +196,7 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
                 continue  # could not be built
             say(f"  end to end: {spec.label} (model alone, engine, official style) ...")
             entry = end_to_end(
-                spec_text, method_factory(spec), usable, pairs, run_dir / "e2e" / _safe(spec.label),
+                spec_text, method_factory(spec), usable, pairs, run_dir / "e2e" / folder_name(spec.label),
                 device=device, batch_size=max(cfg.batch_sizes), dtype=run_dtype(device, cfg.dtypes[0]),
                 workers=cfg.workers, size=cfg.size, channels_last=cfg.channels_last, compile=cfg.compile, clock=clock,
             )
@@ -224,10 +225,6 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
                   f"{e['official_style_s']:.2f} s ({e['official_over_engine']:.2f}x the engine)")
         print(f"wrote {run_dir / 'profile.csv'} and profile.json")
     return result
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._+-" else "_" for c in name)[:80]
 
 
 def _guarded(fn: Callable[[], ProfileRow], kind: str, name: str, bs: int, dtype: str,

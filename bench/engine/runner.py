@@ -17,7 +17,6 @@ import dataclasses
 import datetime as _dt
 import logging
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from bench.engine.sizes import COMPARE_INTERPOLATION, size_record, to_benchmark_
 from bench.engine.step import Engine, PreparedMethod, values_to_host
 from bench.errors import UserError
 from bench.metrics.base import Metric, MetricUnavailable
+from bench.names import folder_name, safe_text
 from bench.registry import DATASETS, METHODS, METRICS, UnknownNameError
 from bench.weights import MissingWeightsError
 
@@ -53,10 +53,6 @@ DEFAULT_METRICS = [
     "niqe", "brisque", "piqe",
     "fid-mobilenet", "ids-dlib", "lmd-5pt",
 ]
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name)[:80]
 
 
 def default_metrics(has_gt: bool) -> list[str]:
@@ -234,7 +230,8 @@ class Runner:
         t0 = time.perf_counter()
         chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
         distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
-        unit_dir = self.run_dir / "units" / f"{_safe(dataset.name)}__{_safe(spec.label)}__{chash}"
+        # the unit hash covers the dataset and method names: a readable prefix is enough here
+        unit_dir = self.run_dir / "units" / f"{safe_text(dataset.name)}__{safe_text(spec.label)}__{chash}"
         done_file = unit_dir / "done.json"
         metrics = self.build_metrics(metric_names, dataset.name)
         reused = done_file.exists()
@@ -371,7 +368,7 @@ class Runner:
             pin_memory=self.device.type == "cuda", need_gt=need_gt, size=self.image_size,
             cache=self._cache(dataset.name),
         )
-        images_dir = self.run_dir / "images" / _safe(dataset.name) / _safe(spec.label)
+        images_dir = self.run_dir / "images" / folder_name(dataset.name) / folder_name(spec.label)
         quiet = self.cfg.quiet or not self.dist.is_main
         progress = _progress(sum(map(len, mine)), f"{dataset.name} | {spec.label}", quiet)
         batches = 0
