@@ -55,8 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.errors import USER_ERRORS
 
         if isinstance(exc, USER_ERRORS):
+            from bench.exit_codes import USAGE
+
             print(f"bfrbench: error: {exc}", file=sys.stderr)
-            return 2
+            return USAGE
         raise
 
 

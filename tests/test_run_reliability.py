@@ -179,3 +179,126 @@ def test_a_unit_corrupted_by_two_writers_is_computed_again(tmp_path):
     per_image = _per_image(run_dir)
     assert len(per_image) == 8 and not per_image.duplicated(["method", "image"]).any()
     pd.testing.assert_frame_equal(again.summary, first.summary)
+
+
+# -- items 5, 6, 11: exit status, bad-file summary, --quiet -------------------------------
+
+
+def _register_test_methods() -> None:
+    from bench.registry import METHODS
+    from bench.weights import MissingWeightsError
+    from methods.base import RestorationMethod, WeightsInfo
+
+    class Crash(RestorationMethod):
+        name = "test-crash"
+
+        def __init__(self, weights=None):
+            super().__init__()
+            self.weights_info = [WeightsInfo(name="none")]
+
+        def restore(self, lq):
+            raise RuntimeError("simulated crash")
+
+    def no_weights(weights=None):
+        raise MissingWeightsError("test-absent", Path("/nonexistent/test-absent.pth"))
+
+    if "test-crash" not in METHODS:
+        METHODS.add("test-crash", Crash)
+    if "test-absent" not in METHODS:
+        METHODS.add("test-absent", no_weights)
+
+
+def _cli(ds: str, out: Path, *extra: str) -> list[str]:
+    return ["run", "--datasets", ds, "--out", str(out), "--device", "cpu", "--workers", "0", "--no-report",
+            "--batch-size", "2", *extra]
+
+
+def test_exit_status_is_nonzero_when_a_method_failed_after_the_rest_finished(tmp_path, capfd):
+    from bench.cli import main
+
+    _register_test_methods()
+    ds = register(make_folder(tmp_path / "setX", 3), "relX")
+    rc = main(_cli(ds, tmp_path / "run", "--methods", "lq", "test-crash", "--metrics", "test-mae", "--quiet"))
+    err = capfd.readouterr().err
+    assert rc == 1, err
+    assert "method test-crash failed on 3 image(s)" in err
+    summary = pd.read_csv(tmp_path / "run" / "summary.csv")
+    ok = summary[(summary.method == "lq") & (summary.metric == "test-mae")].iloc[0]
+    assert ok.status == "ok" and ok.n == 3  # the other method finished
+
+
+def test_exit_status_when_nothing_was_computed_and_with_strict(tmp_path, capfd):
+    from bench.cli import main
+
+    _register_test_methods()
+    ds = register(make_folder(tmp_path / "setN", 2), "relN")
+    rc = main(_cli(ds, tmp_path / "none", "--methods", "test-absent", "--metrics", "test-mae", "--quiet"))
+    assert rc == 3 and "nothing was computed" in capfd.readouterr().err
+    # a skipped method beside a good one: fine by default, fatal with --strict
+    args = ("--methods", "lq", "test-absent", "--metrics", "test-mae", "--quiet")
+    assert main(_cli(ds, tmp_path / "some", *args)) == 0
+    assert main(_cli(ds, tmp_path / "some", *args, "--strict")) == 4
+    assert "test-absent skipped" in capfd.readouterr().err
+
+
+def test_bad_files_reach_the_console_even_with_quiet(tmp_path, capfd):
+    from bench.cli import main
+
+    root = make_folder(tmp_path / "setB", 5)
+    (root / "lq" / "img001.png").write_bytes(b"\x89PNG\r\n\x1a\n0000")  # truncated
+    (root / "lq" / "img003.png").write_bytes(b"")  # empty
+    ds = register(root, "relB")
+    rc = main(_cli(ds, tmp_path / "run", "--methods", "lq", "--metrics", "test-mae", "--quiet"))
+    out, err = capfd.readouterr()
+    assert rc == 0
+    assert f"bad input files: 2 of 5 in {ds} could not be used" in err
+    assert "img001: " in err and "truncated PNG" in err and "img003: " in err and "empty file" in err
+    assert f"full list: {tmp_path / 'run' / 'manifest.json'}" in err
+    assert f"run folder: {tmp_path / 'run'}" in out  # --quiet keeps the result's location
+    assert "== " not in out  # ... and drops the tables
+
+
+def test_progress_bars_do_not_fill_a_non_terminal_log(tmp_path, capfd):
+    ds = register(make_folder(tmp_path / "setP", 4), "relP")
+    Runner(_cfg(ds, tmp_path / "run", quiet=False, batch_size=1)).run()
+    out, err = capfd.readouterr()
+    assert "\r" not in err and "img/s" not in err and "it/s" not in err
+    assert "lq: computed" in out  # one line per finished unit instead
+
+
+# -- item 7: infinite values counted apart; unequal n flagged; incomplete methods not ranked --
+
+
+def test_infinite_psnr_is_counted_apart_and_flagged(tmp_path, capfd):
+    from bench.engine.results import format_ranked_tables
+
+    root = make_folder(tmp_path / "setI", 4, size=512)
+    for name in ("img000", "img002"):  # the LQ is its GT: the lq method restores it exactly
+        (root / "lq" / f"{name}.png").write_bytes((root / "gt" / f"{name}.png").read_bytes())
+    ds = register(root, "relI")
+    outcome = Runner(_cfg(ds, tmp_path / "run", metrics=["psnr"])).run()
+    s = pd.read_csv(outcome.run_dir / "summary.csv")
+    lq = s[(s.method == "lq") & (s.metric == "psnr")].iloc[0]
+    per_image = pd.read_parquet(outcome.run_dir / "per_image.parquet")
+    finite = per_image[(per_image.method == "lq") & np.isfinite(per_image.psnr)].psnr
+    assert lq.n == 2 and lq.n_inf == 2 and lq.value == pytest.approx(finite.mean(), rel=1e-9)
+    assert "counted apart" in lq.reason
+    table = format_ranked_tables(outcome.summary)
+    assert "[+2 inf] (n=2)" in table and "counted in n_inf" in table
+
+
+def test_cli_leaderboard_does_not_rank_a_method_missing_metrics():
+    from bench.engine.results import format_ranked_tables
+
+    rows = []
+    for method, psnr, ssim in (("good", 20.0, 0.5), ("partial", 30.0, float("nan")), ("other", 25.0, 0.6)):
+        for metric, v in (("psnr", psnr), ("ssim", ssim)):
+            rows.append(dict(dataset="d", method=method, method_name=method, config_hash="", metric=metric,
+                             protocol="", value=v, n=4, higher_better=True, standard=True, standin=False,
+                             status="ok" if v == v else "failed", reason="", kind="score", ci_low=np.nan,
+                             ci_high=np.nan, n_inf=0))
+    table = format_ranked_tables(pd.DataFrame(rows)).splitlines()
+    body = [line for line in table if line.split()[:1] and line.split()[0] in ("1", "2", "3", "-")]
+    assert body[0].startswith("1 (1.00)") and "other" in body[0]
+    assert body[1].startswith("2 (2.00)") and "good" in body[1]
+    assert body[2].startswith("- (1/2 metrics)") and "partial" in body[2]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.config import RunConfig
@@ -25,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="metric specs NAME[:key=value,...], e.g. psnr:crop_border=4 fid:reference=DIR "
                    "(default: every registered default metric; bfrbench list metrics --verbose shows options)")
     p.add_argument("--strict", action="store_true",
-                   help="outputs:DIR methods: refuse wrong-size images instead of resizing them to 512")
+                   help="anything skipped is an error (exit status 4): a skipped method or metric, a bad input file; "
+                   "outputs:DIR methods refuse wrong-size images instead of resizing them to 512")
     p.add_argument("--out", help="run folder (default: runs/<timestamp>); rerunning into it resumes")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None)
@@ -42,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="at most N images per dataset")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress output or tables (warnings, errors and the run folder are still printed)")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -74,11 +77,19 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def present(outcome: RunOutcome, cfg: RunConfig) -> None:
-    """Print the ranked tables and write the HTML report (a bare index.html where the report cannot be built)."""
+    """Print the ranked tables and write the HTML report (a bare index.html where the report cannot be built).
+
+    With --quiet only the tables and progress are left out: bad input files, failures and the
+    run folder's path are always printed.
+    """
+    import sys
+
     from bench.engine.results import format_ranked_tables, write_minimal_index
 
     if not cfg.quiet:
         print(format_ranked_tables(outcome.summary))
+    for line in bad_file_lines(outcome):
+        print(line, file=sys.stderr)
     if cfg.report:
         try:
             from reports.render import render_report
@@ -88,12 +99,36 @@ def present(outcome: RunOutcome, cfg: RunConfig) -> None:
             path = write_minimal_index(outcome.run_dir, outcome.summary)
         if not cfg.quiet:
             print(f"report: {path}")
-    if not cfg.quiet:
-        print(f"run folder: {outcome.run_dir}")
+    print(f"run folder: {outcome.run_dir}")
+
+
+def bad_file_lines(outcome: RunOutcome, show: int = 5) -> list[str]:
+    """A short console summary of each dataset's unusable input files and validation problems."""
+    lines = []
+    for ds, info in (outcome.datasets or {}).items():
+        bad = info.get("bad_files") or []
+        if bad:
+            lines.append(f"bad input files: {len(bad)} of {info.get('n', '?')} in {ds} could not be used:")
+            lines += [f"  {b['file']}: {str(b['reason'])[:160]}" for b in bad[:show]]
+            more = f"  ... and {len(bad) - show} more; " if len(bad) > show else "  "
+            lines.append(f"{more}full list: {outcome.run_dir / 'manifest.json'} (datasets > {ds} > bad_files)")
+        validation = info.get("validation") or {}
+        problems = validation.get("problems", []) if isinstance(validation, dict) else []
+        named = {b["file"] for b in bad}
+        other = [p for p in problems if not any(Path(p["path"]).stem == n or Path(p["path"]).name == n for n in named)]
+        if other:
+            errors = sum(1 for p in other if p.get("severity") == "error")
+            lines.append(f"dataset check of {ds}: {errors} error(s), {len(other) - errors} warning(s), e.g. "
+                         f"{Path(other[0]['path']).name}: {str(other[0]['reason'])[:120]}; "
+                         f"all in {outcome.run_dir / 'manifest.json'} (datasets > {ds} > validation)")
+    return lines
 
 
 def main(args: argparse.Namespace) -> int:
+    import sys
+
     from bench.engine.runner import Runner
+    from bench.exit_codes import run_status
 
     cfg = config_from_args(args)
     runner = Runner(cfg)
@@ -101,12 +136,19 @@ def main(args: argparse.Namespace) -> int:
         outcome = runner.run()
     finally:
         runner.dist.close()
-    if runner.dist.is_main:
-        if cfg.suite:  # the suite's score and gate join summary.csv before anything presents it
-            from bench.suites import load_suite
-            from bench.suites.scoring import apply_suite
+    if not runner.dist.is_main:
+        return 0
+    if cfg.suite:  # the suite's score and gate join summary.csv before anything presents it
+        from bench.suites import load_suite
+        from bench.suites.scoring import apply_suite
 
-            outcome.summary = apply_suite(outcome.run_dir, load_suite(cfg.suite), quiet=cfg.quiet)
-        present(outcome, cfg)
-    failed = outcome.summary[outcome.summary["status"] == "failed"]
-    return 1 if len(failed) and len(failed) == len(outcome.summary) else 0
+        outcome.summary = apply_suite(outcome.run_dir, load_suite(cfg.suite), quiet=cfg.quiet)
+    present(outcome, cfg)
+    status = run_status(outcome.summary, outcome.units, strict=cfg.strict)
+    if status.code:
+        print(f"bfrbench: exit status {status.code}:", file=sys.stderr)
+        for reason in status.reasons[:10]:
+            print(f"  {reason}", file=sys.stderr)
+        if len(status.reasons) > 10:
+            print(f"  ... and {len(status.reasons) - 10} more", file=sys.stderr)
+    return status.code

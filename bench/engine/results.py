@@ -25,8 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SUMMARY_COLUMNS = [
     "dataset", "method", "method_name", "config_hash", "metric", "protocol", "value", "n",
-    "higher_better", "standard", "standin", "status", "reason", "kind", "ci_low", "ci_high",
+    "higher_better", "standard", "standin", "status", "reason", "kind", "ci_low", "ci_high", "n_inf",
 ]
+#: the one rule for infinite per-image values (PSNR of an output identical to its GT): counted apart
+INF_RULE = ("infinite per-image values (e.g. PSNR of an output identical to its GT) are left out of the mean "
+            "and of n, and counted in n_inf")
 GAIN_COLUMNS = [
     "dataset", "base_method", "cond_method", "metric", "protocol", "higher_better",
     "delta_mean", "ci_low", "ci_high", "n",
@@ -87,6 +90,11 @@ def build_summary(
         standin = bool(methods_info.get(u.label, {}).get("standin", False))
         for metric, value in u.metric_values.items():
             mi = metrics_info.get(metric, {})
+            n_inf = int(getattr(u, "metric_inf", {}).get(metric, 0))
+            why = getattr(u, "metric_errors", {}).get(metric, "")
+            notes = [f"{n_inf} infinite value(s) counted apart (n_inf), not in the mean"] if n_inf else []
+            if why:
+                notes.append(f"failed on some images: {why}")
             rows.append(
                 {
                     "dataset": u.dataset, "method": u.label, "method_name": u.method_name,
@@ -94,8 +102,8 @@ def build_summary(
                     "value": value, "n": u.metric_n.get(metric, 0),
                     "higher_better": bool(mi.get("higher_better", True)),
                     "standard": bool(mi.get("standard", True)), "standin": standin,
-                    "status": "ok" if math.isfinite(value) else "failed", "reason": "", "kind": "score",
-                    "ci_low": math.nan, "ci_high": math.nan,
+                    "status": "ok" if not math.isnan(value) else "failed", "reason": "; ".join(notes),
+                    "kind": "score", "ci_low": math.nan, "ci_high": math.nan, "n_inf": n_inf,
                 }
             )
     for s in skipped:
@@ -112,7 +120,7 @@ def build_summary(
                         "standard": bool(mi.get("standard", True)),
                         "standin": bool(methods_info.get(u.label, {}).get("standin", False)),
                         "status": "skipped", "reason": _reason_with_fix(s),
-                        "kind": "score", "ci_low": math.nan, "ci_high": math.nan,
+                        "kind": "score", "ci_low": math.nan, "ci_high": math.nan, "n_inf": 0,
                     }
                 )
     for s in skipped:
@@ -125,7 +133,7 @@ def build_summary(
                     "config_hash": "", "metric": "*", "protocol": "", "value": math.nan, "n": 0,
                     "higher_better": True, "standard": True, "standin": False, "status": "skipped",
                     "reason": _reason_with_fix(s), "kind": "score",
-                    "ci_low": math.nan, "ci_high": math.nan,
+                    "ci_low": math.nan, "ci_high": math.nan, "n_inf": 0,
                 }
             )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
@@ -234,7 +242,7 @@ def write_run(
                 "method_name": gains["cond_method"], "config_hash": "", "metric": gains["metric"],
                 "protocol": gains["protocol"], "value": gains["delta_mean"], "n": gains["n"],
                 "higher_better": gains["higher_better"], "standard": True, "standin": False, "status": "ok",
-                "reason": "", "kind": "gain", "ci_low": gains["ci_low"], "ci_high": gains["ci_high"],
+                "reason": "", "kind": "gain", "ci_low": gains["ci_low"], "ci_high": gains["ci_high"], "n_inf": 0,
             }
         )
         summary = pd.concat([summary, extra], ignore_index=True)
@@ -275,7 +283,7 @@ def rank_methods(scores: pd.DataFrame) -> pd.DataFrame:
     """
     import pandas as pd
 
-    ok = scores[np.isfinite(scores["value"].astype(float))]
+    ok = scores[~np.isnan(scores["value"].astype(float))]
     ranks = []
     for _metric, grp in ok.groupby("metric"):
         asc = not bool(grp["higher_better"].iloc[0])
@@ -290,31 +298,68 @@ def rank_methods(scores: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["_order", "mean_rank"], kind="stable").drop(columns="_order")
 
 
+def _cell(value: float, n: int, n_max: int, n_inf: int) -> str:
+    text = f"{value:.4g}"
+    if n_inf:
+        text += f" [+{n_inf} inf]"
+    if n < n_max:
+        text += f" (n={n})"
+    return text
+
+
 def format_ranked_tables(summary: pd.DataFrame) -> str:
-    """A plain-text leaderboard per dataset: methods by mean rank, one column per metric."""
+    """A plain-text leaderboard per dataset: methods by mean rank, one column per metric.
+
+    Only methods with a value for every metric of the table are ranked; the others follow,
+    unranked and marked. A value over fewer images than the most any method has is marked
+    ``(n=K)``; infinite per-image values counted apart are marked ``[+K inf]`` (see INF_RULE).
+    """
+    import pandas as pd
+
     lines = []
+    notes: set[str] = set()
     scores = summary[(summary["kind"] == "score") & (summary["status"] == "ok")]
     for dataset, grp in scores.groupby("dataset", sort=False):
-        ranking = rank_methods(grp)
         metrics = list(dict.fromkeys(grp["metric"]))
+        have = grp.groupby("method", sort=False)["metric"].nunique()
+        everyone = rank_methods(grp)
+        partial = [m for m, r in everyone.iterrows() if not r.complete]
+        # complete methods are ranked among themselves: an incomplete one neither gets a rank nor shifts theirs
+        ranking = rank_methods(grp[~grp["method"].isin(partial)])
+        complete = list(ranking.index)
+        n_max = {m: int(grp[grp.metric == m]["n"].max()) for m in metrics}
         heads = ["rank", "method"] + [
             f"{m}{'↑' if grp[grp.metric == m]['higher_better'].iloc[0] else '↓'}"
             + ("*" if not grp[grp.metric == m]["standard"].iloc[0] else "")
             for m in metrics
         ]
+        order = [(f"{pos} ({ranking.loc[m, 'mean_rank']:.2f})", m) for pos, m in enumerate(complete, 1)]
+        order += [(f"- ({have[m]}/{len(metrics)} metrics)", m) for m in partial]
+        if partial:
+            notes.add("- (k/N metrics): not ranked, values are missing for some metrics")
         body = []
-        for pos, (method, r) in enumerate(ranking.iterrows(), 1):
-            rank = f"{pos} ({r.mean_rank:.2f})" if r.complete else f"- ({r.mean_rank:.2f}, incomplete)"
+        for rank, method in order:
             row = [rank, method + (" [stand-in]" if grp[grp.method == method]["standin"].any() else "")]
             for m in metrics:
-                v = grp[(grp.method == method) & (grp.metric == m)]["value"]
-                row.append(f"{float(v.iloc[0]):.4g}" if len(v) else "-")
+                v = grp[(grp.method == method) & (grp.metric == m)]
+                if not len(v):
+                    row.append("-")
+                    continue
+                r = v.iloc[0]
+                n_inf = int(r["n_inf"]) if "n_inf" in v and not pd.isna(r["n_inf"]) else 0
+                n = int(r["n"]) if not pd.isna(r["n"]) else 0
+                if n_inf:
+                    notes.add(f"[+K inf]: {INF_RULE}")
+                if n < n_max[m]:
+                    notes.add("(n=K): over fewer images than other methods; compare with care")
+                row.append(_cell(float(r["value"]), n, n_max[m], n_inf))
             body.append(row)
         widths = [max(len(str(x)) for x in col) for col in zip(heads, *body)]
         lines.append(f"\n== {dataset} ==")
         lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)))
         for row in body:
             lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+    lines += sorted(notes)
     skipped = summary[(summary["status"] == "skipped") & (summary["metric"] != "*")]
     skipped = skipped[["metric", "reason"]].drop_duplicates("metric")
     if len(skipped):

@@ -94,6 +94,8 @@ class RunOutcome:
     summary: Any  # pandas.DataFrame
     units: list[UnitResult] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    #: per dataset: n, root, bad_files, conversions, validation (as in manifest.json)
+    datasets: dict[str, Any] = field(default_factory=dict)
 
 
 class Runner:
@@ -123,15 +125,21 @@ class Runner:
 
     # -- helpers ------------------------------------------------------------------
     def _say(self, msg: str) -> None:
+        """Progress and information: dropped by --quiet."""
         if not self.cfg.quiet and self.dist.is_main:
             print(msg, flush=True)
+
+    def _warn(self, msg: str) -> None:
+        """Warnings (a skip, a unit computed afresh): shown even with --quiet, on stderr."""
+        if self.dist.is_main:
+            print(msg, file=sys.stderr, flush=True)
 
     def _skip(self, kind: str, name: str, reason: str, fix: str = "", dataset: str = "") -> None:
         entry = {"kind": kind, "name": name, "dataset": dataset, "reason": reason, "fix": fix}
         if entry not in self.skipped:
             self.skipped.append(entry)
             short = reason.split(";")[0].split(": ", 1)[-1] if kind == "metric" else reason
-            self._say(f"  skipped {kind} {name}{' on ' + dataset if dataset else ''}: {short[:160]}")
+            self._warn(f"  skipped {kind} {name}{' on ' + dataset if dataset else ''}: {short[:160]}")
 
     def _build_metric(self, name: str, dataset: str) -> Metric | None:
         """The run's one instance of metric ``name`` (built on first use), or None when it cannot run here."""
@@ -277,6 +285,8 @@ class Runner:
             n_inf[name] = int(np.isinf(vals).sum())
             if m.per_image:
                 counts[name] = int(np.isfinite(vals).sum())
+                if counts[name] == 0 and n_inf[name] and np.isnan(values[name]):
+                    values[name] = float(vals[np.isinf(vals)].max())  # every value infinite: the value is inf
             else:
                 counts[name] = int(sum(1 for r in per_image
                                        if r["status"] == "ok" and name not in r.get("metric_errors", {})))
@@ -332,7 +342,7 @@ class Runner:
         if not problem:
             return
         log.warning("%s: %s; computing it afresh", unit_dir.name, problem)
-        self._say(f"  {unit_dir.name}: {problem}; computing it afresh")
+        self._warn(f"  {unit_dir.name}: {problem}; computing it afresh")
         for path in paths + [unit_dir / "done.json"]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -548,9 +558,9 @@ class Runner:
                     methods_info[label]["content_hash"] = {**methods_info[label].get("content_hash", {}),
                                                            ds_name: report["content_hash"]}
                     for problem in report["problems"][:20]:
-                        self._say(f"  {label}: {problem}")
+                        self._warn(f"  {label}: {problem}")
                     if len(report["problems"]) > 20:
-                        self._say(f"  {label}: ... {len(report['problems']) - 20} more (manifest.json)")
+                        self._warn(f"  {label}: ... {len(report['problems']) - 20} more (manifest.json)")
                 unit = self._run_unit(dataset, spec, method, metric_names, pairs)
                 if unit is None:  # another rank than 0: its share is done, rank 0 writes the results
                     continue
@@ -586,7 +596,8 @@ class Runner:
             return RunOutcome(run_dir=self.run_dir, summary=results.build_summary([], {}, {}, []), skipped=self.skipped)
         summary = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info, metrics_info,
                                     datasets_info, distributed=self.dist.info())
-        return RunOutcome(run_dir=self.run_dir, summary=summary, units=units, skipped=self.skipped)
+        return RunOutcome(run_dir=self.run_dir, summary=summary, units=units, skipped=self.skipped,
+                          datasets=datasets_info)
 
 
 def _unknown(registry, name: str) -> Exception:
@@ -632,7 +643,8 @@ class _NullProgress:
 
 
 def _progress(total: int, desc: str, quiet: bool):
-    if quiet:
+    """A progress bar on a terminal; nothing with --quiet or in a non-terminal log (no redraw spam)."""
+    if quiet or not sys.stderr.isatty():
         return _NullProgress()
     from tqdm import tqdm
 
