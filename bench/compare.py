@@ -148,15 +148,14 @@ def write_comparison(run_dir: Path, df: Any) -> Path:
     """comparison.csv in the run folder (rows of earlier tables with another name are kept)."""
     import pandas as pd
 
-    from bench.atomic import atomic_open
+    from bench.csvsafe import read_frame, write_frame
 
     path = run_dir / "comparison.csv"
     if path.is_file():
-        old = pd.read_csv(path)
+        old = read_frame(path)
         if "table" in old:
             df = pd.concat([old[~old["table"].isin(set(df["table"]))], df], ignore_index=True)
-    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        df.to_csv(fh, index=False, float_format="%.10g")
+    write_frame(df, path)
     return path
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,21 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
             out[col] = out[col].map(neutralise)
     out.columns = [neutralise(c) if isinstance(c, str) else c for c in out.columns]
     return out
+
+
+def write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """``df`` as CSV at ``path``, atomically, text cells neutralised (floats as ``%.10g``)."""
+    from bench.atomic import atomic_open
+
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        neutralise_frame(df).to_csv(fh, index=False, float_format="%.10g")
+
+
+def read_frame(path: str | os.PathLike[str], **kwargs: Any) -> pd.DataFrame:
+    """A CSV bfrbench wrote, with the original text of every neutralised cell and column name."""
+    import pandas as pd
+
+    return restore_frame(pd.read_csv(path, **kwargs))
 
 
 def restore_frame(df: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.DataFrame:

@@ -184,6 +184,17 @@ def decode_image(
     reason = _truncation_reason(data, Path(str(path)).suffix.lower())
     if reason:
         raise ImageReadError(path, reason)
+    check_bounded(data, path, max_pixels=max_pixels)
+    try:
+        return _decode(data, path)
+    except ImageReadError:
+        raise
+    except (cv2.error, MemoryError, ValueError, OverflowError) as exc:
+        raise ImageReadError(path, f"the decoder failed ({type(exc).__name__}: {str(exc).strip()[:200]})") from exc
+
+
+def check_bounded(data: bytes, path: str | os.PathLike[str] = "<bytes>", *, max_pixels: int | None = None) -> None:
+    """Refuse (:class:`ImageReadError`) an image whose header is unknown or whose size passes the pixel cap."""
     size = header_size(data)
     if size is None:
         raise ImageReadError(path, "not a PNG, JPEG, BMP, WebP or TIFF image (or its header is damaged)")
@@ -195,12 +206,6 @@ def decode_image(
             path, f"{size[0]}x{size[1]} pixels, over the {limit:,}-pixel limit",
             f"downscale it, or raise the limit with {MAX_PIXELS_ENV}=N",
         )
-    try:
-        return _decode(data, path)
-    except ImageReadError:
-        raise
-    except (cv2.error, MemoryError, ValueError, OverflowError) as exc:
-        raise ImageReadError(path, f"the decoder failed ({type(exc).__name__}: {str(exc).strip()[:200]})") from exc
 
 
 def _decode(data: bytes, path: str | os.PathLike[str]) -> DecodedImage:

@@ -55,3 +55,16 @@ def test_score_dataset_csv_is_neutralised_and_read_back(tmp_path):
     cells = [c for row in csv.reader(out.open(newline="")) for c in row]
     assert not [c for c in cells if c.startswith(("=", "+", "@", "\t", "\r"))], cells
     assert sorted(read_scores(out)) == sorted(names)
+
+
+def test_rewriting_a_csv_does_not_stack_quotes(tmp_path):
+    """suite scoring and compare read summary.csv back and rewrite it: the cells must not grow a ' each time."""
+    from bench.csvsafe import read_frame, write_frame
+
+    df = pd.DataFrame({"method": HOSTILE + PLAIN[:2], "value": np.arange(len(HOSTILE) + 2, dtype=float)})
+    path = tmp_path / "s.csv"
+    write_frame(df, path)
+    first = path.read_text()
+    write_frame(read_frame(path, keep_default_na=False), path)
+    assert path.read_text() == first
+    assert read_frame(path, keep_default_na=False)["method"].tolist() == df["method"].tolist()

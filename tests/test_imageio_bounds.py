@@ -89,3 +89,12 @@ def test_16bit_conversion_is_exact_and_stays_in_integers():
     assert np.array_equal(out.rgb, bgr8[..., ::-1])
     # decoded 16-bit buffer + uint8 outputs + row blocks: less than a float64 copy alone (4x the 16-bit bytes)
     assert peak < 4 * rgba16.nbytes, f"peak {peak:,} bytes for a {rgba16.nbytes:,}-byte 16-bit image"
+
+
+def test_official_style_reader_is_bounded_too(tmp_path):
+    from bench.engine.official import _read_rgb_tensor
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(40_000, 40_000))
+    with pytest.raises(ImageReadError, match="over the .*-pixel limit"):
+        _read_rgb_tensor(path, 512)

@@ -214,10 +214,9 @@ def build_per_image(units: list) -> pd.DataFrame:
 
 def write_frame_csv(df: pd.DataFrame, path: Path) -> None:
     """``df`` as CSV, atomically, with text cells a spreadsheet would evaluate neutralised."""
-    from bench.csvsafe import neutralise_frame
+    from bench.csvsafe import write_frame
 
-    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        neutralise_frame(df).to_csv(fh, index=False, float_format="%.10g")
+    write_frame(df, path)
 
 
 def write_frame_parquet(df: pd.DataFrame, path: Path) -> None:

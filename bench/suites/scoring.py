@@ -234,16 +234,16 @@ def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
     import pandas as pd
 
     suite = with_run_names(suite)
-    from bench.atomic import atomic_open, atomic_write_json
+    from bench.atomic import atomic_write_json
+    from bench.csvsafe import read_frame, write_frame
 
-    summary = pd.read_csv(run_dir / "summary.csv")
+    summary = read_frame(run_dir / "summary.csv")
     per_image = pd.read_parquet(run_dir / "per_image.parquet")
     summary = summary[summary["kind"] != "suite"]
     scores = score_run(run_dir, summary, per_image, suite)
     extra = pd.DataFrame(suite_rows(scores, suite, summary), columns=summary.columns)
     merged = pd.concat([summary, extra], ignore_index=True) if len(extra) else summary
-    with atomic_open(run_dir / "summary.csv", "w", encoding="utf-8", newline="") as fh:
-        merged.to_csv(fh, index=False, float_format="%.10g")
+    write_frame(merged, run_dir / "summary.csv")
     atomic_write_json(run_dir / "suite.json", {
         "name": suite.name, "title": suite.title, "year": suite.year, "source": suite.source, "path": suite.path,
         "score": None if suite.score is None else {"label": suite.score.label, "formula": suite.score.formula,
