@@ -23,8 +23,8 @@ from bench.metrics.identity import (
     similarity_transform,
 )
 from bench.registry import METRICS
-from tests.official_refs import FIXTURES
 from tests.learned_helpers import random_faces, save_random
+from tests.official_refs import FIXTURES
 
 
 @pytest.fixture(scope="module")
