@@ -53,11 +53,15 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, 
     return buf.getvalue()
 
 
+def _is_text(column: pd.Series) -> bool:
+    return column.dtype == object or str(column.dtype) in ("string", "str")
+
+
 def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` whose text cells and column names are neutralised (numbers untouched)."""
     out = df.copy()
     for col in out.columns:
-        if out[col].dtype == object or str(out[col].dtype) in ("string", "str"):
+        if _is_text(out[col]):
             out[col] = out[col].map(neutralise)
     out.columns = [neutralise(c) if isinstance(c, str) else c for c in out.columns]
     return out
@@ -81,7 +85,7 @@ def read_frame(path: str | os.PathLike[str], **kwargs: Any) -> pd.DataFrame:
 def restore_frame(df: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """Undo :func:`neutralise_frame` on the text ``columns`` (default: every object column) and names, in place."""
     df.columns = [restore(c) if isinstance(c, str) else c for c in df.columns]
-    cols = list(columns) if columns is not None else [c for c in df.columns if df[c].dtype == object]
+    cols = list(columns) if columns is not None else [c for c in df.columns if _is_text(df[c])]
     for col in cols:
         if col in df.columns:
             df[col] = df[col].map(restore)
