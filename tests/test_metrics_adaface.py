@@ -98,4 +98,5 @@ def test_gate_metric_through_the_runner_gets_the_lq(tmp_path):
     s = pd.read_csv(Runner(cfg).run().run_dir / "summary.csv").set_index("method")
     assert s.loc["lq", "value"] == pytest.approx(1.0, abs=1e-6)  # the output is the LQ itself
     assert s.loc["classical", "value"] < 1.0 and s.loc["lq", "n"] == 2
-    assert s.loc["lq", "protocol"] == "ntire-adaface-ir50-cos-lq-template5"
+    # an option the instance's label does not express is appended to it
+    assert s.loc["lq", "protocol"] == f"ntire-adaface-ir50-cos-lq-template5[weights={path}]"

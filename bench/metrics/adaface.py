@@ -36,7 +36,7 @@ class AdaFaceLQIdentity(MeanOfImages):
     higher_better = True
     needs_gt = False
     needs_lq = True
-    protocol = "ntire-adaface-ir50-ms1mv2-cos-lq-template5"
+    protocol = "ntire-adaface-ir50-cos-lq-template5"
     standard = True
 
     def __init__(self, weights: str | None = None, landmarks: str = "template") -> None:
