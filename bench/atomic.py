@@ -10,16 +10,35 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def current_umask() -> int:
+    """The process umask: from /proc where there is one (no change to the process), else set and put back."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", *, file_mode: int | None = None, **kwargs: Any
+) -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path``; on success rename it over ``path``.
 
-    Nothing is left half-written: an exception (or a SIGKILL) leaves the old file intact.
+    Nothing is left half-written: an exception (or a SIGKILL) leaves the old file intact. The
+    file gets ``file_mode``, or by default what ``open()`` would give it (0666 less the umask),
+    not the 0600 of a temporary file, so reports stay readable by others where the umask says so.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        with contextlib.suppress(OSError):  # a file system without modes: keep what mkstemp gave
+            os.fchmod(fd, file_mode if file_mode is not None else 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         with open(tmp, mode, **kwargs) as fh:
             yield fh

@@ -302,3 +302,25 @@ def test_cli_leaderboard_does_not_rank_a_method_missing_metrics():
     assert body[0].startswith("1 (1.00)") and "other" in body[0]
     assert body[1].startswith("2 (2.00)") and "good" in body[1]
     assert body[2].startswith("- (1/2 metrics)") and "partial" in body[2]
+
+
+# -- item 8: output files honour the umask ----------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_run_folder_files_honour_the_umask(tmp_path, umask):
+    import os
+
+    from bench.atomic import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "report.html", "x")
+        ds = register(make_folder(tmp_path / "setU", 2), "relU")
+        out = Runner(_cfg(ds, tmp_path / "run", methods=["lq"], metrics=["test-mae"])).run()
+    finally:
+        os.umask(old)
+    want = 0o666 & ~umask
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == want
+    for name in ("summary.csv", "per_image.parquet", "manifest.json"):
+        assert (out.run_dir / name).stat().st_mode & 0o777 == want, name
