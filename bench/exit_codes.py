@@ -41,7 +41,9 @@ def run_status(summary: Any, units: list, strict: bool = False) -> RunStatus:
             failed.append(f"metric {metric} failed on {n} image(s) of {u.dataset} / {u.label} ({why[:120]})")
             reported.add((u.dataset, u.label, metric))
     for _, r in scores[scores["status"] == "failed"].iterrows():
-        if (r["dataset"], r["method"], r["metric"]) not in reported:
+        if r["metric"] == "*":  # the method could not be built (e.g. an unusable --weights file)
+            failed.append(f"method {r['method']} failed: {str(r['reason'])[:200]}")
+        elif (r["dataset"], r["method"], r["metric"]) not in reported:
             failed.append(f"metric {r['metric']} failed for {r['method']} on {r['dataset']}")
     if scores.empty or not (scores["status"] == "ok").any():
         return RunStatus(NOTHING, ["nothing was computed: every method or metric was skipped or failed"] + failed)

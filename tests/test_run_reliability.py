@@ -4,6 +4,7 @@ One image's metric failure, concurrent runs on one folder, shards of another bat
 """
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -324,3 +325,53 @@ def test_run_folder_files_honour_the_umask(tmp_path, umask):
     assert (tmp_path / "report.html").stat().st_mode & 0o777 == want
     for name in ("summary.csv", "per_image.parquet", "manifest.json"):
         assert (out.run_dir / name).stat().st_mode & 0o777 == want, name
+
+
+# -- item 4: an unusable --weights file: one line naming the file and the fix ------------------
+
+
+def _bad_weights(tmp_path: Path) -> dict[str, Path]:
+    good = torch.nn.Linear(2, 2).state_dict()
+    torch.save(good, tmp_path / "other_net.pth")  # a real checkpoint of another network
+    blob = (tmp_path / "other_net.pth").read_bytes()
+    (tmp_path / "truncated.pth").write_bytes(blob[: len(blob) // 2])
+    (tmp_path / "garbage.pth").write_bytes(b"this is not a checkpoint at all\n" * 10)
+    # a pickled Python object beside the tensors: refused by weights_only=True
+    torch.save({"args": argparse.Namespace(lr=1e-3), "params_ema": good}, tmp_path / "pickled.pth")
+    return {k: tmp_path / f"{k}.pth" for k in ("other_net", "truncated", "garbage", "pickled")}
+
+
+@pytest.mark.parametrize("kind,reason,fix", [
+    ("garbage", "not a PyTorch checkpoint", "saved with torch.save"),
+    ("truncated", "truncated or damaged", "copy or download it again"),
+    ("other_net", "not a GFPGAN checkpoint", "pass a GFPGANv1.3/v1.4 .pth file"),
+    ("pickled", "Python objects besides tensors", "torch.save(model.state_dict()"),
+])
+def test_restore_with_an_unusable_weights_file_is_one_line(tmp_path, capfd, kind, reason, fix):
+    from bench.cli import main
+
+    path = _bad_weights(tmp_path)[kind]
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.zeros((512, 512, 3), np.uint8))
+    rc = main(["restore", "--method", "gfpgan", "--weights", str(path), "--input", str(src),
+               "--output", str(tmp_path / "out"), "--aligned", "--device", "cpu"])
+    err = capfd.readouterr().err.strip()
+    assert rc == 2
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    assert err.startswith(f"bfrbench: error: {path}: ") and reason in err and fix in err, err
+    assert "weights_only=False" not in err and "delete it" not in err
+
+
+def test_run_with_an_unusable_weights_file_fails_that_method_and_finishes_the_rest(tmp_path, capfd):
+    from bench.cli import main
+
+    path = _bad_weights(tmp_path)["truncated"]
+    ds = register(make_folder(tmp_path / "setW", 2), "relW")
+    rc = main(_cli(ds, tmp_path / "run", "--methods", "lq", "gfpgan", "--metrics", "test-mae",
+                   "--weights", f"gfpgan={path}", "--quiet"))
+    err = capfd.readouterr().err
+    assert rc == 1 and f"method gfpgan failed: {path}: the file is truncated or damaged" in err
+    summary = pd.read_csv(tmp_path / "run" / "summary.csv")
+    assert summary[(summary.method == "lq") & (summary.metric == "test-mae")].iloc[0].status == "ok"
+    assert summary[summary.method == "gfpgan"].iloc[0].status == "failed"

@@ -131,7 +131,8 @@ def build_summary(
                 {
                     "dataset": dataset, "method": s["name"], "method_name": s["name"].split(":")[0],
                     "config_hash": "", "metric": "*", "protocol": "", "value": math.nan, "n": 0,
-                    "higher_better": True, "standard": True, "standin": False, "status": "skipped",
+                    "higher_better": True, "standard": True, "standin": False,
+                    "status": "failed" if s.get("failed") else "skipped",
                     "reason": _reason_with_fix(s), "kind": "score",
                     "ci_low": math.nan, "ci_high": math.nan, "n_inf": 0,
                 }
@@ -370,6 +371,12 @@ def format_ranked_tables(summary: pd.DataFrame) -> str:
     if len(skipped_methods):
         lines.append("\nskipped methods:")
         for _, r in skipped_methods.iterrows():
+            lines.append(f"  {r.method}: {r.reason}")
+    failed_methods = summary[(summary["status"] == "failed") & (summary["metric"] == "*")]
+    failed_methods = failed_methods[["method", "reason"]].drop_duplicates("method")
+    if len(failed_methods):
+        lines.append("\nfailed methods:")
+        for _, r in failed_methods.iterrows():
             lines.append(f"  {r.method}: {r.reason}")
     if (summary["standard"] == False).any():  # noqa: E712
         lines.append("* non-standard protocol (offline stand-in network or data); not comparable with papers")

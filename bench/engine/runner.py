@@ -37,7 +37,7 @@ from bench.errors import UserError
 from bench.metrics.base import Metric, MetricUnavailable
 from bench.names import folder_name, safe_text
 from bench.registry import DATASETS, METHODS, METRICS, UnknownNameError
-from bench.weights import MissingWeightsError
+from bench.weights import MissingWeightsError, WeightsFileError
 
 log = logging.getLogger("bfrbench")
 
@@ -134,12 +134,16 @@ class Runner:
         if self.dist.is_main:
             print(msg, file=sys.stderr, flush=True)
 
-    def _skip(self, kind: str, name: str, reason: str, fix: str = "", dataset: str = "") -> None:
+    def _skip(self, kind: str, name: str, reason: str, fix: str = "", dataset: str = "", failed: bool = False) -> None:
+        """Leave out a method or metric (``failed``: it could not run although it should have)."""
         entry = {"kind": kind, "name": name, "dataset": dataset, "reason": reason, "fix": fix}
+        if failed:
+            entry["failed"] = True
         if entry not in self.skipped:
             self.skipped.append(entry)
             short = reason.split(";")[0].split(": ", 1)[-1] if kind == "metric" else reason
-            self._warn(f"  skipped {kind} {name}{' on ' + dataset if dataset else ''}: {short[:160]}")
+            what = "failed" if failed else "skipped"
+            self._warn(f"  {what} {kind} {name}{' on ' + dataset if dataset else ''}: {short[:300]}")
 
     def _build_metric(self, name: str, dataset: str) -> Metric | None:
         """The run's one instance of metric ``name`` (built on first use), or None when it cannot run here."""
@@ -178,6 +182,9 @@ class Runner:
             method = METHODS.create(spec.name, **kwargs)
         except MissingWeightsError as exc:
             self._skip("method", spec.label, str(exc), exc.fix)
+            return None
+        except WeightsFileError as exc:  # a weights file that cannot be used: this method fails, the rest run
+            self._skip("method", spec.label, str(exc), exc.fix, failed=True)
             return None
         except UnknownNameError as exc:
             raise UserError(str(exc)) from exc

@@ -47,6 +47,7 @@ from bench.weights.spec import (
     WEIGHTS,
     AssetError,
     MissingWeightsError,
+    WeightsFileError,
     WeightSpec,
     WeightsVerificationError,
     canonical_name,
@@ -58,7 +59,7 @@ from bench.weights.url import Limits
 __all__ = [
     "ALIASES", "AUTO_FETCH_ENV", "CACHE_MODE_ENV", "Limits", "OFFLINE_ENV", "PINS_FILE", "PIP_ARGS_ENV",
     "PinsFileError", "QUARANTINE_DIR", "WEIGHTS",
-    "AssetError", "MissingWeightsError", "PackageFile", "WeightSpec", "WeightsVerificationError",
+    "AssetError", "MissingWeightsError", "PackageFile", "WeightSpec", "WeightsFileError", "WeightsVerificationError",
     "assets_dir", "auto_fetch_enabled", "availability", "cache_dir", "canonical_name", "expected_path",
     "expected_sha256", "fetch", "fetch_file", "fetch_files", "get_spec", "is_available", "load_pins",
     "load_state_dict", "offline_mode", "pins_path", "quarantine", "read_bytes_literal", "register_weights",

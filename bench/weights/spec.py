@@ -115,6 +115,14 @@ class MissingWeightsError(UserError, FileNotFoundError):
         return str(self.args[0]) if self.args else ""
 
 
+class WeightsFileError(UserError, ValueError):
+    """A weights file that exists but cannot be used (damaged, not a checkpoint, another network)."""
+
+    def __init__(self, path: str | Path, reason: str, fix: str) -> None:
+        self.path, self.reason, self.fix = str(path), reason, fix
+        super().__init__(f"{path}: {reason}; fix: {fix}")
+
+
 class WeightsVerificationError(MissingWeightsError):
     """A downloaded or cached file failed its size or SHA-256 check (and was quarantined)."""
 

@@ -54,9 +54,9 @@ def extract_gfpgan_state(obj: Any, path: str | Path = "<checkpoint>") -> dict[st
         if _PROBE_KEY in obj:
             return obj
     keys = list(obj)[:6] if isinstance(obj, dict) else type(obj).__name__
-    raise ValueError(
-        f"{path}: not a GFPGAN checkpoint (no 'params_ema' / 'params' entry and no {_PROBE_KEY!r}; top level: {keys}); "
-        "pass a GFPGANv1.3/v1.4 .pth file or run `bfrbench fetch gfpgan-v1.4`"
+    raise W.WeightsFileError(
+        path, f"not a GFPGAN checkpoint (no 'params_ema' / 'params' entry and no {_PROBE_KEY!r}; top level: {keys})",
+        "pass a GFPGANv1.3/v1.4 .pth file, or leave --weights out to use the managed one (`bfrbench fetch gfpgan-v1.4`)",
     )
 
 
@@ -181,9 +181,10 @@ def _load_strict(net: torch.nn.Module, state: dict[str, torch.Tensor], path: str
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ValueError(
-            f"{path}: does not match the {type(net).__name__} architecture ({state_dict_mismatch(net, state)}); "
-            "pass an official GFPGAN v1.3 / v1.4 checkpoint or fetch it again with `bfrbench fetch gfpgan-v1.4`"
+        raise W.WeightsFileError(
+            path, f"does not match the {type(net).__name__} architecture ({state_dict_mismatch(net, state)})",
+            "pass an official GFPGAN v1.3 / v1.4 checkpoint, or leave --weights out to use the managed one "
+            "(`bfrbench fetch gfpgan-v1.4`)",
         ) from exc
 
 

@@ -57,9 +57,9 @@ def extract_state(obj: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], 
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             return obj, cfg
     keys = list(obj)[:6] if isinstance(obj, dict) else type(obj).__name__
-    raise ValueError(
-        f"{path}: not a CodeFormer-family checkpoint (no 'params_ema' / 'params' entry; top level: {keys}); "
-        "pass the released .pth file or a bfrbench training export"
+    raise W.WeightsFileError(
+        path, f"not a CodeFormer-family checkpoint (no 'params_ema' / 'params' entry; top level: {keys})",
+        "pass the released .pth file or a bfrbench training export",
     )
 
 
@@ -125,9 +125,10 @@ class CodeLookupMethod(RestorationMethod):
         try:
             self.net.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ValueError(
-                f"{info.path}: does not match the {cfg.name} architecture ({str(exc).splitlines()[0]} ...); "
-                f"pass a {self.name} checkpoint or run `bfrbench fetch {self.weights_name}`"
+            raise W.WeightsFileError(
+                info.path, f"does not match the {cfg.name} architecture ({str(exc).splitlines()[0]} ...)",
+                f"pass a {self.name} checkpoint, or leave --weights out to use the managed one "
+                f"(`bfrbench fetch {self.weights_name}`)",
             ) from exc
         self.net.eval().requires_grad_(False)
         self.weights_info = [info]

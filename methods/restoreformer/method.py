@@ -49,7 +49,8 @@ def build_restoreformer(variant: str) -> VQVAEGANMultiHeadTransformer:
 def extract_restoreformer_state(obj: Any, path: str | Path = "<checkpoint>") -> tuple[dict[str, torch.Tensor], list[str]]:
     """The generator's weights from a loaded checkpoint, and the names of the entries left out."""
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: not a RestoreFormer checkpoint (a {type(obj).__name__}, not a dict)")
+        raise W.WeightsFileError(path, f"not a RestoreFormer checkpoint (a {type(obj).__name__}, not a dict)",
+                                 "pass RestoreFormer.ckpt / RestoreFormer++.ckpt")
     state = obj
     for key in ("state_dict", "params_ema", "params"):
         if isinstance(obj.get(key), dict):
@@ -64,10 +65,11 @@ def extract_restoreformer_state(obj: Any, path: str | Path = "<checkpoint>") -> 
             dropped.append(f"vqvae.{key}")
             state = {k: v for k, v in state.items() if k != key}
     if "encoder.conv_in.weight" not in state:
-        raise ValueError(
-            f"{path}: not a RestoreFormer checkpoint (no 'encoder.conv_in.weight' under 'state_dict' with or "
-            "without the 'vqvae.' prefix); pass RestoreFormer.ckpt / RestoreFormer++.ckpt or run "
-            "`bfrbench fetch restoreformer++`"
+        raise W.WeightsFileError(
+            path, "not a RestoreFormer checkpoint (no 'encoder.conv_in.weight' under 'state_dict' with or "
+            "without the 'vqvae.' prefix)",
+            "pass RestoreFormer.ckpt / RestoreFormer++.ckpt, or leave --weights out to use the managed one "
+            "(`bfrbench fetch restoreformer++`)",
         )
     return state, dropped
 
@@ -142,8 +144,8 @@ class _RestoreFormerBase(RestorationMethod):
                 if other != self.variant
                 else "pass an official checkpoint or fetch it again with `bfrbench fetch " + self.variant + "`"
             )
-            raise ValueError(
-                f"{path}: does not match the {self.variant} architecture ({state_dict_mismatch(self.net, state)}); {hint}"
+            raise W.WeightsFileError(
+                path, f"does not match the {self.variant} architecture ({state_dict_mismatch(self.net, state)})", hint
             ) from exc
 
     @torch.no_grad()
