@@ -137,15 +137,21 @@ def gains_from_summary(rows: pd.DataFrame) -> pd.DataFrame | None:
         "dataset": rows["dataset"], "base_method": split[1], "cond_method": split[0], "metric": rows["metric"],
         "protocol": rows["protocol"], "higher_better": rows["higher_better"], "delta_mean": rows["value"],
         "ci_low": rows["ci_low"], "ci_high": rows["ci_high"], "n": rows["n"],
+        "standard": rows["standard"], "standin": rows["standin"], "note": rows.get("reason", ""),
     })
 
 
 def read_gains(path: Path) -> pd.DataFrame:
     """gains.csv: paired per-image deltas (cond - base) with their 95% CI."""
-    return _read_csv(
+    df = _read_csv(
         path, GAINS_COLUMNS, bools=("higher_better",),
-        text=("dataset", "base_method", "cond_method", "metric", "protocol"),
+        text=("dataset", "base_method", "cond_method", "metric", "protocol", "note", "standard", "standin"),
     )
+    for col, default in (("standard", True), ("standin", False)):  # absent in gains.csv of older runs
+        df[col] = [_to_bool(v, f"{path} column {col}") for v in df[col]] if col in df.columns else default
+    if "note" not in df.columns:
+        df["note"] = ""
+    return df
 
 
 #: `bfrbench profile`'s layout: kind (method|metric) and name instead of method/metric columns

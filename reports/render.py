@@ -166,12 +166,16 @@ def _gains(run: RunData) -> list[dict[str, Any]]:
         significant = lo is not None and hi is not None and (lo > 0 or hi < 0)
         better = None if d is None else (d > 0 if r.higher_better else d < 0)
         verdict = "n.s." if not significant else ("better" if better else "worse")
+        note = getattr(r, "note", "") or ""
+        if note.startswith("zero by construction"):
+            verdict = "zero by construction"
         rows.append({
             "dataset": r.dataset, "base": r.base_method, "cond": r.cond_method, "metric": r.metric,
             "protocol": r.protocol, "direction": "higher is better" if r.higher_better else "lower is better",
             "arrow": "\u2191" if r.higher_better else "\u2193",
             "delta": fmt(d), "ci_low": fmt(lo), "ci_high": fmt(hi), "delta_v": d,
-            "n": "" if _finite(r.n) is None else int(r.n), "verdict": verdict,
+            "n": "" if _finite(r.n) is None else int(r.n), "verdict": verdict, "note": note,
+            "standin": bool(getattr(r, "standin", False)),
         })
     return rows
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import itertools
-import json
 import os
 import platform
 import time
@@ -23,8 +22,8 @@ import numpy as np
 import torch
 
 from bench.engine.device import resolve_device
-from bench.names import folder_name
 from bench.engine.timing import COLUMNS, Clock, ProfileRow, profile_method, profile_metric
+from bench.names import folder_name
 
 __all__ = ["COLUMNS", "ProfileConfig", "ProfileRow", "run_profile", "synthetic_pairs", "write_outputs", "format_table"]
 
@@ -147,6 +146,7 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
         return build
 
     rows: list[ProfileRow] = []
+    standins: dict[str, bool] = {}
 
     def say(msg: str) -> None:
         if not cfg.quiet:
@@ -161,12 +161,17 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
                                    status="skipped", note=str(exc)))
             say(f"  skipped method {spec.label}: {exc}")
             continue
+        standin = bool(method.info().standin) if hasattr(method, "info") else False
+        first = len(rows)
         for dtype, bs in itertools.product(cfg.dtypes, cfg.batch_sizes):
             say(f"  method {spec.label} batch {bs} {dtype} ...")
             rows.append(_guarded(functools.partial(
                 profile_method, method, spec.label, pairs, batch_size=bs, dtype=dtype, device=device,
                 compile=cfg.compile, channels_last=cfg.channels_last, size=cfg.size, iters=cfg.iters,
                 warmup=cfg.warmup, workers=cfg.workers, clock=clock), "method", spec.label, bs, dtype, device))
+        for r in rows[first:]:
+            r.standin = standin
+        standins[spec.label] = standin
         del method
     metric_factories: dict[str, Callable[[], torch.nn.Module]] = {}
     for name in cfg.metrics:
@@ -178,12 +183,16 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
             say(f"  skipped metric {name}: {exc}")
             continue
         metric_factories[name] = (lambda n=name: bench.create_metric(n))
+        standard = bool(getattr(metric, "info", lambda: {})().get("standard", True))
+        first = len(rows)
         for bs in cfg.batch_sizes:
             say(f"  metric {name} batch {bs} ...")
             rows.append(_guarded(functools.partial(
                 profile_metric, metric, name, pairs, batch_size=bs, device=device, size=cfg.size,
                 iters=cfg.iters, warmup=cfg.warmup, workers=cfg.workers, clock=clock), "metric", name, bs, "fp32",
                 device))
+        for r in rows[first:]:
+            r.standard = standard
     e2e: list[dict[str, Any]] = []
     if cfg.e2e:
         from bench.engine.device import run_dtype
@@ -209,6 +218,7 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
                     kind=kind, name=spec.label, batch_size=bs, dtype=dtype, device=str(device),
                     compile=entry["compile"] and kind != "official-style", images=entry["images"], wall_s=seconds,
                     images_per_s=entry["images"] / seconds if seconds else float("nan"),
+                    standin=standins.get(spec.label, False),
                     note=f"metrics: {', '.join(usable) or 'none'}" if kind != "model-only" else "",
                 ))
     result = {
@@ -248,7 +258,6 @@ def _guarded(fn: Callable[[], ProfileRow], kind: str, name: str, bs: int, dtype:
 def write_outputs(run_dir: Path, rows: Sequence[ProfileRow], result: dict[str, Any]) -> None:
     """profile.csv (one row per configuration) and profile.json (config, environment, rows), atomically."""
     from bench.atomic import atomic_write_json, atomic_write_text
-
     from bench.csvsafe import csv_text
 
     cells = []
@@ -256,7 +265,7 @@ def write_outputs(run_dir: Path, rows: Sequence[ProfileRow], result: dict[str, A
         d = asdict(r)
         cells.append({k: (f"{d[k]:.6g}" if isinstance(d[k], float) else d[k]) for k in COLUMNS})
     atomic_write_text(run_dir / "profile.csv", csv_text(COLUMNS, cells, lineterminator="\n"))
-    atomic_write_json(run_dir / "profile.json", json.loads(json.dumps(result, default=str, allow_nan=True)))
+    atomic_write_json(run_dir / "profile.json", result)  # NaN (not measured) is written as null
 
 
 def format_table(rows: Sequence[ProfileRow]) -> str:
@@ -267,7 +276,8 @@ def format_table(rows: Sequence[ProfileRow]) -> str:
         def f(x: float, spec: str) -> str:
             return "-" if x != x else format(x, spec)  # NaN -> "-"
         lines.append([
-            r.kind, r.name[:28], str(r.batch_size), r.dtype + ("+c" if r.compile else ""), f(r.images_per_s, ".1f"),
+            r.kind, r.name[:28] + (" [stand-in]" if r.standin else "") + ("*" if not r.standard else ""),
+            str(r.batch_size), r.dtype + ("+c" if r.compile else ""), f(r.images_per_s, ".3g"),
             f(r.latency_p50_ms, ".1f"), f(r.latency_p95_ms, ".1f"), f(r.peak_mem_mb, ".0f"),
             f(r.data_wait_share, ".0%"), f(r.device_busy_share, ".0%"), r.status if not r.note else f"{r.status}*",
         ])

@@ -32,8 +32,11 @@ INF_RULE = ("infinite per-image values (e.g. PSNR of an output identical to its 
             "and of n, and counted in n_inf")
 GAIN_COLUMNS = [
     "dataset", "base_method", "cond_method", "metric", "protocol", "higher_better",
-    "delta_mean", "ci_low", "ci_high", "n",
+    "delta_mean", "ci_low", "ci_high", "n", "standard", "standin", "note",
 ]
+#: gains.csv's note when the conditioned side's score embedding is the untrained zero table
+ZERO_EMBEDDING_NOTE = ("zero by construction: the score embedding is untrained (zero-initialised), so the "
+                       "conditioned outputs equal the base's; fine-tune one with `bfrbench train finetune_codeformer`")
 PACKAGES = ["torch", "torchvision", "numpy", "opencv-python-headless", "scikit-image", "lpips", "pytorch-fid",
             "onnxruntime", "pyiqa", "dlib-bin", "pandas", "pyarrow"]
 
@@ -102,7 +105,8 @@ def build_summary(
                     "value": value, "n": u.metric_n.get(metric, 0),
                     "higher_better": bool(mi.get("higher_better", True)),
                     "standard": bool(mi.get("standard", True)), "standin": standin,
-                    "status": "ok" if not math.isnan(value) else "failed", "reason": "; ".join(notes),
+                    "status": "ok" if not math.isnan(value) else "failed",
+                    "reason": "; ".join(notes) if not math.isnan(value) else _failure_reason(u, metric, skipped),
                     "kind": "score", "ci_low": math.nan, "ci_high": math.nan, "n_inf": n_inf,
                 }
             )
@@ -153,8 +157,34 @@ def conditioned_pairs(labels: list[str], names: dict[str, str]) -> list[tuple[st
     return pairs
 
 
-def build_gains(units: list, metrics_info: dict) -> pd.DataFrame:
-    """Per-metric paired deltas (conditioned - base) with a 95% CI, for every conditioned pair."""
+def _zero_embedding(info: dict) -> bool:
+    """True when a method's weights include IQP's score embedding as the untrained zero table."""
+    return any(w.get("name") == "iqp-embedding" and w.get("standin") for w in info.get("weights", []))
+
+
+def _failure_reason(unit: Any, metric: str, skipped: list[dict]) -> str:
+    """Why a metric has no value for a unit: its per-image errors (count and the first), or its compute error."""
+    errors = [r.get("metric_errors", {}).get(metric) for r in unit.per_image]
+    errors = [e for e in errors if e]
+    if errors:
+        return f"failed on {len(errors)} of {len(unit.per_image)} images: {errors[0]}"[:500]
+    why = getattr(unit, "metric_errors", {}).get(metric)
+    if why:
+        return f"failed: {why}"[:500]
+    for s in skipped:
+        if s.get("kind") == "metric" and s.get("name") == metric and s.get("dataset") in ("", unit.dataset):
+            return _reason_with_fix(s)[:500]
+    ok = sum(1 for r in unit.per_image if r.get("status") == "ok")
+    return "no finite value" + ("" if ok else ": no image was restored (see per_image.parquet errors)")
+
+
+def build_gains(units: list, metrics_info: dict, methods_info: dict | None = None) -> pd.DataFrame:
+    """Per-metric paired deltas (conditioned - base) with a 95% CI, for every conditioned pair.
+
+    ``standard`` is the metric's, ``standin`` is true when either side ran on stand-in weights, and
+    ``note`` says when a delta is zero by construction (an untrained zero score embedding).
+    """
+    methods_info = methods_info or {}
     import pandas as pd
 
     by_key = {(u.dataset, u.label): u for u in units}
@@ -177,11 +207,16 @@ def build_gains(units: list, metrics_info: dict) -> pd.DataFrame:
                     mean = uc.metric_values[metric] - ub.metric_values.get(metric, math.nan)
                     lo = hi = math.nan
                     n = len(common)
+                ib, ic = methods_info.get(base, {}), methods_info.get(cond, {})
+                zero = bool(np.isfinite(deltas).any()) and bool((deltas[np.isfinite(deltas)] == 0).all())
                 rows.append(
                     {
                         "dataset": dataset, "base_method": base, "cond_method": cond, "metric": metric,
                         "protocol": mi.get("protocol") or "", "higher_better": bool(mi.get("higher_better", True)),
                         "delta_mean": mean, "ci_low": lo, "ci_high": hi, "n": n,
+                        "standard": bool(mi.get("standard", True)),
+                        "standin": bool(ib.get("standin", False) or ic.get("standin", False)),
+                        "note": ZERO_EMBEDDING_NOTE if zero and _zero_embedding(ic) else "",
                     }
                 )
     return pd.DataFrame(rows, columns=GAIN_COLUMNS)
@@ -234,15 +269,16 @@ def write_run(
     import torch
 
     summary = build_summary(units, methods_info, metrics_info, skipped, list(datasets_info))
-    gains = build_gains(units, metrics_info)
+    gains = build_gains(units, metrics_info, methods_info)
     if not gains.empty:
         extra = pd.DataFrame(
             {
                 "dataset": gains["dataset"], "method": gains["cond_method"] + " vs " + gains["base_method"],
                 "method_name": gains["cond_method"], "config_hash": "", "metric": gains["metric"],
                 "protocol": gains["protocol"], "value": gains["delta_mean"], "n": gains["n"],
-                "higher_better": gains["higher_better"], "standard": True, "standin": False, "status": "ok",
-                "reason": "", "kind": "gain", "ci_low": gains["ci_low"], "ci_high": gains["ci_high"], "n_inf": 0,
+                "higher_better": gains["higher_better"], "standard": gains["standard"], "standin": gains["standin"],
+                "status": "ok", "reason": gains["note"], "kind": "gain", "ci_low": gains["ci_low"],
+                "ci_high": gains["ci_high"], "n_inf": 0,
             }
         )
         summary = pd.concat([summary, extra], ignore_index=True)
@@ -384,7 +420,9 @@ def format_ranked_tables(summary: pd.DataFrame) -> str:
     if len(gains):
         lines.append("\nconditioning gains (conditioned - base, 95% CI):")
         for _, r in gains.iterrows():
-            lines.append(f"  {r.dataset} {r.method} {r.metric}: {r.value:+.4g} [{r.ci_low:+.4g}, {r.ci_high:+.4g}]")
+            flag = (" [stand-in]" if r.standin else "") + ("*" if not r.standard else "")
+            lines.append(f"  {r.dataset} {r.method}{flag} {r.metric}: {r.value:+.4g} [{r.ci_low:+.4g}, {r.ci_high:+.4g}]"
+                         + (f"  ({r.reason.split(':')[0]})" if isinstance(r.reason, str) and r.reason else ""))
     return "\n".join(lines)
 
 

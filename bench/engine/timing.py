@@ -28,7 +28,7 @@ Clock = Callable[[], float]
 COLUMNS = [
     "kind", "name", "batch_size", "dtype", "compile", "channels_last", "device", "images", "wall_s",
     "images_per_s", "compute_images_per_s", "latency_p50_ms", "latency_p95_ms", "peak_mem_mb", "mem_kind",
-    "data_wait_share", "device_busy_share", "status", "note",
+    "data_wait_share", "device_busy_share", "standin", "standard", "status", "note",
 ]
 
 @dataclass
@@ -59,6 +59,10 @@ class ProfileRow:
     mem_kind: str = ""
     data_wait_share: float = float("nan")
     device_busy_share: float = float("nan")
+    #: a method on random / stand-in weights (its speed is real, its outputs are not the method's)
+    standin: bool = False
+    #: a metric on its standard network (False: an offline stand-in such as fid-mobilenet)
+    standard: bool = True
     status: str = "ok"
     note: str = ""
 
