@@ -44,6 +44,8 @@ class RestorationMethod(torch.nn.Module):
     takes_quality: ClassVar[bool] = False
     input_size: ClassVar[int] = 512
     output_size: ClassVar[int] = 512
+    #: True for a method that must run in fp32 whatever the engine's ``--dtype`` (the engine decides precision)
+    needs_fp32: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         super().__init__()

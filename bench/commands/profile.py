@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
     p.add_argument("--iters", type=int, default=10, help="timed batches per configuration (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed batches first (default 2)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default: sized to the machine)")
     p.add_argument("--dataset", default=None, help="profile on this dataset's images (default: synthetic PNGs)")
     p.add_argument("--images", type=int, default=8, help="distinct images, cycled through (default 8)")
     p.add_argument("--out", default=None, help="run folder (default runs/profile-<timestamp>)")
@@ -66,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
     for opt in ("iters", "images", "size"):
         if getattr(args, opt) < 1:
             raise UserError(f"--{opt} must be at least 1")
-    if args.warmup < 0 or args.workers < 0:
+    if args.warmup < 0 or (args.workers is not None and args.workers < 0):
         raise UserError("--warmup and --workers must be >= 0")
     cfg = ProfileConfig(
         methods=list(args.methods) if args.methods is not None else ["lq", "classical"],

@@ -43,7 +43,8 @@ class ProfileConfig:
     size: int = 512
     iters: int = 10
     warmup: int = 2
-    workers: int = 2
+    #: DataLoader worker processes; None: sized to the machine
+    workers: int | None = None
     out: str | None = None
     #: passed to every method factory: a path, "random" (stand-in weights) or None (managed checkpoint)
     weights: str | None = None

@@ -219,7 +219,7 @@ def profile_method(
     size: int = 512,
     iters: int = 10,
     warmup: int = 2,
-    workers: int = 0,
+    workers: int | None = 0,
     clock: Clock = time.perf_counter,
 ) -> ProfileRow:
     """Restore throughput of one method at one batch size and dtype, on the fast path."""
@@ -256,7 +256,7 @@ def profile_metric(
     size: int = 512,
     iters: int = 10,
     warmup: int = 2,
-    workers: int = 0,
+    workers: int | None = 0,
     clock: Clock = time.perf_counter,
 ) -> ProfileRow:
     """``update`` throughput of one metric (predictions: the LQ images; references: the GT images)."""
