@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 
 
 def _registries():
-    from bench import plugins
-    from bench.registry import DATASETS, METHODS, METRICS
+    from bench.core import plugins
+    from bench.core.registry import DATASETS, METHODS, METRICS
 
     plugins.load_all()
     return METRICS, METHODS, DATASETS

@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # user-facing errors: one clear line, no traceback
-        from bench.errors import USER_ERRORS
+        from bench.core.errors import USER_ERRORS
 
         if isinstance(exc, USER_ERRORS):
             from bench.exit_codes import USAGE

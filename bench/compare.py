@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 TABLES_DIR = Path(__file__).resolve().parent / "paper_tables"
 COLUMNS = ["dataset", "method", "metric", "paper", "ours", "diff", "tolerance", "within", "n", "protocol", "table",
@@ -84,7 +84,7 @@ def builtin_tables() -> list[str]:
 
 def load_table(name_or_path: str) -> PaperTable:
     """A built-in table by name (``codeformer-paper``) or any table file."""
-    from bench.options import yaml_load
+    from bench.core.options import yaml_load
 
     path = Path(name_or_path).expanduser()
     if not path.is_file():
@@ -148,7 +148,7 @@ def write_comparison(run_dir: Path, df: Any) -> Path:
     """comparison.csv in the run folder (rows of earlier tables with another name are kept)."""
     import pandas as pd
 
-    from bench.csvsafe import read_frame, write_frame
+    from bench.core.csvsafe import read_frame, write_frame
 
     path = run_dir / "comparison.csv"
     if path.is_file():

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from bench.errors import UserError
-from bench.options import format_spec, parse_options, split_spec
+from bench.core.errors import UserError
+from bench.core.options import format_spec, parse_options, split_spec
 
 DEFAULT_DATASETS = ["demo"]
 DEFAULT_METHODS = ["lq", "classical"]

@@ -1,4 +1,4 @@
-"""Restoration methods. Each submodule registers its methods in :data:`bench.registry.METHODS`."""
+"""Restoration methods. Each submodule registers its methods in :data:`bench.core.registry.METHODS`."""
 from methods.base import MethodInfo, RestorationMethod, WeightsInfo
 
 __all__ = ["RestorationMethod", "MethodInfo", "WeightsInfo"]

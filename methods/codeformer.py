@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.registry import METHODS
+from bench.core.registry import METHODS
 from methods.iqp_bfr.method import CodeLookupMethod
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.atomic import atomic_open
+from bench.core.atomic import atomic_open
 from methods.base import RestorationMethod, WeightsInfo
 
 
@@ -235,7 +235,7 @@ def create_restoreformerpp_iqp(weights: str | None = None, quality: float = 0.9,
 
 
 def _register() -> None:
-    from bench.registry import METHODS
+    from bench.core.registry import METHODS
 
     if "codeformer+iqp" not in METHODS:
         METHODS.add(

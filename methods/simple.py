@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench.registry import METHODS
+from bench.core.registry import METHODS
 from methods.base import RestorationMethod, WeightsInfo
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.csvsafe import restore_frame
-from bench.errors import UserError
+from bench.core.csvsafe import restore_frame
+from bench.core.errors import UserError
 
 SUMMARY_COLUMNS = (
     "dataset", "method", "method_name", "config_hash", "metric", "protocol", "value", "n",

@@ -130,7 +130,7 @@ class ImageEncoder:
     def _rgb(self, path: Path) -> np.ndarray | str:
         key = str(path)
         if key not in self._pixels:
-            from bench.imageio import ImageReadError, read_image
+            from bench.core.imageio import ImageReadError, read_image
 
             try:
                 self._pixels[key] = read_image(path).rgb
@@ -222,7 +222,7 @@ def output_path(enc: ImageEncoder, out_path: Any, dataset: str, method: str, ima
     p = enc.resolve(out_path)
     if p is not None:
         return p
-    from bench.names import folder_name
+    from bench.core.names import folder_name
 
     guess = enc.run_dir / "images" / folder_name(dataset) / folder_name(method) / f"{image}.png"
     return guess if guess.is_file() else None

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.atomic import atomic_write_text
+from bench.core.atomic import atomic_write_text
 from reports import gallery, plots
 from reports.data import RunData, load_run
 from reports.tables import Board, benchmark_board, fmt, fmt_rank, metric_columns, ok_rows, overall_board, spread_stats

@@ -18,8 +18,8 @@ import torch
 if __name__ == "__main__":  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.core.registry import METHODS, METRICS  # noqa: E402
 from bench.metrics.base import Metric  # noqa: E402
-from bench.registry import METHODS, METRICS  # noqa: E402
 from tests.runner_helpers import SlowMethod, register  # noqa: E402
 
 
@@ -88,8 +88,8 @@ def register_all(root: Path) -> str:
 
 
 if __name__ == "__main__":
-    from bench import plugins
     from bench.cli import main
+    from bench.core import plugins
 
     plugins.load_all()
     register_all(Path(os.environ["DIST_TEST_ROOT"]))

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import torch
 
+from bench.core.registry import DATASETS, METHODS, METRICS
 from bench.metrics.base import MeanOfImages, Metric
-from bench.registry import DATASETS, METHODS, METRICS
 from methods.base import RestorationMethod, WeightsInfo
 
 

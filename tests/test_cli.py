@@ -73,7 +73,7 @@ def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path):
     import torch
     from skimage import data
 
-    from bench.registry import METHODS
+    from bench.core.registry import METHODS
     from methods.base import RestorationMethod, WeightsInfo
 
     class Green(RestorationMethod):

@@ -7,8 +7,8 @@ import pytest
 from bench.cli import main
 from bench.compare import Tolerance, builtin_tables, load_table
 from bench.config import RunConfig
+from bench.core.errors import UserError
 from bench.engine.runner import Runner
-from bench.errors import UserError
 from tests.runner_helpers import make_folder, register
 
 

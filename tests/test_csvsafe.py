@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.csvsafe import csv_text, neutralise, neutralise_frame, restore, restore_frame
+from bench.core.csvsafe import csv_text, neutralise, neutralise_frame, restore, restore_frame
 
 HOSTILE = ["=HYPERLINK(\"http://x\",\"y\")", "=cmd|' -C calc'!A0", "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx", "'quoted", "''twice"]
 PLAIN = ["face_001", "a=b", "", "-0.5", "+3", "-inf", "nan", "1e-4"]
@@ -59,7 +59,7 @@ def test_score_dataset_csv_is_neutralised_and_read_back(tmp_path):
 
 def test_rewriting_a_csv_does_not_stack_quotes(tmp_path):
     """suite scoring and compare read summary.csv back and rewrite it: the cells must not grow a ' each time."""
-    from bench.csvsafe import read_frame, write_frame
+    from bench.core.csvsafe import read_frame, write_frame
 
     names = [h for h in HOSTILE if "\r" not in h] + PLAIN[:2]  # a bare CR inside a cell splits a pandas CSV row
     df = pd.DataFrame({"method": names, "value": np.arange(len(names), dtype=float)})

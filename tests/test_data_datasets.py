@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import bench
+from bench.core.errors import UserError
+from bench.core.registry import DATASETS
 from bench.data.datasets import SPECS, BenchmarkSet, data_root, folder_set, locate, parse_folder_name
-from bench.errors import UserError
-from bench.registry import DATASETS
 
 
 def _png(path: Path, img: np.ndarray) -> Path:

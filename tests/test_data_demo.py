@@ -30,7 +30,7 @@ def test_sources_are_pinned() -> None:
 
 def test_demo_registered_and_lazy(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("BFRBENCH_DATA", str(tmp_path))
-    from bench.registry import DATASETS
+    from bench.core.registry import DATASETS
 
     entry = DATASETS.entry("demo")
     assert entry.has_gt and entry.expected_count == 13

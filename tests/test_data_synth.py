@@ -40,7 +40,7 @@ def test_synth_end_to_end(tmp_path: Path, capsys) -> None:
     assert manifest["count"] == 4 and set(manifest["images"]) == set(names)
     assert 0.8 <= manifest["images"]["face02"]["scale"] <= 8
     # each LQ equals degrading that one image alone with (seed, name)
-    from bench.imageio import read_image
+    from bench.core.imageio import read_image
 
     for name in names:
         gt = read_image(out / "gt" / f"{name}.png").rgb

@@ -12,7 +12,7 @@ import torch
 
 import bench
 from bench import weights as W
-from bench.registry import METHODS
+from bench.core.registry import METHODS
 from methods.gfpgan.arch import GFPGANv1Clean
 from methods.gfpgan.method import GFPGANMethod, build_gfpgan, extract_gfpgan_state, make_noise, standin_state_dict
 from tests.baselines_support import astronaut, manifest_shapes, to_batch, to_uint8, write_checkpoint

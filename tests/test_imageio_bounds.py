@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from bench import imageio
-from bench.imageio import ImageReadError, decode_image, header_size, read_image
+from bench.core import imageio
+from bench.core.imageio import ImageReadError, decode_image, header_size, read_image
 
 
 def png_header_only(width: int, height: int, bit_depth: int = 8, color_type: int = 0) -> bytes:

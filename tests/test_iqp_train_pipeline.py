@@ -52,8 +52,8 @@ def make_faces(folder, n: int, seed: int, pairs: bool = True) -> list[str]:
 
 
 def piqe_available() -> bool:
-    from bench import plugins
-    from bench.registry import METRICS
+    from bench.core import plugins
+    from bench.core.registry import METRICS
 
     plugins.load_all()
     return "piqe" in METRICS

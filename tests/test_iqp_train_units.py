@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from methods.iqp_bfr.train import losses as L
 from methods.iqp_bfr.train.config import apply_set, load_config, resolve
 from methods.iqp_bfr.train.data import DataConfig, FaceTrainSet

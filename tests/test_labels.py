@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pandas as pd
 import torch
 
-from bench.atomic import atomic_write_json
 from bench.cli import main
 from bench.config import RunConfig
+from bench.core.atomic import atomic_write_json
 from bench.engine.results import ZERO_EMBEDDING_NOTE, build_gains, build_summary
 from bench.engine.runner import Runner
 from methods.base import RestorationMethod, WeightsInfo
@@ -37,7 +37,7 @@ def _unit(label, name, values, metric_values, errors=None):
 
 
 def test_gain_flags_come_from_the_methods_and_metrics():
-    from bench import plugins
+    from bench.core import plugins
 
     plugins.load_all()
     base = _unit("codeformer", "codeformer", [{"fid-mobilenet": math.nan, "psnr": 20.0}] * 2,
@@ -121,7 +121,7 @@ class _RandomWeights(RestorationMethod):
 
 
 def test_profile_flags_stand_in_weights_and_writes_strict_json(tmp_path, capsys):
-    from bench.registry import METHODS
+    from bench.core.registry import METHODS
 
     if "test-random-weights" not in METHODS:
         METHODS.add("test-random-weights", _RandomWeights, takes_quality=False)

@@ -32,7 +32,7 @@ def test_fid_reference_dir_from_the_cli(tmp_path, inception_ckpt, capsys):
     assert row.protocol == "basicsr-fid-inception-pool3-ref-gt" and np.isfinite(row.value)
     # the same number straight from the metric class
     import bench
-    from bench.imageio import list_images, read_image, resize_to
+    from bench.core.imageio import list_images, read_image, resize_to
 
     m = bench.create_metric("fid", reference=str(ref), weights=str(inception_ckpt))
     imgs = [resize_to(read_image(p).rgb, 512) for p in list_images(data / "lq")]

@@ -7,8 +7,8 @@ import scipy.ndimage
 import torch
 
 import bench
+from bench.core.registry import METRICS
 from bench.metrics.psnr_ssim import PSNR, PSNRY, SSIM, SSIMY, psnr, ssim
-from bench.registry import METRICS
 
 
 # ---- independent numpy references (BasicSR conventions, written from the formulas) ----------

@@ -9,8 +9,8 @@ import torch
 
 import bench
 import bench.metrics.pyiqa_adapter as adapter
+from bench.core.registry import METRICS, UnknownNameError
 from bench.metrics import MetricUnavailable
-from bench.registry import METRICS, UnknownNameError
 
 FAKE_CONFIGS = {
     "musiq": {"metric_opts": {"type": "MUSIQ"}, "metric_mode": "NR"},

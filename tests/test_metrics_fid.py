@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from bench.core.registry import METRICS
 from bench.metrics import MetricUnavailable
 from bench.metrics.fid import (
     FID,
@@ -23,7 +24,6 @@ from bench.metrics.fid import (
     stats_cache_dir,
 )
 from bench.metrics.inception import FIDInceptionV3, basicsr_fid_input
-from bench.registry import METRICS
 from tests.learned_helpers import random_faces, save_random
 
 

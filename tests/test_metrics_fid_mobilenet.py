@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics.fid import FIDMobileNet, MobileNetFeatures, gaussian_stats, load_mobilenet_features
-from bench.registry import METRICS
 from tests.learned_helpers import random_faces, random_state
 
 

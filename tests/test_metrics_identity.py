@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics import MetricUnavailable
 from bench.metrics.arcface_arch import ResNetArcFace, load_arcface
 from bench.metrics.identity import (
@@ -22,7 +23,6 @@ from bench.metrics.identity import (
     grey128,
     similarity_transform,
 )
-from bench.registry import METRICS
 from tests.learned_helpers import random_faces, save_random
 from tests.official_refs import FIXTURES
 

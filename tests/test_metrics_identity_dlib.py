@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.imageio import read_image
-from bench.registry import METRICS
+from bench.core.imageio import read_image
+from bench.core.registry import METRICS
 from bench.weights import fetch
 from tests.learned_helpers import pypi_sdist_member
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics import MetricUnavailable
 from bench.metrics.awing_arch import FAN, heatmap_points, load_fan
 from bench.metrics.landmarks import LandmarkDistance, mean_point_distance
-from bench.registry import METRICS
 from tests.learned_helpers import random_faces, save_random
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics.awing_arch import FAN, heatmap_points
 from bench.metrics.landmarks import LandmarkDistance
-from bench.registry import METRICS
 from bench.weights import fetch
 from tests.learned_helpers import pypi_sdist_member, random_faces, save_random
 from tests.official_refs import load_official_module
@@ -61,9 +61,9 @@ def test_fan_and_landmarks_match_facexlib(facexlib_awing, tmp_path, np_float):
 @pytest.fixture(scope="module")
 def aligned_faces():
     """FFHQ-aligned 512 crops of obama.jpg and biden.jpg, made with the offline RetinaFace detector."""
+    from bench.core.imageio import read_image
     from bench.data.align import align_face
     from bench.data.detect import detect_faces, largest_face, weights_path
-    from bench.imageio import read_image
 
     weights_path(download=True)
     files = pypi_sdist_member("face_recognition==1.3.0", "face_recognition-1.3.0/tests/test_images/*.jpg")

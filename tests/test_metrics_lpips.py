@@ -7,9 +7,9 @@ import warnings
 import pytest
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics import MetricUnavailable
 from bench.metrics.lpips_metric import LPIPS, LPIPSAlex, LPIPSNet, linear_weights_path
-from bench.registry import METRICS
 from tests.learned_helpers import random_faces
 
 _TV_BUILDERS = {"vgg": "vgg16", "alex": "alexnet"}

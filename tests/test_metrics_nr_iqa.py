@@ -11,8 +11,8 @@ import bench
 import bench.metrics.nr_iqa as nr
 import bench.metrics.pyiqa_adapter as adapter
 from bench.cli import main
+from bench.core.registry import METRICS
 from bench.metrics import MetricUnavailable
-from bench.registry import METRICS
 from bench.weights import WEIGHTS
 
 PYIQA_NAMES = {"musiq": "musiq", "maniqa": "maniqa", "clipiqa": "clipiqa", "qalign": "qalign",

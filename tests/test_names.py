@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 
 from bench.config import RunConfig
+from bench.core.names import folder_name
 from bench.engine.runner import Runner
-from bench.names import folder_name
 from tests.runner_helpers import make_folder, register
 
 

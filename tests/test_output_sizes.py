@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from bench.config import RunConfig
+from bench.core.registry import METHODS
 from bench.engine.results import rank_methods
 from bench.engine.runner import Runner
-from bench.registry import METHODS
 from methods.base import RestorationMethod, WeightsInfo
 from tests.runner_helpers import make_folder, register
 

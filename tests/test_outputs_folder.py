@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from bench.config import MethodSpec, RunConfig
+from bench.core.errors import UserError
 from bench.data.outputs_folder import folder_content_hash, parse_outputs_spec
-from bench.errors import UserError
 from bench.engine.runner import Runner
 from tests.runner_helpers import make_folder, register
 
@@ -150,7 +150,7 @@ def test_metric_options_in_python_and_yaml(tmp_path):
 
 
 def test_one_value_parser():
-    from bench.options import parse_options, parse_value, split_spec
+    from bench.core.options import parse_options, parse_value, split_spec
 
     assert parse_value("1e-4") == pytest.approx(1e-4) and isinstance(parse_value("1e-4"), float)
     assert parse_value("4") == 4 and parse_value("true") is True and parse_value("none") is None

@@ -107,7 +107,7 @@ def test_embedding_file_round_trip_and_mismatch(tmp_path):
 
 def test_registered_plug_and_play_methods():
     import bench
-    from bench.registry import METHODS
+    from bench.core.registry import METHODS
 
     bench.list_methods()
     for name, base in (("codeformer+iqp", "codeformer"), ("restoreformer+++iqp", "restoreformer++")):
@@ -201,7 +201,7 @@ def test_finetune_restoreformerpp_keeps_the_base_frozen(faces, tmp_path):
 
 
 def test_finetune_errors(faces, tmp_path):
-    from bench.errors import UserError
+    from bench.core.errors import UserError
     from methods.iqp_bfr.train.trainer import Trainer
 
     with pytest.raises(UserError, match="already quality-conditioned"):

@@ -85,8 +85,8 @@ def test_score_bins_follow_iqp_floor_rule():
 
 @pytest.fixture
 def registered_brightness():
-    from bench import plugins
-    from bench.registry import METRICS
+    from bench.core import plugins
+    from bench.core.registry import METRICS
 
     plugins.load_all()
     METRICS.add("test-brightness", lambda **kw: Brightness(), higher_better=True, needs_gt=False)
@@ -136,8 +136,8 @@ def test_score_dataset_errors_name_the_problem(tmp_path, capsys, registered_brig
 
 def _offline_metric() -> str | None:
     """An offline NR-IQA metric of the registry that can run here (no download)."""
-    from bench import plugins
-    from bench.registry import METRICS
+    from bench.core import plugins
+    from bench.core.registry import METRICS
 
     plugins.load_all()
     for name in ("piqe", "brisque", "niqe"):

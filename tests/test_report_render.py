@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from reports import plots
 from reports.data import load_run
 from reports.render import render_report

@@ -13,7 +13,7 @@ import torch
 
 import bench
 from bench import weights as W
-from bench.registry import METHODS
+from bench.core.registry import METHODS
 from methods.restoreformer.method import (
     RestoreFormerMethod,
     RestoreFormerPlusPlusMethod,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.config import MethodSpec, RunConfig
-from bench.registry import METHODS
+from bench.core.registry import METHODS
 from bench.engine.results import format_ranked_tables, mean_ci, rank_methods
 from bench.engine.runner import Runner
 from methods.base import RestorationMethod, WeightsInfo
@@ -90,7 +90,7 @@ def test_method_spec_parsing():
     assert spec.name == "codeformer"
     assert spec.kwargs() == {"fidelity": 0.7, "adain": True}
     assert spec.label == "codeformer:adain=True,fidelity=0.7"
-    from bench.errors import UserError
+    from bench.core.errors import UserError
 
     with pytest.raises(UserError, match="NAME:key=value"):
         MethodSpec.parse("codeformer:fidelity")

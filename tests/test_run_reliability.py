@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from bench.config import RunConfig
+from bench.core.registry import METRICS
 from bench.engine.runner import LOCK_NAME, Runner
 from bench.metrics.base import MeanOfImages
-from bench.registry import METRICS
 from tests.runner_helpers import make_folder, register
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def test_update_isolated_rolls_back_the_state_of_a_failed_batch():
 HOLD = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from bench.locks import file_lock
+from bench.core.locks import file_lock
 with file_lock({lock!r}):
     print("held", flush=True)
     time.sleep({hold})
@@ -186,7 +186,7 @@ def test_a_unit_corrupted_by_two_writers_is_computed_again(tmp_path):
 
 
 def _register_test_methods() -> None:
-    from bench.registry import METHODS
+    from bench.core.registry import METHODS
     from bench.weights import MissingWeightsError
     from methods.base import RestorationMethod, WeightsInfo
 
@@ -312,7 +312,7 @@ def test_cli_leaderboard_does_not_rank_a_method_missing_metrics():
 def test_run_folder_files_honour_the_umask(tmp_path, umask):
     import os
 
-    from bench.atomic import atomic_write_text
+    from bench.core.atomic import atomic_write_text
 
     old = os.umask(umask)
     try:

@@ -168,8 +168,8 @@ def test_bad_files_are_reported_and_the_rest_scored(tmp_path):
 
 
 def test_a_failing_metric_loses_only_its_own_values(tmp_path):
+    from bench.core.registry import METRICS
     from bench.metrics.base import MeanOfImages
-    from bench.registry import METRICS
 
     class Broken(MeanOfImages):
         name = "test-broken"
@@ -224,7 +224,7 @@ def test_batches_the_method_failed_on_are_retried_on_rerun(tmp_path):
     """A transient failure (e.g. out of memory) is not cached as a permanent result."""
     import torch
 
-    from bench.registry import METHODS
+    from bench.core.registry import METHODS
     from methods.base import RestorationMethod, WeightsInfo
 
     flag = tmp_path / "fail_once"

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.registry import METRICS
 from bench.metrics.base import MeanOfImages
-from bench.registry import METRICS
 from bench.suites import builtin_suites, load_suite, parse_suite
 from bench.suites.formula import Formula
 from bench.suites.scoring import gate, per_image_suite_value, weighted_mean
@@ -83,8 +83,8 @@ def test_builtin_suites_and_their_year_thresholds():
     assert sum(s25.weights().values()) == 450 and s25.gate.max_below == 10
     assert s25.score.formula.replace(" ", "") == NTIRE.replace(" ", "") and s25.year == 2025
     assert set(s25.all_metrics()) >= {"clipiqa", "maniqa", "musiq", "qalign", "pyiqa:niqe", "fid", "ids-adaface-lq"}
-    from bench import plugins
-    from bench.registry import METHODS
+    from bench.core import plugins
+    from bench.core.registry import METHODS
 
     plugins.load_all()
     for name in builtin_suites():

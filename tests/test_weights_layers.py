@@ -34,9 +34,9 @@ def test_layers_import_only_downwards():
         assert not above, f"bench/weights/{layer}.py imports its own or a higher layer: {above}"
         outside = {n for n in imports if not n.startswith("bench.weights")}
         assert not any(n.split(".")[0] in ("methods", "reports") for n in outside), (layer, outside)
-        assert "bench.plugins" not in outside, f"{layer} loads plugins"
+        assert "bench.core.plugins" not in outside, f"{layer} loads plugins"
     spec_outside = {n for n in _project_imports(PKG / "spec.py") if not n.startswith("bench.weights")}
-    assert spec_outside <= {"bench.errors", "bench.errors.UserError"}, spec_outside
+    assert spec_outside <= {"bench.core.errors", "bench.core.errors.UserError"}, spec_outside
     assert {p.stem for p in PKG.glob("*.py")} == set(ORDER) | {"__init__"}, "a new module needs its place in ORDER"
 
 
@@ -46,7 +46,7 @@ def test_lookup_needs_no_plugins_and_no_torch():
         "import sys, bench.weights as W\n"
         "for n in ('brisque-live-allmodel', 'mtcnn_onet', 'retinaface_mnet025_onnx', 'fid-ffhq512-stats'):\n"
         "    W.canonical_name(n)\n"
-        "bad = [m for m in sys.modules if m.startswith(('bench.metrics', 'methods', 'torch', 'bench.plugins'))]\n"
+        "bad = [m for m in sys.modules if m.startswith(('bench.metrics', 'methods', 'torch', 'bench.core.plugins'))]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

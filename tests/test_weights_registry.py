@@ -7,8 +7,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from bench import plugins
 from bench import weights as W
+from bench.core import plugins
 from bench.weights import catalogue as R
 
 HUB_NAME = re.compile(r"-([0-9a-f]{8,})\.\w+$")  # torch hub names end in the SHA-256 prefix

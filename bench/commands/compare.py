@@ -25,8 +25,8 @@ def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from bench.compare import compare, format_comparison, load_table, write_comparison
-    from bench.errors import UserError
-    from bench.options import parse_assignments
+    from bench.core.errors import UserError
+    from bench.core.options import parse_assignments
 
     run_dir = Path(args.run_dir)
     summary_path = run_dir / "summary.csv"

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _known() -> dict:
-    from bench import plugins, weights
+    from bench import weights
+    from bench.core import plugins
 
     plugins.load_all()  # modules register their own assets on import
     return weights.WEIGHTS
@@ -64,7 +65,7 @@ def list_weights(out=None) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench import weights
-    from bench.errors import UserError
+    from bench.core.errors import UserError
 
     if args.list:
         list_weights()

@@ -69,8 +69,8 @@ def _table(rows: list[list[str]], heads: list[str]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import plugins
-    from bench.registry import DATASETS, METHODS, METRICS
+    from bench.core import plugins
+    from bench.core.registry import DATASETS, METHODS, METRICS
 
     plugins.load_all()
     parts = []

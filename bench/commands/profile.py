@@ -15,7 +15,7 @@ DESCRIPTION = (
 
 
 def _int_list(text: str) -> list[int]:
-    from bench.errors import UserError
+    from bench.core.errors import UserError
 
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -27,7 +27,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def _dtype_list(text: str) -> list[str]:
-    from bench.errors import UserError
+    from bench.core.errors import UserError
 
     values = [v.strip() for v in text.split(",") if v.strip()]
     bad = [v for v in values if v not in ("fp32", "fp16", "bf16")]
@@ -60,8 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from bench.core.errors import UserError
     from bench.engine.profiling import ProfileConfig, run_profile
-    from bench.errors import UserError
 
     for opt in ("iters", "images", "size"):
         if getattr(args, opt) < 1:

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.errors import UserError
+    from bench.core.errors import UserError
     from reports.render import render_report
 
     if args.gallery_images < 0:

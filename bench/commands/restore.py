@@ -31,9 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def method_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    from bench.errors import UserError
-    from bench.options import parse_assignments
-    from bench.registry import METHODS
+    from bench.core.errors import UserError
+    from bench.core.options import parse_assignments
+    from bench.core.registry import METHODS
 
     factory = METHODS.entry(name).factory
     accepted = set(inspect.signature(factory).parameters)
@@ -57,9 +57,9 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     import bench
-    from bench import plugins
-    from bench.errors import UserError
-    from bench.imageio import ImageReadError, list_images, read_image, resize_to, write_image
+    from bench.core import plugins
+    from bench.core.errors import UserError
+    from bench.core.imageio import ImageReadError, list_images, read_image, resize_to, write_image
     from bench.engine.device import dtype_support, resolve_device, run_dtype
     from bench.engine.step import Engine
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.config import RunConfig
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     from bench.engine.runner import RunOutcome

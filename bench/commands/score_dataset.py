@@ -27,10 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.atomic import atomic_write_text
-    from bench.csvsafe import csv_text
-    from bench.errors import UserError
-    from bench.imageio import list_images, read_image
+    from bench.core.atomic import atomic_write_text
+    from bench.core.csvsafe import csv_text
+    from bench.core.errors import UserError
+    from bench.core.imageio import list_images, read_image
     from methods.iqp_bfr.quality import QualityScorer, uint8_to_tensor
 
     folder = Path(args.folder)

@@ -52,8 +52,8 @@ def synth_one(hq_path: str, out_dir: str, preset: str, seed: int, size: int) -> 
     """Degrade one file (skipped when both outputs exist); returns (name, params or None, error)."""
     import cv2
 
+    from bench.core.imageio import ImageReadError, read_image, write_image
     from bench.data.degrade import degrade_with_params, rng_for
-    from bench.imageio import ImageReadError, read_image, write_image
 
     name = Path(hq_path).stem
     lq_path = Path(out_dir) / "lq" / f"{name}.png"
@@ -72,9 +72,9 @@ def synth_one(hq_path: str, out_dir: str, preset: str, seed: int, size: int) -> 
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.atomic import atomic_write_json
-    from bench.errors import UserError
-    from bench.imageio import list_images
+    from bench.core.atomic import atomic_write_json
+    from bench.core.errors import UserError
+    from bench.core.imageio import list_images
 
     hq_dir, out = Path(args.hq), Path(args.out)
     if not hq_dir.is_dir():

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
-from bench.imageio import ImageReadError, is_image_file, list_images, read_image
-from bench.registry import DATASETS, Entry
+from bench.core.errors import UserError
+from bench.core.imageio import ImageReadError, is_image_file, list_images, read_image
+from bench.core.registry import DATASETS, Entry
 
 BENCH_SIZE = 512
 README_HINT = "see datasets/README.md"

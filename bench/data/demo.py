@@ -27,10 +27,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.atomic import atomic_write_json
-from bench.weights import PackageFile, fetch_files
+from bench.core.atomic import atomic_write_json
+from bench.core.registry import DATASETS
 from bench.data.datasets import BenchmarkSet, data_root
-from bench.registry import DATASETS
+from bench.weights import PackageFile, fetch_files
 
 DEMO_NAME = "demo"
 DEMO_SEED = 0
@@ -208,8 +208,8 @@ def _check_detection(key: str, rgb: np.ndarray, pinned: np.ndarray) -> list[str]
 
 def _render(photo: DemoPhoto, path: Path, check_detector: bool) -> list[tuple[str, np.ndarray, np.ndarray, list[str]]]:
     """Aligned GT crops of one photo: [(name, gt_rgb, landmarks, messages)]."""
+    from bench.core.imageio import read_image
     from bench.data.align import align_face
-    from bench.imageio import read_image
 
     rgb = read_image(path).rgb
     pinned = np.asarray(photo.faces, dtype=np.float64)
@@ -241,14 +241,14 @@ def build_demo(
 
 def _lock(path: Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive advisory lock (the project's one lock helper), so concurrent first uses build the demo once."""
-    from bench.locks import file_lock
+    from bench.core.locks import file_lock
 
     return file_lock(path)
 
 
 def _build(target: Path, force: bool, include_npm: bool | None, check_detector: bool) -> Path:
+    from bench.core.imageio import encode_png
     from bench.data.degrade import degrade_with_params, rng_for
-    from bench.imageio import encode_png
 
     if include_npm is None:
         include_npm = os.environ.get("BFRBENCH_DEMO_NPM", "") == "1"

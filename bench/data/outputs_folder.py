@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.errors import UserError
-from bench.imageio import ImageReadError, list_images, read_image, resize_to
-from bench.registry import METHODS, Entry
+from bench.core.errors import UserError
+from bench.core.imageio import ImageReadError, list_images, read_image, resize_to
+from bench.core.registry import METHODS, Entry
 from methods.base import MethodInfo, RestorationMethod
 
 PREFIX = "outputs"

@@ -66,7 +66,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from bench.errors import UserError
+        from bench.core.errors import UserError
 
         raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu or auto")
     return torch.device(device)

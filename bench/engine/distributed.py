@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 T = TypeVar("T")
 

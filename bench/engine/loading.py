@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.imageio import ImageReadError, read_image, resize_to
+from bench.core.imageio import ImageReadError, read_image, resize_to
 
 
 @dataclass

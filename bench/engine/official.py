@@ -21,12 +21,12 @@ def _read_rgb_tensor(path: Path, size: int) -> torch.Tensor:
     """As the official scripts read: cv2 BGR -> RGB float [0, 1], bilinear resize when needed."""
     import cv2
 
-    from bench.imageio import check_bounded
+    from bench.core.imageio import check_bounded
 
     check_bounded(Path(path).read_bytes(), path)  # the header's size against the pixel cap, before decoding
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        from bench.errors import UserError
+        from bench.core.errors import UserError
 
         raise UserError(f"{path}: cannot be read as an image; check the file or remove it")
     if bgr.shape[:2] != (size, size):

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.core.names import folder_name
 from bench.engine.device import resolve_device
 from bench.engine.timing import COLUMNS, Clock, ProfileRow, profile_method, profile_metric
-from bench.names import folder_name
 
 __all__ = ["COLUMNS", "ProfileConfig", "ProfileRow", "run_profile", "synthetic_pairs", "write_outputs", "format_table"]
 
@@ -76,8 +76,8 @@ def synthetic_pairs(folder: Path, n: int, size: int, seed: int = 0) -> list[Any]
     """``n`` deterministic GT/LQ PNG pairs (smooth structure + blur, noise, JPEG-free) under ``folder``."""
     import cv2
 
+    from bench.core.imageio import write_image
     from bench.data.datasets import ImagePair
-    from bench.imageio import write_image
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -117,7 +117,7 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
     """Profile every method and metric of ``cfg``; write profile.csv and profile.json; return the result."""
     import bench
     from bench.config import MethodSpec
-    from bench.errors import UserError
+    from bench.core.errors import UserError
     from bench.metrics.base import MetricUnavailable
     from bench.weights import MissingWeightsError
 
@@ -248,7 +248,7 @@ def _guarded(fn: Callable[[], ProfileRow], kind: str, name: str, bs: int, dtype:
         return ProfileRow(kind=kind, name=name, batch_size=bs, dtype=dtype, device=str(device),
                           status="error", note=f"out of memory ({str(exc).splitlines()[0]})")
     except Exception as exc:
-        from bench.errors import USER_ERRORS
+        from bench.core.errors import USER_ERRORS
 
         if isinstance(exc, USER_ERRORS):
             raise
@@ -258,8 +258,8 @@ def _guarded(fn: Callable[[], ProfileRow], kind: str, name: str, bs: int, dtype:
 
 def write_outputs(run_dir: Path, rows: Sequence[ProfileRow], result: dict[str, Any]) -> None:
     """profile.csv (one row per configuration) and profile.json (config, environment, rows), atomically."""
-    from bench.atomic import atomic_write_json, atomic_write_text
-    from bench.csvsafe import csv_text
+    from bench.core.atomic import atomic_write_json, atomic_write_text
+    from bench.core.csvsafe import csv_text
 
     cells = []
     for r in rows:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.atomic import atomic_open, atomic_write_json
-from bench.registry import METHODS
+from bench.core.atomic import atomic_open, atomic_write_json
+from bench.core.registry import METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -250,7 +250,7 @@ def build_per_image(units: list) -> pd.DataFrame:
 
 def write_frame_csv(df: pd.DataFrame, path: Path) -> None:
     """``df`` as CSV, atomically, with text cells a spreadsheet would evaluate neutralised."""
-    from bench.csvsafe import write_frame
+    from bench.core.csvsafe import write_frame
 
     write_frame(df, path)
 
@@ -428,7 +428,7 @@ def format_ranked_tables(summary: pd.DataFrame) -> str:
 
 def write_minimal_index(run_dir: Path, summary: pd.DataFrame) -> Path:
     """A bare index.html (the summary table) for installs without the report's dependencies."""
-    from bench.atomic import atomic_write_text
+    from bench.core.atomic import atomic_write_text
 
     atomic_write_text(run_dir / "index.html", _minimal_index(summary))
     return run_dir / "index.html"

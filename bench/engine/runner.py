@@ -26,22 +26,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.config import MethodSpec, RunConfig, content_hash
+from bench.core.atomic import atomic_write_bytes, atomic_write_json
+from bench.core.errors import UserError
+from bench.core.names import folder_name, safe_text
+from bench.core.registry import DATASETS, METHODS, METRICS, UnknownNameError
 from bench.engine import distributed, results
 from bench.engine.device import dtype_support, run_dtype, to_uint8_levels
 from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
 from bench.engine.sizes import COMPARE_INTERPOLATION, size_record, to_benchmark_size
 from bench.engine.step import Engine, PreparedMethod, values_to_host
-from bench.errors import UserError
 from bench.metrics.base import Metric, MetricUnavailable
-from bench.names import folder_name, safe_text
-from bench.registry import DATASETS, METHODS, METRICS, UnknownNameError
 from bench.weights import MissingWeightsError, WeightsFileError
 
 log = logging.getLogger("bfrbench")
 
-#: the lock file in a run folder (see :func:`bench.locks.file_lock`)
+#: the lock file in a run folder (see :func:`bench.core.locks.file_lock`)
 LOCK_NAME = ".bfrbench.lock"
 
 #: bump when a change alters the numbers a unit produces (invalidates cached units)
@@ -102,7 +102,7 @@ class Runner:
     """Runs a :class:`RunConfig`; see module docstring."""
 
     def __init__(self, config: RunConfig, *, image_size: int = 512) -> None:
-        from bench import plugins
+        from bench.core import plugins
 
         plugins.load_all()
         self.cfg = config
@@ -451,7 +451,7 @@ class Runner:
         values, metric_errors = values_to_host(measured.values), measured.image_errors
         out_paths: list[str | None] = [None] * len(batch.names)
         if self.cfg.save_images:
-            from bench.imageio import write_image
+            from bench.core.imageio import write_image
 
             arr = (out * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
             for i, name in enumerate(batch.names):
@@ -488,7 +488,7 @@ class Runner:
 
         Rank 0 holds the lock for all ranks of a distributed run (they start once it has it).
         """
-        from bench.locks import file_lock
+        from bench.core.locks import file_lock
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
 

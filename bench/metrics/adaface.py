@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bench.core.registry import METRICS
 from bench.data.align import FFHQ_TEMPLATE_512
 from bench.metrics.adaface_arch import load_adaface
 from bench.metrics.base import MeanOfImages
 from bench.metrics.identity import _unavailable, arcface_crop, to_uint8
-from bench.registry import METRICS
 from bench.weights import MissingWeightsError, availability
 
 WEIGHTS = "adaface-ir50-ms1mv2"

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics._colour import check_images, rgb_to_gray_matlab
 from bench.metrics._matlab import filter_same, fspecial_gaussian, imresize
 from bench.metrics._nss import aggd_fit, ggd_fit, lgamma_ratio
 from bench.metrics.base import MeanOfImages, MetricUnavailable
-from bench.registry import METRICS
 from bench.weights import MissingWeightsError, availability, resolve
 
 WEIGHTS_NAME = "brisque-live-allmodel"

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.core.registry import METRICS
 from bench.metrics.base import Metric, MetricUnavailable
 from bench.metrics.inception import WEIGHTS_NAME as INCEPTION_WEIGHTS
 from bench.metrics.inception import basicsr_fid_input, load_fid_inception
-from bench.registry import METRICS
 from bench.weights import MissingWeightsError, availability
 from bench.weights.catalogue import FFHQ_STATS_FOLDER as STATS_FOLDER_URL
 from bench.weights.catalogue import VQFR_STATS_FOLDER as VQFR_STATS_URL
@@ -144,7 +144,7 @@ def save_stats(path: str | os.PathLike[str], mu: np.ndarray, sigma: np.ndarray, 
     """Write (mu, sigma) as an ``.npz`` atomically (plus string/number metadata)."""
     import io
 
-    from bench.atomic import atomic_write_bytes
+    from bench.core.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     np.savez(buf, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64),
@@ -220,7 +220,7 @@ def stats_cache_dir() -> Path:
 
 def folder_hash(folder: str | os.PathLike[str]) -> str:
     """SHA-256 over the sorted image names and their bytes: a key that changes with any image."""
-    from bench.imageio import list_images
+    from bench.core.imageio import list_images
     from bench.weights import sha256_file
 
     files = list_images(folder)
@@ -246,7 +246,7 @@ def extract_folder(
     folder: str | os.PathLike[str], extractor: nn.Module, batch_size: int = 16, device: torch.device | None = None
 ) -> torch.Tensor:
     """Features (N, D) of every image in ``folder`` (RGB, [0, 1]); same-size images are batched."""
-    from bench.imageio import list_images, read_image
+    from bench.core.imageio import list_images, read_image
 
     device = device or next(extractor.parameters()).device
     feats: list[torch.Tensor] = []

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.core.registry import METRICS
 from bench.metrics.arcface_arch import load_arcface
 from bench.metrics.base import MeanOfImages, Metric, MetricUnavailable
-from bench.registry import METRICS
 from bench.weights import MissingWeightsError, availability
 
 ARCFACE_WEIGHTS = "arcface_resnet18"

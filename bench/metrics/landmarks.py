@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics.awing_arch import heatmap_points, heatmap_points_torch, load_fan
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.metrics.identity import DLIB_SHAPE5, load_dlib, template_box, to_uint8
-from bench.registry import METRICS
 from bench.weights import MissingWeightsError, availability
 
 AWING_WEIGHTS = "awing_fan_wflw"

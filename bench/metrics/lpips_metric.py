@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.core.registry import METRICS
 from bench.metrics.base import MeanOfImages, MetricUnavailable
-from bench.registry import METRICS
 from bench.weights import MissingWeightsError
 
 #: per backbone: torchvision layer config, slice boundaries (as lpips.pretrained_networks), channels

@@ -12,9 +12,9 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
+from bench.core.registry import METRICS
 from bench.metrics.base import MetricUnavailable
 from bench.metrics.pyiqa_adapter import PyiqaMetric, protocol_label
-from bench.registry import METRICS
 
 INSTALL = "pip install 'bfrbench[iqa]'"
 

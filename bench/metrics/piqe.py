@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics._colour import check_images, to_levels
 from bench.metrics._matlab import filter_same, fspecial_gaussian
 from bench.metrics.base import MeanOfImages
-from bench.registry import METRICS
 
 BLOCK = 16
 ACTIVITY_THRESHOLD = 0.1

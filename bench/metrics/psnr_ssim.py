@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from bench.core.registry import METRICS
 from bench.metrics._colour import check_images, rgb_to_y, to_levels
 from bench.metrics.base import MeanOfImages
-from bench.registry import METRICS
 
 _C1 = (0.01 * 255.0) ** 2
 _C2 = (0.03 * 255.0) ** 2

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
+from bench.core.registry import METRICS, Entry, UnknownNameError
 from bench.metrics.base import MeanOfImages, MetricUnavailable
-from bench.registry import METRICS, Entry, UnknownNameError
 
 #: the NR-IQA set reported for real-world BFR test sets (pyiqa names)
 DEFAULT_NRIQA: tuple[str, ...] = ("musiq", "maniqa", "clipiqa", "topiq_nr-face", "niqe")

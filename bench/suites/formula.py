@@ -10,7 +10,7 @@ import math
 import operator
 from collections.abc import Mapping
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}

@@ -100,7 +100,7 @@ def pooled_value(run_dir: Path, summary: Any, method: str, metric: str, suite: S
     """A set-level metric over every suite set at once: the metric's saved states of all units merged."""
     import torch
 
-    from bench.registry import METRICS
+    from bench.core.registry import METRICS
 
     rows = summary[(summary["method"] == method) & (summary["metric"] == metric) & (summary["kind"] == "score")]
     rows = rows[rows["dataset"].isin([d.name for d in suite.datasets])]
@@ -214,8 +214,8 @@ def with_run_names(suite: Suite) -> Suite:
     """The suite with each dataset under the name its run tables use (a registered set may name itself otherwise)."""
     import dataclasses
 
-    from bench import plugins
-    from bench.registry import DATASETS
+    from bench.core import plugins
+    from bench.core.registry import DATASETS
 
     plugins.load_all()
     suite.register_datasets()
@@ -234,8 +234,8 @@ def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
     import pandas as pd
 
     suite = with_run_names(suite)
-    from bench.atomic import atomic_write_json
-    from bench.csvsafe import read_frame, write_frame
+    from bench.core.atomic import atomic_write_json
+    from bench.core.csvsafe import read_frame, write_frame
 
     summary = read_frame(run_dir / "summary.csv")
     per_image = pd.read_parquet(run_dir / "per_image.parquet")

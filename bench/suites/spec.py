@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig, spec_label
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.suites.formula import Formula
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
@@ -93,8 +93,8 @@ class Suite:
 
     def register_datasets(self) -> None:
         """Make each suite-local dataset a registered name (a no-op for names already known)."""
+        from bench.core.registry import DATASETS
         from bench.data.datasets import BenchmarkSet
-        from bench.registry import DATASETS
 
         for d in self.datasets:
             if d.folder is None or d.name in DATASETS:
@@ -206,7 +206,7 @@ def builtin_suites() -> list[str]:
 
 def load_suite(name_or_path: str) -> Suite:
     """A built-in suite by name (``ntire2025-rwfr``) or any suite file."""
-    from bench.options import yaml_load
+    from bench.core.options import yaml_load
 
     path = Path(name_or_path).expanduser()
     if not path.is_file():

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.weights.spec import WeightSpec, WeightsVerificationError, get_spec
 
 OFFLINE_ENV = "BFRBENCH_OFFLINE"
@@ -179,7 +179,7 @@ def pin_for(spec: WeightSpec, ignore_pin: bool = False) -> dict[str, Any] | None
 
 def record_pin(spec: WeightSpec, sha: str, size: int, origin: str) -> None:
     """Pin ``sha`` and ``size`` for ``spec`` in ``pins.json``."""
-    from bench.atomic import atomic_write_json
+    from bench.core.atomic import atomic_write_json
 
     with file_lock(pins_path().with_suffix(".lock")):
         pins = load_pins()
@@ -273,7 +273,7 @@ def quarantine(path: Path, reason: str, filename: str | None = None) -> Path:
 def file_lock(path: Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive advisory lock (the project's one lock helper, file mode 0600), so two processes never
     write one ``.part``."""
-    from bench.locks import file_lock as _lock
+    from bench.core.locks import file_lock as _lock
 
     ensure_dir(path.parent)
     return _lock(path, mode=0o600)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from bench.atomic import atomic_write_bytes
+from bench.core.atomic import atomic_write_bytes
 from bench.weights.cache import CHUNK, cache_dir, ensure_dir, expected_size, install, log, offline_mode, sha256_file
 from bench.weights.index import PIP_ARGS_ENV, ArchiveMismatch, fetch_archive, sha256_bytes
 from bench.weights.spec import AssetError, MissingWeightsError, WeightSpec, WeightsVerificationError

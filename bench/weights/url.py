@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.weights.cache import (
     CHUNK,
     ensure_dir,

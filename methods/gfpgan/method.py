@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from bench import weights as W
-from bench.registry import METHODS
+from bench.core.registry import METHODS
 from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
 from methods.gfpgan.arch import GFPGANv1Clean
 from methods.iqp_bfr.method import resize_like_cv2

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bench import weights as W
-from bench.registry import METHODS
+from bench.core.registry import METHODS
 from methods.base import RestorationMethod, WeightsInfo
 from methods.iqp_bfr.arch.config import NetConfig, config_from_dict, get_config
 from methods.iqp_bfr.arch.network import CodeLookupNet

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.atomic import atomic_write_json
+from bench.core.atomic import atomic_write_json
 
 STATS_VERSION = 1
 
@@ -196,7 +196,7 @@ class QualityScorer:
 
 def iter_batches(images: Iterable[Any] | str | os.PathLike[str]) -> Iterator[torch.Tensor]:
     """Yield (B, 3, H, W) float batches in [0, 1] from batches, uint8 arrays, paths or a folder."""
-    from bench.imageio import list_images, read_image
+    from bench.core.imageio import list_images, read_image
 
     if isinstance(images, (str, os.PathLike)):
         images = list_images(images)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from bench import weights as W
-from bench.registry import METHODS
+from bench.core.registry import METHODS
 from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
 from methods.iqp_bfr.method import resize_like_cv2
 from methods.restoreformer.arch import VQVAEGANMultiHeadTransformer

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.registry import METRICS
+from bench.core.registry import METRICS
 
 SIZE = 512
 NAMES = ["psnr", "psnr-y", "ssim", "ssim-y", "niqe", "brisque", "piqe"]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.registry import METRICS
+from bench.core.registry import METRICS
 from tests.learned_helpers import random_faces, random_state
 
 SIZE = 512
@@ -65,8 +65,8 @@ METRIC_NAMES = ["fid", "fid-gt", "fid-mobilenet", "lpips", "lpips-alex", "ids", 
 def test_metric_speed(benchmark, tmp_path, monkeypatch, name, batch):
     import os
 
+    from bench.core.plugins import load_all
     from bench.metrics import MetricUnavailable
-    from bench.plugins import load_all
 
     if benchmark.disabled and batch > 1:
         pytest.skip("smoke run (benchmarks disabled): batch 1 only")

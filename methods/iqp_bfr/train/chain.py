@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 #: the default --out root of ``bfrbench train``
 DEFAULT_ROOT = Path("runs") / "train"

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 STAGES = ("1", "2", "3", "finetune")
 
@@ -112,7 +112,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] =
 
 
 # one parser of values for the whole project (``1e-4`` reads as a float)
-from bench.options import parse_value, yaml_load  # noqa: E402
+from bench.core.options import parse_value, yaml_load  # noqa: E402
 
 
 def apply_set(cfg: dict[str, Any], assignments: list[str]) -> dict[str, Any]:

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from bench.csvsafe import restore
-from bench.errors import UserError
+from bench.core.csvsafe import restore
+from bench.core.errors import UserError
 
 
 # -- scores -----------------------------------------------------------------------------
@@ -106,7 +106,7 @@ class FaceTrainSet:
     """Aligned HQ faces from a folder with their quality scores; LQ made on the fly."""
 
     def __init__(self, cfg: DataConfig, seed: int = 0, need_scores: bool = True) -> None:
-        from bench.imageio import list_images, read_image
+        from bench.core.imageio import list_images, read_image
 
         self.cfg, self.seed = cfg, int(seed)
         root = Path(cfg.root).expanduser()

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from methods.iqp_bfr.train import losses as L
 from methods.iqp_bfr.train.monitor import CodebookUsage
 from methods.iqp_bfr.train.stages import Precision, Stage, build_teacher, code_targets, load_net_checkpoint

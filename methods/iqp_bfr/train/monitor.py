@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from bench.atomic import atomic_write_text
-from bench.csvsafe import csv_text, restore
+from bench.core.atomic import atomic_write_text
+from bench.core.csvsafe import csv_text, restore
 
 
 class CSVLog:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.atomic import atomic_open
+from bench.core.atomic import atomic_open
 
 
 def luminance(x: torch.Tensor) -> torch.Tensor:

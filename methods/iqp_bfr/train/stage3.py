@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from methods.iqp_bfr.train import losses as L
 from methods.iqp_bfr.train.monitor import CodebookUsage
 from methods.iqp_bfr.train.reward import build_reward, reward_loss

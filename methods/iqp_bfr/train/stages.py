@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from methods.iqp_bfr.train import losses as L
 from methods.iqp_bfr.train.discriminator import PatchDiscriminator
 from methods.iqp_bfr.train.ema import ModelEMA

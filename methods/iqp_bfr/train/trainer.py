@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from bench.atomic import atomic_open, atomic_write_text
-from bench.errors import UserError
+from bench.core.atomic import atomic_open, atomic_write_text
+from bench.core.errors import UserError
 from methods.iqp_bfr.train.data import DataConfig, FaceTrainSet, iterate_batches
 from methods.iqp_bfr.train.monitor import CSVLog, TensorBoard
 from methods.iqp_bfr.train.stages import Precision, Stage

@@ -69,7 +69,7 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """``df`` as CSV at ``path``, atomically, text cells neutralised (floats as ``%.10g``)."""
-    from bench.atomic import atomic_open
+    from bench.core.atomic import atomic_open
 
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         neutralise_frame(df).to_csv(fh, index=False, float_format="%.10g")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 #: YAML 1.1 floats plus ``1e-4`` (which plain YAML reads as a string)
 _FLOAT = re.compile(

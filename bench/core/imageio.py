@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.atomic import atomic_write_bytes
+from bench.core.atomic import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS_ENV = "BFRBENCH_MAX_IMAGE_PIXELS"

@@ -63,11 +63,11 @@ class Registry(Generic[T]):
         self._resolvers[prefix.lower()] = resolver
 
     def entry(self, name: str) -> Entry[T]:
-        """The entry for ``name``; ``NAME:key=value,...`` binds options (see :mod:`bench.options`)."""
+        """The entry for ``name``; ``NAME:key=value,...`` binds options (see :mod:`bench.core.options`)."""
         key = name.lower()
         if key in self._entries:
             return self._entries[key]
-        from bench.options import split_spec
+        from bench.core.options import split_spec
 
         base_name, options = split_spec(name)
         if options:
@@ -106,7 +106,7 @@ def with_options(base: Entry[T], options: dict[str, Any]) -> Entry[T]:
     A built object whose protocol is still the base protocol gets ``[key=value,...]`` appended,
     so a number made with options never carries the label of the default protocol.
     """
-    from bench.options import format_spec
+    from bench.core.options import format_spec
 
     label = format_spec(base.name, options)
     suffix = label[len(base.name) + 1 :]

@@ -1,8 +1,8 @@
 """Errors shown to a user as one line (no traceback) by the CLI."""
 from __future__ import annotations
 
-from bench.imageio import ImageReadError
-from bench.registry import UnknownNameError
+from bench.core.imageio import ImageReadError
+from bench.core.registry import UnknownNameError
 
 
 class UserError(Exception):
