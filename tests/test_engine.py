@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from bench.config import RunConfig
+from bench.core.registry import METRICS
 from bench.engine import loading
 from bench.engine.runner import Runner
 from bench.engine.step import Engine, values_to_host
-from bench.registry import METRICS
 from methods.base import RestorationMethod
 from tests.runner_helpers import make_folder, register
 
