@@ -98,3 +98,18 @@ def test_official_style_reader_is_bounded_too(tmp_path):
     path.write_bytes(png_header_only(40_000, 40_000))
     with pytest.raises(ImageReadError, match="over the .*-pixel limit"):
         _read_rgb_tensor(path, 512)
+
+
+def test_restore_skips_a_bomb_and_restores_the_rest(tmp_path, capsys):
+    """Review: a 50000x50000 PNG raised cv2.error and `bfrbench restore` aborted the whole folder."""
+    from bench.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8))
+    (src / "bomb.png").write_bytes(png_header_only(50_000, 50_000))
+    out = tmp_path / "out"
+    assert main(["restore", "--method", "lq", "--input", str(src), "--output", str(out), "--aligned",
+                 "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+    assert "bomb.png" in capsys.readouterr().out
