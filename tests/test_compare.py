@@ -30,7 +30,7 @@ def test_compare_flags_a_value_outside_tolerance(tmp_path, capsys):
     ds = register(root, "compare")
     cfg = RunConfig(datasets=[ds], methods=["lq", "classical"], metrics=["test-mae"], out=str(tmp_path / "run"),
                     device="cpu", batch_size=2, workers=0, quiet=True, report=True)
-    from bench.commands.run import present
+    from bench.cli.run import present
 
     outcome = Runner(cfg).run()
     present(outcome, cfg)

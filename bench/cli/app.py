@@ -1,4 +1,4 @@
-"""``bfrbench`` command line: one module per sub-command in :mod:`bench.commands`.
+"""``bfrbench`` command line: one module per sub-command beside this file in :mod:`bench.cli`.
 
 Each module defines ``COMMAND`` (its name), ``HELP`` (one line), ``add_arguments(parser)``
 and ``main(args) -> int``; this file discovers them, so adding a command touches no other file.
@@ -11,15 +11,15 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-import bench.commands
+import bench.cli
 
 
 def _command_modules() -> list:
     mods = []
-    for info in sorted(pkgutil.iter_modules(bench.commands.__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(bench.cli.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
-        mod = importlib.import_module(f"bench.commands.{info.name}")
+        mod = importlib.import_module(f"bench.cli.{info.name}")
         if hasattr(mod, "COMMAND"):
             mods.append(mod)
     return mods

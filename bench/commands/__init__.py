@@ -1,1 +1,0 @@
-"""Sub-commands of the ``bfrbench`` CLI, discovered by :mod:`bench.cli`."""
