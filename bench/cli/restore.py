@@ -13,14 +13,46 @@ HELP = "restore a folder of faces with one method (aligned crops, or whole image
 PARAM_ALIASES = {"fidelity": ("fidelity", "w", "weight"), "quality": ("quality",)}
 
 
+class _RegistryHelp(argparse.HelpFormatter):
+    """Help texts an option computes when help is shown (from the method registry), not at every start."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        lazy = getattr(action, "registry_help", None)
+        return lazy().replace("%", "%%") if lazy else super()._get_help_string(action)
+
+
+def _accepting(option: str) -> dict[str, str]:
+    """Registered method -> the parameter it takes for a CLI option (``--fidelity`` is CodeFormer's w ...)."""
+    from bench import plugins
+    from bench.registry import METHODS
+
+    plugins.load_all()
+    out = {}
+    for name in sorted(METHODS.names()):
+        accepted = set(inspect.signature(METHODS.entry(name).factory).parameters)
+        target = next((a for a in PARAM_ALIASES[option] if a in accepted), None)
+        if target:
+            out[name] = target
+    return out
+
+
+def option_help(option: str, what: str) -> str:
+    """``--OPTION``'s help: what it is, and which registered methods take it (the others refuse it)."""
+    takers = _accepting(option)
+    return f"{what}; taken by: {', '.join(f'{m} ({p})' if p != option else m for m, p in takers.items()) or 'none'}"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True)
+    p.formatter_class = _RegistryHelp
+    p.add_argument("--method", required=True, help="a registered method (bfrbench list)")
     p.add_argument("--weights", help="checkpoint path (default: the managed weights; 'random' for stand-ins)")
     p.add_argument("--input", required=True, help="folder of images (or one image)")
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned 512x512 faces (else detect+align+paste)")
-    p.add_argument("--fidelity", type=float, help="fidelity weight (CodeFormer/IQP w, GFPGAN weight)")
-    p.add_argument("--quality", type=float, help="IQP quality condition in [0, 1]")
+    fidelity = p.add_argument("--fidelity", type=float, help="fidelity weight")
+    fidelity.registry_help = lambda: option_help("fidelity", "fidelity weight (0: the prior, 1: follow the input)")
+    quality = p.add_argument("--quality", type=float, help="IQP quality condition in [0, 1]")
+    quality.registry_help = lambda: option_help("quality", "IQP quality condition in [0, 1]")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="other method parameters")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32",
@@ -44,7 +76,7 @@ def method_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
             continue
         target = next((a for a in aliases if a in accepted), None)
         if target is None:
-            raise UserError(f"method {name} takes no --{option} (its parameters: {sorted(accepted)})")
+            raise UserError(f"method {name} takes no --{option}; {option_help(option, 'it is')}")
         kwargs[target] = value
     kwargs.update(parse_assignments(args.param, "--param"))
     if args.weights:

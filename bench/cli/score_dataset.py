@@ -46,20 +46,20 @@ def main(args: argparse.Namespace) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     try:
         scorer = QualityScorer(args.iqa, device=device)
+        if args.stats:  # checked before any image is scored: a mismatch is one line, not a traceback
+            scorer.load_stats(args.stats)
     except ValueError as exc:
-        raise UserError(str(exc)) from exc
+        raise UserError(f"{exc}" + (f" (--iqa {' '.join(args.iqa)})" if args.stats else "")) from exc
     raw: dict[str, list[float]] = {n: [] for n in scorer.names}
     for p in paths:
         for name, v in scorer.raw(uint8_to_tensor(read_image(p).rgb).to(device)).items():
             raw[name].append(float(v[0]))
-    if args.stats:
-        scorer.load_stats(args.stats)
-    elif args.reference:
+    if args.reference:
         ref_paths = list_images(args.reference) if Path(args.reference).is_dir() else []
         if not ref_paths:
             raise UserError(f"--reference {args.reference}: not a folder of images")
         scorer.fit(ref_paths)
-    else:
+    elif not args.stats:  # --stats: loaded above
         scorer.fit_raw(raw)
     scores = scorer.normalise({n: torch.tensor(v, dtype=torch.float64) for n, v in raw.items()})
     rows = [
