@@ -113,3 +113,21 @@ def test_restore_skips_a_bomb_and_restores_the_rest(tmp_path, capsys):
                  "--device", "cpu"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png"]
     assert "bomb.png" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp", ".tiff"])
+def test_mangled_files_only_ever_raise_the_unreadable_image_error(ext):
+    """Random byte flips and cuts of a valid file: decoded, or ImageReadError; never another exception."""
+    ok, buf = cv2.imencode(ext, np.random.default_rng(2).integers(0, 256, (48, 40, 3), dtype=np.uint8))
+    good = bytearray(buf.tobytes())
+    rng = np.random.default_rng(3)
+    for _ in range(120):
+        data = bytearray(good)
+        for pos in rng.integers(0, min(len(data), 64), 3):  # headers live at the start
+            data[pos] = int(rng.integers(0, 256))
+        data = bytes(data[: int(rng.integers(1, len(data) + 1))]) if rng.random() < 0.3 else bytes(data)
+        try:
+            out = decode_image(data, f"x{ext}", max_pixels=1 << 20)
+        except ImageReadError:
+            continue
+        assert out.rgb.dtype == np.uint8 and out.rgb.ndim == 3 and out.rgb.shape[2] == 3
