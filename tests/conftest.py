@@ -1,9 +1,11 @@
 """Shared test fixtures. Tests run on CPU with no internet beyond the package registries.
 
 Every test sees the same numerics on every machine: torch uses a fixed number of threads
-(``TEST_THREADS``, whatever the core count or OMP_NUM_THREADS), and the global RNGs (random,
-numpy, torch) are seeded before each test, so a test's result never depends on the order tests
-run in. Tests that assert training outcomes also turn on ``deterministic_algorithms``.
+(``TEST_THREADS``: 2, what tox sets, never the machine's core count; ``BFRBENCH_TEST_THREADS`` or
+``OMP_NUM_THREADS`` set it explicitly, e.g. 1 on a shared, loaded machine where 2 threads oversubscribe
+the cores), and the global RNGs (random, numpy, torch) are seeded before each test, so a test's result
+never depends on the order tests run in. Tests that assert training outcomes also turn on
+``deterministic_algorithms``.
 Nothing reads outside the repository (no ../shared): fixtures live under tests/fixtures.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: intra-op threads of torch in every test (reductions split by thread count round differently)
-TEST_THREADS = 2
+TEST_THREADS = int(os.environ.get("BFRBENCH_TEST_THREADS") or os.environ.get("OMP_NUM_THREADS") or 2)
 #: seed of random, numpy's global RNG and torch before each test
 TEST_SEED = 0
 
