@@ -8,8 +8,8 @@ import torch
 
 import bench
 from bench import weights as W
+from bench.core.device import to_uint8_levels
 from bench.core.registry import METHODS
-from bench.engine.device import to_uint8_levels
 from methods.iqp_bfr.arch import build_network, get_config
 from methods.iqp_bfr.method import resize_like_cv2, standin_state_dict
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import bench
-from bench.engine.device import to_uint8_levels
+from bench.core.device import to_uint8_levels
 from methods.iqp_bfr.arch import VQAutoEncoder, get_config
 from methods.iqp_bfr.arch.cft import FuseSFTBlock
 from methods.iqp_bfr.arch.network import adaptive_instance_normalization

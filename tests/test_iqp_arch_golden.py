@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import bench
-from bench.engine.device import to_uint8_levels
+from bench.core.device import to_uint8_levels
 from methods.iqp_bfr.arch import CodeLookupNet
 from tests.official_refs import load_manifest, seeded_state_dict
 

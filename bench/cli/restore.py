@@ -90,9 +90,9 @@ def main(args: argparse.Namespace) -> int:
 
     import bench
     from bench.core import plugins
+    from bench.core.device import dtype_support, resolve_device, run_dtype
     from bench.core.errors import UserError
     from bench.core.imageio import ImageReadError, list_images, read_image, resize_to, write_image
-    from bench.engine.device import dtype_support, resolve_device, run_dtype
     from bench.engine.step import Engine
 
     plugins.load_all()

@@ -1,1 +1,1 @@
-"""The evaluation engine: loading, device/precision policy, runner, profiling and results."""
+"""The evaluation engine: loading, runner, profiling and results (the device policy is bench.core.device)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from bench.engine.device import set_memory_format, synchronize
+from bench.core.device import set_memory_format, synchronize
 from bench.engine.loading import make_loader
 from bench.engine.official import official_style
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.engine.device import synchronize
+from bench.core.device import synchronize
 
 Clock = Callable[[], float]
 

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.core.device import resolve_device
 from bench.core.names import folder_name
-from bench.engine.device import resolve_device
 from bench.engine.timing import COLUMNS, Clock, ProfileRow, profile_method, profile_metric
 
 __all__ = ["COLUMNS", "ProfileConfig", "ProfileRow", "run_profile", "synthetic_pairs", "write_outputs", "format_table"]
@@ -196,7 +196,7 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
             r.standard = standard
     e2e: list[dict[str, Any]] = []
     if cfg.e2e:
-        from bench.engine.device import run_dtype
+        from bench.core.device import run_dtype
         from bench.engine.e2e import end_to_end
 
         usable = [n for n, f in metric_factories.items() if not (f().needs_gt and any(p.gt_path is None for p in pairs))]

@@ -28,11 +28,11 @@ import torch
 
 from bench.config import MethodSpec, RunConfig, content_hash
 from bench.core.atomic import atomic_write_bytes, atomic_write_json
+from bench.core.device import dtype_support, run_dtype, to_uint8_levels
 from bench.core.errors import UserError
 from bench.core.names import folder_name, safe_text
 from bench.core.registry import DATASETS, METHODS, METRICS, UnknownNameError
 from bench.engine import distributed, results
-from bench.engine.device import dtype_support, run_dtype, to_uint8_levels
 from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
 from bench.engine.sizes import COMPARE_INTERPOLATION, size_record, to_benchmark_size
 from bench.engine.step import Engine, PreparedMethod, values_to_host

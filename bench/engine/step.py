@@ -1,7 +1,7 @@
 """The one batch step shared by ``run``, ``profile`` and ``restore``.
 
 ``restore -> quantise to uint8 levels -> every metric's update``, all on the device: the method
-runs under the engine's precision policy (:func:`bench.engine.device.method_dtype`), in its
+runs under the engine's precision policy (:func:`bench.core.device.method_dtype`), in its
 prepared fast form (channels_last, optional ``torch.compile``), and the metrics see the restored
 batch without a trip through the host. Per-image values stay on the device; the caller copies
 them to the host once per batch (:func:`values_to_host`).
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from bench.engine.device import (
+from bench.core.device import (
     FastPath,
     autocast,
     method_dtype,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.engine.device import dtype_support, inference_mode, resolve_device, synchronize, to_device_images
+from bench.core.device import dtype_support, inference_mode, resolve_device, synchronize, to_device_images
 from bench.engine.loading import LoadedBatch, make_loader
 from bench.engine.step import Engine
 

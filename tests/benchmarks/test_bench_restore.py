@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import bench
-from bench.engine.device import to_uint8_levels
+from bench.core.device import to_uint8_levels
 from methods.base import RestorationMethod
 
 SIZE = 512

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: the one map of dtype names (``--dtype``, method ``dtype=`` options) to torch dtypes
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
