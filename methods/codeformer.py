@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.core.registry import METHODS
-from methods.iqp_bfr.method import CodeLookupMethod
+from methods.codeformer_family import CodeLookupMethod
 
 
 class CodeFormerMethod(CodeLookupMethod):

@@ -26,16 +26,17 @@ import numpy as np
 import torch
 
 from bench import weights as W
+from bench.core.device import DTYPES
 from bench.core.registry import METHODS
 from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
+from methods.codeformer_family import resize_like_cv2
 from methods.gfpgan.arch import GFPGANv1Clean
-from methods.iqp_bfr.method import resize_like_cv2
 
 #: checkpoint names in the weights catalogue (bench/weights/catalogue.py is the one source of URLs and hashes)
 WEIGHT_NAMES = {"1.4": "gfpgan-v1.4", "1.3": "gfpgan-v1.3"}
 
 NOISE_MODES = ("seeded", "stored")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
 #: the state dict a GFPGANv1Clean checkpoint must provide (a quick test that a file is a GFPGAN one)
 _PROBE_KEY = "conv_body_first.weight"
 

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from bench import weights as W
+from bench.core.device import DTYPES
 from bench.core.registry import METHODS
 from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
-from methods.iqp_bfr.method import resize_like_cv2
+from methods.codeformer_family import resize_like_cv2
 from methods.restoreformer.arch import VQVAEGANMultiHeadTransformer
 
 #: checkpoint names in the weights catalogue (bench/weights/catalogue.py is the one source of URLs and hashes)
@@ -37,7 +38,6 @@ VARIANTS: dict[str, dict[str, int]] = {
 }
 #: buffers of the released checkpoints that the inference network does not have
 TRAINING_ONLY_KEYS = ("quantize.utility_counter",)
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _PLUSPLUS_KEY = "decoder.up.4.attn.0.q.weight"  # decoder attention at 32x32 exists only in RestoreFormer++
 
 
