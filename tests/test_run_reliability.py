@@ -375,3 +375,48 @@ def test_run_with_an_unusable_weights_file_fails_that_method_and_finishes_the_re
     summary = pd.read_csv(tmp_path / "run" / "summary.csv")
     assert summary[(summary.method == "lq") & (summary.metric == "test-mae")].iloc[0].status == "ok"
     assert summary[summary.method == "gfpgan"].iloc[0].status == "failed"
+
+
+# -- items 9 and 12: dangling symlinks and duplicate stems are bad files; CMYK is recorded -------
+
+
+def _cmyk_jpeg(path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8), mode="CMYK").save(path, quality=95)
+
+
+def test_cmyk_jpeg_conversion_is_recorded(tmp_path):
+    from bench.imageio import read_image
+
+    _cmyk_jpeg(tmp_path / "c.jpg")
+    img = read_image(tmp_path / "c.jpg")
+    assert img.conversions == ["cmyk->rgb"]
+    # the pixels are what the official scripts' cv2.imread gives
+    assert np.array_equal(img.rgb, cv2.imread(str(tmp_path / "c.jpg"), cv2.IMREAD_COLOR)[:, :, ::-1])
+    cv2.imwrite(str(tmp_path / "rgb.jpg"), np.zeros((8, 8, 3), np.uint8))
+    assert read_image(tmp_path / "rgb.jpg").conversions == []
+
+
+def test_dangling_symlinks_and_duplicate_stems_are_listed_as_bad_files(tmp_path, capfd):
+    import json
+
+    lq = tmp_path / "faces"
+    lq.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.jpg", "a.png", "b.png"):
+        cv2.imwrite(str(lq / name), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    _cmyk_jpeg(lq / "c.jpg")
+    (lq / "gone.png").symlink_to(tmp_path / "deleted.png")
+    register(tmp_path, "relS")  # the test metrics
+    outcome = Runner(_cfg(f"folder:{lq}", tmp_path / "run", methods=["lq"], metrics=["test-setmean"])).run()
+    manifest = json.loads((outcome.run_dir / "manifest.json").read_text())
+    info = next(iter(manifest["datasets"].values()))
+    bad = {b["file"]: b["reason"] for b in info["bad_files"]}
+    assert set(bad) == {"a.png", "gone"}, bad
+    assert "duplicate name: a.jpg has the same stem" in bad["a.png"]
+    assert "dangling symlink" in bad["gone"] and "deleted.png" in bad["gone"]
+    assert info["conversions"]["c"][0] == "lq: cmyk->rgb"
+    per_image = pd.read_parquet(outcome.run_dir / "per_image.parquet")
+    assert sorted(per_image[per_image.status == "ok"].image) == ["a", "b", "c"]

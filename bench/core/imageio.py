@@ -50,9 +50,16 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name (hidden files skipped)."""
+    """Image files directly in ``folder``, sorted by name (hidden files skipped).
+
+    A dangling symlink with an image name is listed too, so that reading it reports it as a bad
+    file instead of it vanishing from the set.
+    """
     root = Path(folder)
-    return sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+    return sorted(
+        p for p in root.iterdir()
+        if (p.is_file() or (p.is_symlink() and not p.exists())) and is_image_file(p) and not p.name.startswith(".")
+    )
 
 
 def _truncation_reason(data: bytes, suffix: str) -> str | None:
@@ -83,6 +90,12 @@ def pixel_limit() -> int:
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    frame = _jpeg_frame(data)
+    return None if frame is None else frame[:2]
+
+
+def _jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, colour components) from a JPEG's start-of-frame header."""
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
@@ -96,10 +109,10 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             continue
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-            if pos + 9 > len(data):
+            if pos + 10 > len(data):
                 return None
             h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return w, h
+            return w, h, data[pos + 9]
         if marker == 0xDA:  # start of scan before any frame header
             return None
         pos += 2 + length
@@ -215,6 +228,8 @@ def _decode(data: bytes, path: str | os.PathLike[str]) -> DecodedImage:
     conversions: list[str] = []
     if _png_color_type(data) == 3:
         conversions.append("palette->rgb")
+    if data[:2] == b"\xff\xd8" and (_jpeg_frame(data) or (0, 0, 3))[2] == 4:
+        conversions.append("cmyk->rgb")  # OpenCV's decoder converts four-component (CMYK/YCCK) JPEGs
     if arr.dtype == np.uint16:
         arr = _to_8bit(arr)
         conversions.append("16bit->8bit")
@@ -236,8 +251,12 @@ def _decode(data: bytes, path: str | os.PathLike[str]) -> DecodedImage:
 
 def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> DecodedImage:
     """Read an image file as RGB uint8; raises :class:`ImageReadError` naming the file."""
+    p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise ImageReadError(path, f"dangling symlink (its target {os.readlink(p)} does not exist)",
+                             "point the link at an existing file, or remove it")
     try:
-        data = Path(path).read_bytes()
+        data = p.read_bytes()
     except OSError as exc:
         raise ImageReadError(path, f"cannot read file: {exc.strerror or exc}", "check the path and permissions") from exc
     return decode_image(data, path, max_pixels=max_pixels)

@@ -42,6 +42,8 @@ class ImagePair:
     name: str
     lq_path: Path
     gt_path: Path | None = None
+    #: why this entry cannot be used (e.g. a second file with the same stem); None for a usable pair
+    problem: str | None = None
 
 
 @dataclass
@@ -291,11 +293,20 @@ class BenchmarkSet:
     def pairs(self) -> list[ImagePair]:
         """Every LQ image, sorted by name, with its GT partner (None when the set or the file has none)."""
         self.ensure()
-        lq, _ = self._by_stem(self._listing(self.lq_dir, "LQ"))
+        lq, lq_dups = self._by_stem(self._listing(self.lq_dir, "LQ"))
         gt: dict[str, Path] = {}
+        gt_dups: list[Path] = []
         if self.gt_dir is not None:
-            gt, _ = self._by_stem(self._listing(self.gt_dir, "GT"))
-        return [ImagePair(name, path, gt.get(name)) for name, path in sorted(lq.items())]
+            gt, gt_dups = self._by_stem(self._listing(self.gt_dir, "GT"))
+        pairs = [ImagePair(name, path, gt.get(name)) for name, path in sorted(lq.items())]
+        # a second file with a taken stem is a bad file of its own (named by its file name), never dropped silently
+        for kind, dups, kept in (("LQ", lq_dups, lq), ("GT", gt_dups, gt)):
+            for d in dups:
+                name = d.name if kind == "LQ" else f"{d.name} (GT)"
+                pairs.append(ImagePair(name, d, None, problem=(
+                    f"{d}: duplicate name: {kept[d.stem].name} has the same stem and is used instead "
+                    "(rename or remove one of them)")))
+        return pairs
 
     def validate(self, decode: bool = True, workers: int = 4) -> ValidationReport:
         """Check every file: decodable, not truncated or empty, paired, counted and sized.

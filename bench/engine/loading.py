@@ -71,6 +71,9 @@ class PairDataset(torch.utils.data.Dataset):
             "error": None,
             "conversions": [],
         }
+        if getattr(pair, "problem", None):
+            item["error"] = pair.problem
+            return item
         try:
             lq, conv = _load(Path(pair.lq_path), self.size)
             item["conversions"] += [f"lq: {c}" for c in conv]
