@@ -420,3 +420,27 @@ def test_dangling_symlinks_and_duplicate_stems_are_listed_as_bad_files(tmp_path,
     assert info["conversions"]["c"][0] == "lq: cmyk->rgb"
     per_image = pd.read_parquet(outcome.run_dir / "per_image.parquet")
     assert sorted(per_image[per_image.status == "ok"].image) == ["a", "b", "c"]
+
+
+# -- item 3: restore never overwrites one result with another ---------------------------------
+
+
+def test_restore_keeps_both_results_of_inputs_sharing_a_stem(tmp_path, capsys):
+    from bench.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    imgs = {name: rng.integers(0, 256, (512, 512, 3), dtype=np.uint8) for name in ("face.jpg", "face.png", "other.png")}
+    for name, img in imgs.items():
+        cv2.imwrite(str(src / name), img)
+    out = tmp_path / "out"
+    rc = main(["restore", "--method", "lq", "--input", str(src), "--output", str(out), "--aligned", "--device", "cpu"])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["face_jpg.png", "face_png.png", "other.png"]
+    # lq on a 512 input is the identity: each result is its own input
+    assert np.array_equal(cv2.imread(str(out / "face_png.png")), imgs["face.png"])
+    assert np.array_equal(cv2.imread(str(out / "face_jpg.png")), cv2.imread(str(src / "face.jpg")))
+    text = capsys.readouterr().out
+    assert "face.jpg shares its name with another input; its result is face_jpg.png" in text
+    assert "wrote 3 image(s)" in text

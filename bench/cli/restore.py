@@ -84,6 +84,22 @@ def method_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
+def output_names(files: list[Path]) -> dict[Path, str]:
+    """Each input's output file name: ``stem.png``, or ``stem_ext.png`` for inputs that share a stem.
+
+    ``face.jpg`` beside ``face.png`` gives ``face_jpg.png`` and ``face_png.png``: no result overwrites another.
+    """
+    from collections import Counter
+
+    stems = Counter(f.stem for f in files)
+    names = {f: f"{f.stem}_{f.suffix.lstrip('.').lower()}.png" if stems[f.stem] > 1 else f"{f.stem}.png" for f in files}
+    taken = Counter(names.values())
+    for f, name in names.items():  # a renamed one meeting a real stem (face_jpg.png itself): keep the full name
+        if taken[name] > 1:
+            names[f] = f"{f.name}.png"
+    return names
+
+
 def main(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -105,6 +121,10 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--input {src}: no such file or folder")
     if not files:
         raise UserError(f"--input {src}: no images (.png/.jpg/.bmp/.webp/.tif) found")
+    out_names = output_names(files)
+    for f in files:
+        if out_names[f] != f"{f.stem}.png":
+            print(f"note: {f.name} shares its name with another input; its result is {out_names[f]}", flush=True)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(args.device)
@@ -132,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
 
         def flush() -> None:
             for name, img in zip(batch_names, run_batch(batch_imgs)):
-                write_image(out_dir / f"{name}.png", img)
+                write_image(out_dir / name, img)
             batch_imgs.clear()
             batch_names.clear()
 
@@ -144,7 +164,7 @@ def main(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             batch_imgs.append(resize_to(img.rgb, method.input_size))
-            batch_names.append(f.stem)
+            batch_names.append(out_names[f])
             if len(batch_imgs) == args.batch_size:
                 flush()
         if batch_imgs:
@@ -164,7 +184,7 @@ def main(args: argparse.Namespace) -> int:
             faces = detect_faces(whole)
             if not faces:
                 print(f"{f}: no face found; written unchanged", flush=True)
-                write_image(out_dir / f"{f.stem}.png", whole)
+                write_image(out_dir / out_names[f], whole)
                 continue
             crops, affines = [], []
             for face in faces:
@@ -173,7 +193,7 @@ def main(args: argparse.Namespace) -> int:
                 affines.append(affine)
             restored = [face for i in range(0, len(crops), args.batch_size)
                         for face in run_batch(crops[i:i + args.batch_size])]
-            write_image(out_dir / f"{f.stem}.png", paste_faces(whole, restored, affines))
+            write_image(out_dir / out_names[f], paste_faces(whole, restored, affines))
     if not args.quiet:
         print(f"wrote {len(files) - failures} image(s) to {out_dir}" + (f"; {failures} skipped" if failures else ""))
     return 1 if failures == len(files) else 0
