@@ -26,6 +26,7 @@ def create_metric(name: str, device: str | None = None, **kwargs: Any):
     """Build a registered metric by name (``"psnr"``, ``"fid"``, ``"pyiqa:musiq"``...)."""
     metrics, _, _ = _registries()
     metric = metrics.create(name, **kwargs)
+    metric.check_inputs = True  # float (B, 3, H, W) in [0, 1], or a clear error (bench.inputs)
     return metric.to(device) if device else metric
 
 
@@ -34,6 +35,7 @@ def create_method(name: str, device: str | None = None, **kwargs: Any):
     _, methods, _ = _registries()
     method = methods.create(name, **kwargs)
     method = method.eval()
+    method.check_inputs = True  # float (B, 3, H, W) in [0, 1], or a clear error (bench.inputs)
     return method.to(device) if device else method
 
 

@@ -51,6 +51,16 @@ class RestorationMethod(torch.nn.Module):
         super().__init__()
         self.params: dict[str, Any] = dict(params)
         self.weights_info: list[WeightsInfo] = []
+        #: check every input tensor (float, [0, 1], (B, 3, H, W)); set by bench.create_method
+        self.check_inputs = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("restore")
+        if fn is not None and not getattr(fn, "__bfrbench_checked__", False):
+            from bench.inputs import checked
+
+            cls.restore = checked(fn, "restore", 1)
 
     def restore(self, lq: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float in [0, 1] -> (B, 3, S, S) float in [0, 1]."""

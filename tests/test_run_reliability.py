@@ -444,3 +444,26 @@ def test_restore_keeps_both_results_of_inputs_sharing_a_stem(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "face.jpg shares its name with another input; its result is face_jpg.png" in text
     assert "wrote 3 image(s)" in text
+
+
+# -- item 10: the Python API rejects uint8 and 0-255 tensors ------------------------------------
+
+
+def test_python_api_rejects_uint8_and_0_255_tensors():
+    import bench
+    from bench.inputs import ImageTensorError
+
+    method, psnr = bench.create_method("classical"), bench.create_metric("psnr")
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    u8 = (x * 255).round().to(torch.uint8)
+    with pytest.raises(ImageTensorError, match=r"classical\.restore input: got a torch\.uint8 tensor.*x\.float\(\) / 255"):
+        method.restore(u8)
+    with pytest.raises(ImageTensorError, match=r"values lie in \[0, 255\].*looks like 0-255 values: divide by 255"):
+        method(u8.float())
+    with pytest.raises(ImageTensorError, match=r"psnr\.update reference: .*divide by 255"):
+        psnr.update(x, u8.float())
+    with pytest.raises(ImageTensorError, match=r"\(B, 3, H, W\), got shape \(3, 64, 64\)"):
+        psnr.update(x[0], x[0])
+    out = method.restore(u8.float() / 255)  # the contract: float in [0, 1]
+    assert out.shape == (2, 3, 512, 512) and float(out.max()) <= 1.0
+    assert torch.isfinite(psnr.update(x, x.clamp(0, 0.5))).all()

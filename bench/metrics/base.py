@@ -37,6 +37,16 @@ class Metric(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self._defaults: dict[str, tuple[Any, str]] = {}
+        #: check every input tensor (float, [0, 1], (B, 3, H, W)); set by bench.create_metric
+        self.check_inputs = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("update")
+        if fn is not None and not getattr(fn, "__bfrbench_checked__", False):
+            from bench.inputs import checked
+
+            cls.update = checked(fn, "update", 2)
 
     # -- state handling ---------------------------------------------------------
     def add_state(self, name: str, default: torch.Tensor | list, reduce: str) -> None:
