@@ -26,7 +26,7 @@ def create_metric(name: str, device: str | None = None, **kwargs: Any):
     """Build a registered metric by name (``"psnr"``, ``"fid"``, ``"pyiqa:musiq"``...)."""
     metrics, _, _ = _registries()
     metric = metrics.create(name, **kwargs)
-    metric.check_inputs = True  # float (B, 3, H, W) in [0, 1], or a clear error (bench.inputs)
+    metric.check_inputs = True  # float (B, 3, H, W) in [0, 1], or a clear error (bench.core.inputs)
     return metric.to(device) if device else metric
 
 
@@ -35,7 +35,7 @@ def create_method(name: str, device: str | None = None, **kwargs: Any):
     _, methods, _ = _registries()
     method = methods.create(name, **kwargs)
     method = method.eval()
-    method.check_inputs = True  # float (B, 3, H, W) in [0, 1], or a clear error (bench.inputs)
+    method.check_inputs = True  # float (B, 3, H, W) in [0, 1], or a clear error (bench.core.inputs)
     return method.to(device) if device else method
 
 

@@ -58,7 +58,7 @@ class RestorationMethod(torch.nn.Module):
         super().__init_subclass__(**kwargs)
         fn = cls.__dict__.get("restore")
         if fn is not None and not getattr(fn, "__bfrbench_checked__", False):
-            from bench.inputs import checked
+            from bench.core.inputs import checked
 
             cls.restore = checked(fn, "restore", 1)
 

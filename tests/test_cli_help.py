@@ -9,8 +9,8 @@ from bench.cli import main
 
 
 def _takers(aliases: tuple[str, ...]) -> set[str]:
-    from bench import plugins
-    from bench.registry import METHODS
+    from bench.core import plugins
+    from bench.core.registry import METHODS
 
     plugins.load_all()
     return {n for n in METHODS.names()

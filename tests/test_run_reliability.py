@@ -388,7 +388,7 @@ def _cmyk_jpeg(path: Path) -> None:
 
 
 def test_cmyk_jpeg_conversion_is_recorded(tmp_path):
-    from bench.imageio import read_image
+    from bench.core.imageio import read_image
 
     _cmyk_jpeg(tmp_path / "c.jpg")
     img = read_image(tmp_path / "c.jpg")
@@ -451,7 +451,7 @@ def test_restore_keeps_both_results_of_inputs_sharing_a_stem(tmp_path, capsys):
 
 def test_python_api_rejects_uint8_and_0_255_tensors():
     import bench
-    from bench.inputs import ImageTensorError
+    from bench.core.inputs import ImageTensorError
 
     method, psnr = bench.create_method("classical"), bench.create_metric("psnr")
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))

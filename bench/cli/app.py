@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.core.errors import USER_ERRORS
 
         if isinstance(exc, USER_ERRORS):
-            from bench.exit_codes import USAGE
+            from bench.cli.exit_codes import USAGE
 
             print(f"bfrbench: error: {exc}", file=sys.stderr)
             return USAGE

@@ -23,8 +23,8 @@ class _RegistryHelp(argparse.HelpFormatter):
 
 def _accepting(option: str) -> dict[str, str]:
     """Registered method -> the parameter it takes for a CLI option (``--fidelity`` is CodeFormer's w ...)."""
-    from bench import plugins
-    from bench.registry import METHODS
+    from bench.core import plugins
+    from bench.core.registry import METHODS
 
     plugins.load_all()
     out = {}

@@ -128,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
     import sys
 
     from bench.engine.runner import Runner
-    from bench.exit_codes import run_status
+    from bench.cli.exit_codes import run_status
 
     cfg = config_from_args(args)
     runner = Runner(cfg)

@@ -44,7 +44,7 @@ class Metric(torch.nn.Module):
         super().__init_subclass__(**kwargs)
         fn = cls.__dict__.get("update")
         if fn is not None and not getattr(fn, "__bfrbench_checked__", False):
-            from bench.inputs import checked
+            from bench.core.inputs import checked
 
             cls.update = checked(fn, "update", 2)
 
