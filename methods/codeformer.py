@@ -23,17 +23,17 @@ class CodeFormerMethod(CodeLookupMethod):
     weights_name = "codeformer"
 
 
-CODEFORMER_DEFAULTS = {"fidelity": 0.5, "adain": True, "dtype": "fp32"}
+CODEFORMER_DEFAULTS = {"fidelity": 0.5, "adain": True}
 
 
 def create_codeformer(
-    weights: str | None = None, fidelity: float = 0.5, adain: bool = True, dtype: str = "fp32", **options: Any
+    weights: str | None = None, fidelity: float = 0.5, adain: bool = True, **options: Any
 ) -> CodeFormerMethod:
     """Factory: ``weights`` a path, None (managed ``codeformer`` checkpoint) or "random" (stand-in).
 
-    ``options``: channels_last, seed (stand-in weights), device, config (preset name, e.g. ``tiny_codeformer``).
+    ``options``: seed (stand-in weights), device, config (preset name, e.g. ``tiny_codeformer``).
     """
-    return CodeFormerMethod(weights, fidelity=fidelity, adain=adain, dtype=dtype, **options)
+    return CodeFormerMethod(weights, fidelity=fidelity, adain=adain, **options)
 
 
 METHODS.add(

@@ -10,7 +10,6 @@ w = 0 with the dual-codebook fusion weight 0.5.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,7 +19,6 @@ import numpy as np
 import torch
 
 from bench import weights as W
-from bench.core.device import DTYPES
 from methods.base import RestorationMethod, WeightsInfo
 from methods.iqp_bfr.arch.config import NetConfig, config_from_dict, get_config
 from methods.iqp_bfr.arch.network import CodeLookupNet
@@ -90,19 +88,15 @@ class CodeLookupMethod(RestorationMethod):
         quality: float | None = None,
         fusion: float | None = None,
         adain: bool = True,
-        dtype: str = "fp32",
-        channels_last: bool = False,
         seed: int = 0,
         device: str | None = None,
         config: str | None = None,
     ) -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"{self.name}: dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         if not 0.0 <= float(fidelity) <= 1.0:
             raise ValueError(f"{self.name}: fidelity (CFT weight w) must be in [0, 1], got {fidelity}")
         if quality is not None and not 0.0 <= float(quality) <= 1.0:
             raise ValueError(f"{self.name}: quality must be in [0, 1] (0.9 asks for the best), got {quality}")
-        super().__init__(fidelity=float(fidelity), adain=bool(adain), dtype=dtype, channels_last=bool(channels_last))
+        super().__init__(fidelity=float(fidelity), adain=bool(adain))
         if quality is not None:
             self.params["quality"] = float(quality)
         if fusion is not None:
@@ -112,7 +106,6 @@ class CodeLookupMethod(RestorationMethod):
         if weights == "random":
             self.params["seed"] = int(seed)
         self.fidelity, self.quality, self.adain = float(fidelity), quality, bool(adain)
-        self.dtype, self.channels_last = DTYPES[dtype], bool(channels_last)
 
         state, saved_cfg, info = self._load_weights(weights, int(seed))
         cfg = config_from_dict(saved_cfg) if saved_cfg else get_config(config or self.config_name)
@@ -147,8 +140,6 @@ class CodeLookupMethod(RestorationMethod):
             changes["aesthetic_weight"] = float(fusion)
         else:  # one codebook (e.g. a trained single-codebook export): the fusion weight does not apply
             self.params.pop("fusion", None)
-        if self.dtype != torch.float32:
-            changes["exact_ops"] = False  # bit-exactness is gone anyway: take the fused kernels
         return cfg.replace(**changes) if changes else cfg
 
     def _load_weights(self, weights: str | None, seed: int) -> tuple[dict | None, dict | None, WeightsInfo]:
@@ -159,16 +150,21 @@ class CodeLookupMethod(RestorationMethod):
         state, cfg = extract_state(W.load_state_dict(path), path)
         return state, cfg, WeightsInfo(name=self.weights_name, path=str(path), sha256=W.sha256_file(path))
 
-    def to(self, *args: Any, **kwargs: Any) -> CodeLookupMethod:
-        super().to(*args, **kwargs)
-        if self.channels_last and self.device.type == "cuda":
-            self.net.to(memory_format=torch.channels_last)
-        return self
+    def _use_exact_ops(self, exact: bool) -> None:
+        """The reference's exact float ops in fp32; the fused kernels under the engine's autocast.
 
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        if self.dtype == torch.float32 or device.type == "cpu" and self.dtype == torch.float16:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=self.dtype)
+        Under reduced precision bit-exactness is gone anyway; a checkpoint whose config asks for
+        fused ops keeps them in fp32 too.
+        """
+        exact = exact and self.net.config.exact_ops
+        if getattr(self, "_exact_now", None) == exact:
+            return
+        for module in self.net.modules():
+            if isinstance(getattr(module, "exact", None), bool):
+                module.exact = exact
+            if isinstance(getattr(module, "need_weights", None), bool):
+                module.need_weights = exact
+        self._exact_now = exact
 
     @torch.no_grad()
     def restore(self, lq: torch.Tensor) -> torch.Tensor:
@@ -177,9 +173,8 @@ class CodeLookupMethod(RestorationMethod):
             raise ValueError(f"{self.name}: expected a (B, 3, H, W) RGB batch, got shape {tuple(lq.shape)}")
         device = self.device
         x = resize_like_cv2(lq.to(device, torch.float32), self.input_size) * 2 - 1
-        if self.channels_last and device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
         score = self.quality if self.net.n_scores else None
-        with self._autocast(device):
-            out = self.net(x, w=self.fidelity, score=score, adain=self.adain)[0]
+        # precision is the engine's (its autocast), never the method's
+        self._use_exact_ops(not torch.is_autocast_enabled(device.type))
+        out = self.net(x, w=self.fidelity, score=score, adain=self.adain)[0]
         return (out.float().clamp(-1, 1) + 1) / 2

@@ -118,8 +118,8 @@ def test_bad_parameters_are_rejected():
         bench.create_method("iqp-bfr", weights="random", config="tiny", quality=1.5)
     with pytest.raises(ValueError, match="fidelity"):
         bench.create_method("codeformer", weights="random", config="tiny_codeformer", fidelity=-0.1)
-    with pytest.raises(ValueError, match="dtype"):
-        bench.create_method("codeformer", weights="random", config="tiny_codeformer", dtype="fp8")
+    with pytest.raises(TypeError):  # precision is the engine's --dtype, not a method parameter
+        METHODS.create("codeformer", weights="random", config="tiny_codeformer", dtype="bf16")
     with pytest.raises(ValueError, match="no quality conditioning"):
         METHODS.create("codeformer", weights="random", config="tiny_codeformer", quality=0.5)
     with pytest.raises(TypeError):
@@ -132,10 +132,12 @@ def test_bad_parameters_are_rejected():
 def test_bf16_autocast_runs_on_cpu_and_stays_close():
     x = _faces(1)
     ref = bench.create_method("codeformer", weights="random", config="tiny_codeformer").restore(x)
-    m = bench.create_method("codeformer", weights="random", config="tiny_codeformer", dtype="bf16")
-    assert m.net.config.exact_ops is False
-    out = m.restore(x)
-    assert out.dtype == torch.float32
+    m = bench.create_method("codeformer", weights="random", config="tiny_codeformer")
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the engine's precision, not the method's
+        out = m.restore(x)
+    assert out.dtype == torch.float32 and m._exact_now is False  # fused kernels under autocast
+    m.restore(x)
+    assert m._exact_now is True  # the reference's exact ops again in fp32
     assert (to_uint8_levels(out) - to_uint8_levels(ref)).abs().mean() < 0.05  # ~7 levels measured; noise is ~80
 
 

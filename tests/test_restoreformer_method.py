@@ -93,12 +93,12 @@ def test_registered():
     bench.list_methods()
     for name in ("restoreformer", "restoreformer++"):
         meta = METHODS.entry(name).meta
-        assert meta["weights"] == [name] and meta["defaults"] == {"dtype": "fp32"} and not meta["takes_quality"]
+        assert meta["weights"] == [name] and meta["defaults"] == {} and not meta["takes_quality"]
 
 
-def test_bad_dtype_is_refused():
-    with pytest.raises(ValueError, match="dtype"):
-        SmallRF(weights="random", dtype="fp8")
+def test_precision_is_not_a_method_parameter():
+    with pytest.raises(TypeError):
+        SmallRF(weights="random", dtype="bf16")  # the engine's --dtype is the one knob
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-#: the one map of dtype names (``--dtype``, method ``dtype=`` options) to torch dtypes
+#: the one map of dtype names (the engine's ``--dtype``, the one precision knob) to torch dtypes
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 

@@ -17,7 +17,6 @@ Two facts about the official code that this wrapper makes explicit:
 """
 from __future__ import annotations
 
-import contextlib
 import zlib
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import numpy as np
 import torch
 
 from bench import weights as W
-from bench.core.device import DTYPES
 from bench.core.registry import METHODS
 from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
 from methods.codeformer_family import resize_like_cv2
@@ -124,17 +122,14 @@ class GFPGANMethod(RestorationMethod):
         version: str = "1.4",
         noise: str = "seeded",
         seed: int = 0,
-        dtype: str = "fp32",
     ) -> None:
         version = str(version)
         if version not in WEIGHT_NAMES:
             raise ValueError(f"gfpgan: unknown version {version!r}; choose one of {sorted(WEIGHT_NAMES)}")
         if noise not in NOISE_MODES:
             raise ValueError(f"gfpgan: noise must be one of {NOISE_MODES}, got {noise!r}")
-        if dtype not in DTYPES:
-            raise ValueError(f"gfpgan: dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        super().__init__(version=version, noise=noise, seed=int(seed), dtype=dtype)
-        self.noise_mode, self.seed, self.dtype = noise, int(seed), DTYPES[dtype]
+        super().__init__(version=version, noise=noise, seed=int(seed))
+        self.noise_mode, self.seed = noise, int(seed)
         self._noise_cache: dict[str, list[torch.Tensor]] = {}
         spec = W.WEIGHTS[WEIGHT_NAMES[version]]
         path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
@@ -166,15 +161,8 @@ class GFPGANMethod(RestorationMethod):
     def restore(self, lq: torch.Tensor) -> torch.Tensor:
         x = resize_like_cv2(lq.to(self.device, torch.float32), self.input_size).contiguous() * 2 - 1
         noise = self._seeded_noise(x.device) if self.noise_mode == "seeded" else None
-        with _autocast(x.device, self.dtype):
-            y = self.net(x, noise)
+        y = self.net(x, noise)  # in the engine's precision (its autocast), which the method does not choose
         return (y.float().clamp(-1, 1) + 1) / 2
-
-
-def _autocast(device: torch.device, dtype: torch.dtype):
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def _load_strict(net: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
@@ -198,7 +186,7 @@ METHODS.add(
     "gfpgan",
     create_gfpgan,
     takes_quality=False,
-    defaults={"version": "1.4", "noise": "seeded", "seed": 0, "dtype": "fp32"},
+    defaults={"version": "1.4", "noise": "seeded", "seed": 0},
     weights=["gfpgan-v1.4"],
     family="gfpgan",
     description="GFPGAN v1.4 (GFPGANv1Clean, StyleGAN2 prior + SFT), official preprocessing, batched",

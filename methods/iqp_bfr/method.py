@@ -21,7 +21,7 @@ class IQPMethod(CodeLookupMethod):
     weights_name = "iqpir"
 
 
-IQP_DEFAULTS = {"quality": 0.9, "fidelity": 0.0, "fusion": 0.5, "adain": True, "dtype": "fp32"}
+IQP_DEFAULTS = {"quality": 0.9, "fidelity": 0.0, "fusion": 0.5, "adain": True}
 
 
 def create_iqp(
@@ -30,15 +30,14 @@ def create_iqp(
     fidelity: float = 0.0,
     fusion: float = 0.5,
     adain: bool = True,
-    dtype: str = "fp32",
     **options: Any,
 ) -> IQPMethod:
     """Factory: ``weights`` a path, None (managed ``iqpir`` checkpoint) or "random" (stand-in).
 
-    ``options``: channels_last, seed (stand-in weights), device, config (a preset name for a
+    ``options``: seed (stand-in weights), device, config (a preset name for a
     checkpoint without a saved ``net_config``, e.g. ``tiny``).
     """
-    return IQPMethod(weights, quality=quality, fidelity=fidelity, fusion=fusion, adain=adain, dtype=dtype, **options)
+    return IQPMethod(weights, quality=quality, fidelity=fidelity, fusion=fusion, adain=adain, **options)
 
 
 METHODS.add(

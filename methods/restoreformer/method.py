@@ -13,7 +13,6 @@ A bare state dict, or GFPGAN's re-release (``params_ema`` / ``params``), loads t
 """
 from __future__ import annotations
 
-import contextlib
 import zlib
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 
 from bench import weights as W
-from bench.core.device import DTYPES
 from bench.core.registry import METHODS
 from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
 from methods.codeformer_family import resize_like_cv2
@@ -110,11 +108,8 @@ class _RestoreFormerBase(RestorationMethod):
     variant: ClassVar[str] = ""
     takes_quality = False
 
-    def __init__(self, weights: str | None = None, dtype: str = "fp32") -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"{self.variant}: dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        super().__init__(dtype=dtype)
-        self.dtype = DTYPES[dtype]
+    def __init__(self, weights: str | None = None) -> None:
+        super().__init__()
         spec = W.WEIGHTS[WEIGHT_NAMES[self.variant]]
         path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
         self.net = self.build_net()
@@ -151,9 +146,7 @@ class _RestoreFormerBase(RestorationMethod):
     @torch.no_grad()
     def restore(self, lq: torch.Tensor) -> torch.Tensor:
         x = resize_like_cv2(lq.to(self.device, torch.float32), self.input_size).contiguous() * 2 - 1
-        ctx = contextlib.nullcontext() if self.dtype == torch.float32 else torch.autocast(x.device.type, self.dtype)
-        with ctx:
-            y = self.net(x)
+        y = self.net(x)  # in the engine's precision (its autocast), which the method does not choose
         return (y.float().clamp(-1, 1) + 1) / 2
 
 
@@ -185,7 +178,7 @@ METHODS.add(
     "restoreformer",
     create_restoreformer,
     takes_quality=False,
-    defaults={"dtype": "fp32"},
+    defaults={},
     weights=["restoreformer"],
     family="restoreformer",
     description="RestoreFormer (VQ codebook prior + multi-head cross-attention), official preprocessing, batched",
@@ -194,7 +187,7 @@ METHODS.add(
     "restoreformer++",
     create_restoreformer_plusplus,
     takes_quality=False,
-    defaults={"dtype": "fp32"},
+    defaults={},
     weights=["restoreformer++"],
     family="restoreformer",
     description="RestoreFormer++ (multi-scale cross-attention to a VQ codebook prior), official preprocessing, batched",
