@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import bench.cli
+from bench.core.errors import BfrBenchError, format_error
 
 
 def _command_modules() -> list:
@@ -51,15 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # user-facing errors: one clear line, no traceback
-        from bench.core.errors import USER_ERRORS
+    except BfrBenchError as exc:  # the one place user-facing errors are shown: one line, message and fix
+        from bench.cli.exit_codes import USAGE
 
-        if isinstance(exc, USER_ERRORS):
-            from bench.cli.exit_codes import USAGE
-
-            print(f"bfrbench: error: {exc}", file=sys.stderr)
-            return USAGE
-        raise
+        print(f"bfrbench: error: {format_error(exc)}", file=sys.stderr)
+        return USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,21 +19,12 @@ import cv2
 import numpy as np
 
 from bench.core.atomic import atomic_write_bytes
+from bench.core.errors import ImageReadError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS_ENV = "BFRBENCH_MAX_IMAGE_PIXELS"
 #: the default pixel cap: far above any benchmark image (512x512) or a large in-the-wild photo
 DEFAULT_MAX_PIXELS = 1 << 26
-
-
-class ImageReadError(ValueError):
-    """An image file that cannot be used; the message names the file, the reason and the fix."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str, fix: str = "") -> None:
-        self.path = str(path)
-        self.reason = reason
-        self.fix = fix or "re-download or re-export the file, or remove it from the folder"
-        super().__init__(f"{self.path}: {reason} ({self.fix})")
 
 
 @dataclass

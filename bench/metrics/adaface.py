@@ -15,8 +15,8 @@ import torch
 from bench.core.registry import METRICS
 from bench.data.align import FFHQ_TEMPLATE_512
 from bench.metrics.adaface_arch import load_adaface
-from bench.metrics.base import MeanOfImages
-from bench.metrics.identity import _unavailable, arcface_crop, to_uint8
+from bench.metrics.base import MeanOfImages, MetricUnavailable
+from bench.metrics.identity import arcface_crop, to_uint8
 from bench.weights import MissingWeightsError, availability
 
 WEIGHTS = "adaface-ir50-ms1mv2"
@@ -48,7 +48,7 @@ class AdaFaceLQIdentity(MeanOfImages):
         try:
             self.net = load_adaface(resolve(WEIGHTS, weights))
         except MissingWeightsError as exc:
-            raise _unavailable(self.name, exc, "or pass weights=PATH to adaface_ir50_ms1mv2.ckpt") from exc
+            raise MetricUnavailable.because(self.name, exc, "or pass weights=PATH to adaface_ir50_ms1mv2.ckpt") from exc
         self.landmarks = landmarks
         self.protocol = f"ntire-adaface-ir50-cos-lq-{landmarks}5"
 

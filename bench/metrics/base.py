@@ -15,9 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
-
-class MetricUnavailable(RuntimeError):
-    """A metric that cannot run here (missing weights or package); the message gives the fix."""
+from bench.core.errors import MetricUnavailable  # noqa: F401 - re-exported: metrics raise it from here
 
 
 class Metric(torch.nn.Module):

@@ -202,12 +202,6 @@ def load_mobilenet_features(path: str | os.PathLike[str] | None = None) -> Mobil
     return MobileNetFeatures(net.features).eval().requires_grad_(False)
 
 
-def _unavailable(metric: str, exc: MissingWeightsError, extra: str = "") -> MetricUnavailable:
-    err = MetricUnavailable(f"{metric}: {exc}{'; ' + extra if extra else ''}")
-    err.fix = getattr(exc, "fix", "")  # type: ignore[attr-defined]
-    return err
-
-
 # ----------------------------------------------------------------------------- reference folders
 
 
@@ -335,7 +329,7 @@ class FID(FrechetMetric):
         try:
             extractor = InceptionFeatures(load_fid_inception(weights))
         except MissingWeightsError as exc:
-            raise _unavailable(self.name, exc) from exc
+            raise MetricUnavailable.because(self.name, exc) from exc
         super().__init__(extractor, eps)
         if reference is not None:  # statistics of any folder, cached by content hash
             self._stats = folder_stats(reference, self.extractor)
@@ -347,7 +341,7 @@ class FID(FrechetMetric):
 
             path = resolve(FFHQ_STATS, stats)
         except MissingWeightsError as exc:
-            raise _unavailable(
+            raise MetricUnavailable.because(
                 self.name, exc,
                 f"the FFHQ statistics are only on Google Drive: download inception_FFHQ_512-f7b384ab.pth from "
                 f"{STATS_FOLDER_URL} (BasicSR) or inception_FFHQ_512.pth from {VQFR_STATS_URL} (VQFR) and put it at "
@@ -376,7 +370,7 @@ class FIDGT(FrechetMetric):
         try:
             extractor = InceptionFeatures(load_fid_inception(weights))
         except MissingWeightsError as exc:
-            raise _unavailable(self.name, exc) from exc
+            raise MetricUnavailable.because(self.name, exc) from exc
         super().__init__(extractor, eps)
         self.add_state("gt_features", [], "cat")
 
@@ -411,7 +405,7 @@ class FIDMobileNet(FIDGT):
         try:
             extractor = load_mobilenet_features(weights)
         except MissingWeightsError as exc:
-            raise _unavailable(self.name, exc) from exc
+            raise MetricUnavailable.because(self.name, exc) from exc
         FrechetMetric.__init__(self, extractor, eps)
         self.add_state("gt_features", [], "cat")
         self._stats: tuple[np.ndarray, np.ndarray] | None = None

@@ -56,12 +56,6 @@ GREY_MODES = ("png", "cv2", "torch")
 IMPLS = ("device", "reference")
 
 
-def _unavailable(metric: str, exc: Exception, extra: str = "") -> MetricUnavailable:
-    err = MetricUnavailable(f"{metric}: {exc}{'; ' + extra if extra else ''}")
-    err.fix = getattr(exc, "fix", "")  # type: ignore[attr-defined]
-    return err
-
-
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8 RGB (the saved PNG's pixels)."""
     u8 = img.detach().float().mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
@@ -135,7 +129,7 @@ class ArcFaceEmbedder(torch.nn.Module):
         try:
             self.net = load_arcface(resolve(ARCFACE_WEIGHTS, weights))
         except MissingWeightsError as exc:
-            raise _unavailable(metric, exc) from exc
+            raise MetricUnavailable.because(metric, exc) from exc
         self.grey, self.impl = grey, impl
 
     @torch.no_grad()
@@ -270,7 +264,7 @@ class InsightFaceIdentity(MeanOfImages):
         try:
             path = resolve(INSIGHTFACE_WEIGHTS, weights)
         except MissingWeightsError as exc:
-            raise _unavailable(self.name, exc, "or pass weights=PATH to w600k_r50.onnx") from exc
+            raise MetricUnavailable.because(self.name, exc, "or pass weights=PATH to w600k_r50.onnx") from exc
         opts = ort.SessionOptions()
         if os.environ.get("OMP_NUM_THREADS") == "1":
             opts.intra_op_num_threads = 1
@@ -378,7 +372,7 @@ def load_dlib(metric: str, recognition: bool, shape_predictor: str | None = None
         sp = resolve(DLIB_SHAPE5, shape_predictor)
         rec = resolve(DLIB_RECOGNITION, weights) if recognition else None
     except MissingWeightsError as exc:
-        raise _unavailable(metric, exc) from exc
+        raise MetricUnavailable.because(metric, exc) from exc
     return DlibFaces(sp, rec, upsample)
 
 

@@ -61,9 +61,7 @@ class LandmarkDistance(MeanOfImages):
         try:
             self.net = load_fan(resolve(AWING_WEIGHTS, weights))
         except MissingWeightsError as exc:
-            err = MetricUnavailable(f"{self.name}: {exc}")
-            err.fix = exc.fix  # type: ignore[attr-defined]
-            raise err from exc
+            raise MetricUnavailable.because(self.name, exc) from exc
 
     @torch.no_grad()
     def landmarks(self, img: torch.Tensor) -> np.ndarray:
@@ -118,9 +116,7 @@ class FivePointDistance(MeanOfImages):
             resolve(RETINAFACE_WEIGHTS)
             import onnxruntime  # noqa: F401
         except MissingWeightsError as exc:
-            err = MetricUnavailable(f"{self.name}: {exc}")
-            err.fix = exc.fix  # type: ignore[attr-defined]
-            raise err from exc
+            raise MetricUnavailable.because(self.name, exc) from exc
         except ImportError as exc:
             raise MetricUnavailable(f"{self.name}: onnxruntime is not installed (pip install onnxruntime)") from exc
         self.threshold = float(score_threshold)

@@ -148,11 +148,9 @@ class LPIPS(MeanOfImages):
         try:
             self.model = build_lpips(self.net, weights, linear)
         except MissingWeightsError as exc:
-            err = MetricUnavailable(
-                f"{self.name}: {exc} (the lpips package would download this torchvision backbone at run time)"
-            )
-            err.fix = exc.fix  # type: ignore[attr-defined]
-            raise err from exc
+            raise MetricUnavailable(
+                f"{self.name}: {exc} (the lpips package would download this torchvision backbone at run time)", exc.fix
+            ) from exc
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         assert gt is not None

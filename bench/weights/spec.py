@@ -108,19 +108,15 @@ class MissingWeightsError(UserError, FileNotFoundError):
             if spec.extra.get("manual_url"):
                 parts.append(f"get it from {spec.extra['manual_url']}")
         parts.append(f"fix: run `bfrbench fetch {name}` or pass --weights PATH")
-        self.fix = f"bfrbench fetch {name}"
-        super().__init__("; ".join(parts))
-
-    def __str__(self) -> str:  # OSError's own __str__ would show "[Errno ...]" for two args
-        return str(self.args[0]) if self.args else ""
+        super().__init__("; ".join(parts), f"bfrbench fetch {name}")
 
 
 class WeightsFileError(UserError, ValueError):
     """A weights file that exists but cannot be used (damaged, not a checkpoint, another network)."""
 
     def __init__(self, path: str | Path, reason: str, fix: str) -> None:
-        self.path, self.reason, self.fix = str(path), reason, fix
-        super().__init__(f"{path}: {reason}; fix: {fix}")
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}; fix: {fix}", fix)
 
 
 class WeightsVerificationError(MissingWeightsError):
