@@ -16,7 +16,10 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="a shipped config name (e.g. tiny_stage1, stage2) or a YAML file")
+    from methods.iqp_bfr.train.chain import shipped_configs
+
+    names = ", ".join(sorted({path.stem for path in shipped_configs().values()}))
+    p.add_argument("config", help=f"a shipped config name ({names}) or a YAML file")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage")
     p.add_argument("--out", default=None,
                    help="root folder of the training chain; this stage writes <out>/<config name> (default: runs/train)")
