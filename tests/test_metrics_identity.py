@@ -228,3 +228,29 @@ def test_insightface_preprocessing(tmp_path, flatten_onnx):
         zf.write(flatten_onnx, "buffalo_l/w600k_r50.onnx")
     zipped = InsightFaceIdentity(weights=str(tmp_path / "buffalo_l.zip"))
     torch.testing.assert_close(zipped.embed(img), emb)
+
+
+def test_ids_rad_reproduces_restoreformerpp_script(tmp_path, arcface_ckpt):
+    """RestoreFormer++ cal_identity_distance.py: cv2.imread (BGR) / 255, RGB weights on BGR, radians."""
+    path, _ = arcface_ckpt
+    pred, gt = random_faces(3, 160, seed=12), random_faces(3, 160, seed=13)
+    net = load_arcface(path)
+    expected = []
+    for i in range(3):
+        feats = []
+        for name, img in (("gt", gt[i]), ("re", pred[i])):
+            _save_png(tmp_path / f"{name}{i}.png", img)
+            bgr = cv2.imread(str(tmp_path / f"{name}{i}.png")).astype(np.float32) / 255.0
+            x = torch.from_numpy(bgr).permute(2, 0, 1).unsqueeze(0)
+            g = (0.2989 * x[:, 0] + 0.5870 * x[:, 1] + 0.1140 * x[:, 2]).unsqueeze(1)
+            g = torch.nn.functional.interpolate(g, (128, 128), mode="bilinear", align_corners=False)
+            with torch.no_grad():
+                feats.append(net(g).numpy().squeeze())
+        expected.append(float(np.arccos(np.dot(feats[0], feats[1]) / (np.linalg.norm(feats[0]) * np.linalg.norm(feats[1])))))
+    metric = METRICS.create("ids-rad", weights=str(path))
+    assert metric.protocol == "rfpp-arcface18-bgrgray01-128-rad" and not metric.higher_better
+    got = metric.update(pred, gt)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-7)
+    assert metric.compute() == pytest.approx(float(np.mean(expected)), rel=1e-6)
+    same = metric.update(gt[:1], gt[:1])  # the script's unclipped arccos would give NaN here
+    assert 0 <= same.item() < 1e-3

@@ -1,6 +1,10 @@
-"""BRISQUE (Mittal et al. 2012) with the LIVE release's SVR model, as its MATLAB code computes it.
+"""BRISQUE (Mittal et al. 2012) with the LIVE release's SVR model: pyiqa's default and MATLAB's.
 
-``brisquefeature.m``: the image in grey (MATLAB ``rgb2gray``), 0-255; MSCN coefficients with a
+The default protocol is pyiqa 0.1.16's ``brisque`` with its arithmetic (:func:`brisque_pyiqa`):
+the Y of YIQ (not MATLAB ``rgb2gray``) rounded to 0-255, float32 throughout, ``sqrt(x + eps)``
+in the MSCN, pyiqa's float32 ``imresize``, the same 36 features, ``allrange`` scaling and SVR.
+
+``variant='live'`` is the LIVE MATLAB code in float64. ``brisquefeature.m``: the image in grey (MATLAB ``rgb2gray``), 0-255; MSCN coefficients with a
 7x7 Gaussian (sigma 7/6, ``filter2 'same'``: zero border, C = 1); a GGD fit of the MSCN values
 (shape, variance) and AGGD fits of the four neighbour products (shape, mean, left and right
 variance): 18 features; the same again on MATLAB ``imresize(img, 0.5)``. ``brisquequality.m``
@@ -20,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.core.registry import METRICS
+from bench.metrics import _pyiqa_ops as pq
 from bench.metrics._colour import check_images, rgb_to_gray_matlab
 from bench.metrics._matlab import filter_same, fspecial_gaussian, imresize
 from bench.metrics._nss import aggd_fit, ggd_fit, lgamma_ratio
 from bench.metrics.base import MeanOfImages, MetricUnavailable
+from bench.core.registry import METRICS
 from bench.weights import MissingWeightsError, availability, resolve
 
 WEIGHTS_NAME = "brisque-live-allmodel"
@@ -122,16 +127,53 @@ def scale_features(feats: torch.Tensor, ranges: np.ndarray = ALLRANGE) -> torch.
     return -1.0 + 2.0 * (feats - r[:, 0]) / (r[:, 1] - r[:, 0])
 
 
+def brisque_features_pyiqa(x: torch.Tensor) -> torch.Tensor:
+    """pyiqa 0.1.16's 36 BRISQUE features of (B, 3, H, W) float32 RGB in [0, 1] (float32)."""
+    img = pq.yiq_y(x, 255.0)
+    feats: list[torch.Tensor] = []
+    for _ in range(2):
+        norm = pq.mscn(img, "same")
+        alpha, sigma = pq.ggd(norm)
+        scale_feats = [alpha, sigma.pow(2)]
+        for shift in _SHIFTS:
+            alpha, sl, sr = pq.aggd(norm * torch.roll(norm, shifts=shift, dims=(-2, -1)))
+            eta = (sr - sl) * torch.exp(torch.lgamma(2.0 / alpha) - (torch.lgamma(1.0 / alpha)
+                                                                     + torch.lgamma(3.0 / alpha)) / 2)
+            scale_feats += [alpha, eta, sl.pow(2), sr.pow(2)]
+        feats.append(torch.stack(scale_feats, dim=-1))
+        img = pq.imresize_half(img)
+    return torch.cat(feats, dim=-1)
+
+
+def brisque_pyiqa(x: torch.Tensor, model: SVRModel) -> torch.Tensor:
+    """pyiqa 0.1.16 ``brisque`` (version 'original') of (B, 3, H, W) RGB in [0, 1]: (B,) in float32."""
+    x = pq.uint8_float(x)
+    feats = brisque_features_pyiqa(x)
+    r = torch.tensor(ALLRANGE.tolist(), dtype=torch.float32).to(feats)
+    scaled = -1 + (1 - -1) * (feats - r[..., 0]) / (r[..., 1] - r[..., 0])
+    sv = torch.from_numpy(model.sv).to(feats).t()
+    coef = torch.from_numpy(model.coef).to(feats)
+    dist = (scaled.unsqueeze(dim=-1) - sv.unsqueeze(dim=0)).pow(2).sum(dim=1)
+    return torch.exp(-dist * model.gamma) @ coef - model.rho
+
+
+VARIANTS = ("pyiqa", "live")
+
+
 class BRISQUE(MeanOfImages):
-    """BRISQUE, LIVE release model and MATLAB features; lower is better (about 0-100)."""
+    """BRISQUE, LIVE release model; pyiqa 0.1.16's arithmetic (``variant='live'``: MATLAB's); lower is better."""
 
     name = "brisque"
     higher_better = False
     needs_gt = False
-    protocol = "live-brisque-allmodel-gray"
+    protocol = "pyiqa-0.1.16-brisque"
 
-    def __init__(self, weights: str | None = None) -> None:
+    def __init__(self, weights: str | None = None, variant: str = "pyiqa") -> None:
         super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+        self.variant = variant
+        self.protocol = BRISQUE.protocol if variant == "pyiqa" else "live-brisque-allmodel-gray-f64"
         try:
             path = resolve(WEIGHTS_NAME, weights)
         except MissingWeightsError as exc:
@@ -144,9 +186,12 @@ class BRISQUE(MeanOfImages):
         check_images(pred, "pred")
         if min(pred.shape[-2:]) < 14:
             raise ValueError(f"BRISQUE needs images of at least 14x14 pixels, got {tuple(pred.shape[-2:])}")
-        feats = brisque_features(rgb_to_gray_matlab(pred))
-        return self.model.predict(scale_features(feats))
-
+        if self.variant == "live":
+            return self.model.predict(scale_features(brisque_features(rgb_to_gray_matlab(pred))))
+        x = pred.detach().cpu()
+        with pq.stock_cpu():
+            out = torch.cat([brisque_pyiqa(x[i:i + 1], self.model) for i in range(x.shape[0])])
+        return out.to(device=pred.device, dtype=torch.float64)
 
 @METRICS.register(
     "brisque",
@@ -155,12 +200,13 @@ class BRISQUE(MeanOfImages):
     protocol=BRISQUE.protocol,
     standard=True,
     weights=[WEIGHTS_NAME],
-    description="BRISQUE, LIVE release SVR (allmodel/allrange), MATLAB brisquefeature on rgb2gray",
+    description="BRISQUE, LIVE release SVR (allmodel/allrange) as pyiqa 0.1.16 brisque (Y of YIQ, float32); "
+    "variant='live': MATLAB brisquefeature on rgb2gray in float64",
     available=availability(WEIGHTS_NAME),
 )
-def _make_brisque(*, weights: str | None = None) -> BRISQUE:
-    return BRISQUE(weights=weights)
+def _make_brisque(*, weights: str | None = None, variant: str = "pyiqa") -> BRISQUE:
+    return BRISQUE(weights=weights, variant=variant)
 
 
-__all__ = ["BRISQUE", "SVRModel", "load_libsvm_model", "brisque_features", "scale_features", "ALLRANGE",
+__all__ = ["BRISQUE", "brisque_pyiqa", "brisque_features_pyiqa", "SVRModel", "load_libsvm_model", "brisque_features", "scale_features", "ALLRANGE",
            "WEIGHTS_NAME"]

@@ -8,8 +8,11 @@ decoding the PNG bytes), ``cv2.resize`` to 128 x 128 (INTER_LINEAR, uint8), ``(x
 ``ids`` is the angle ``arccos(cos) in degrees``; VQFR leaves pairs under 1 degree out of the mean
 ("almost identical to original"): ``drop_below=1.0`` (default) does the same and the protocol
 label says ``drop1``; ``drop_below=0`` keeps every pair. ``ids-cos`` is the cosine similarity
-(RestoreFormer++ / DAEFR style). ``grey='torch'`` is GFPGAN's training-time variant (float
-0.2989/0.5870/0.1140 mix, bilinear resize); ``grey='cv2'`` uses ``cvtColor``.
+(DAEFR style). ``ids-rad`` is RestoreFormer++'s ``cal_identity_distance.py``: the arccos in
+radians, every pair kept, its input as ``grey='rfpp'`` (the BGR image from ``cv2.imread`` in
+[0, 1] mixed with the RGB weights 0.2989/0.5870/0.1140 in that BGR order, bilinear to 128, no
+[-1, 1] scaling) and the cosine in float32 numpy. ``grey='torch'`` is GFPGAN's training-time
+variant (the same mix on the RGB [-1, 1] image); ``grey='cv2'`` uses ``cvtColor``.
 
 ``ids-insightface``: insightface ``buffalo_l`` recognition (w600k_r50 ONNX) by onnxruntime, the
 aligned face warped to the ArcFace 112 x 112 template from the FFHQ 5-point template (the test
@@ -51,7 +54,7 @@ ARCFACE_DST_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
 )
-GREY_MODES = ("png", "cv2", "torch")
+GREY_MODES = ("png", "cv2", "torch", "rfpp")
 #: where the ``png`` grey preprocessing runs: in torch on the metric's device, or OpenCV's exact path on the CPU
 IMPLS = ("device", "reference")
 
@@ -70,7 +73,8 @@ def grey128(img: torch.Tensor, mode: str = "png", impl: str = "device") -> torch
 
     ``png``: VQFR's ``cv2.imread(png, 0)`` + ``cv2.resize`` (uint8) + ``(x - 127.5) / 127.5``;
     ``cv2``: the same with ``cv2.cvtColor(BGR2GRAY)``; ``torch``: GFPGAN's float grey mix of the
-    [-1, 1] image and ``F.interpolate(bilinear, align_corners=False)``. ``impl="device"`` computes
+    [-1, 1] image and ``F.interpolate(bilinear, align_corners=False)``; ``rfpp``: RestoreFormer++'s
+    mix of the uint8 BGR image / 255 (channel 0 is blue) in [0, 1], the same interpolation. ``impl="device"`` computes
     ``png`` on the image's device in integer torch arithmetic (:mod:`bench.metrics._cv2_torch`:
     equal on every pixel to the reference for inputs of 128 x 128 and larger, within one grey level
     for smaller ones);
@@ -83,8 +87,11 @@ def grey128(img: torch.Tensor, mode: str = "png", impl: str = "device") -> torch
 
         grey = resize_linear_u8(png_grey(to_u8_levels(img)), 128, 128)
         return ((grey.float() - 127.5) / 127.5).unsqueeze(1)
-    if mode == "torch":
-        x = (img.float() - 0.5) / 0.5
+    if mode in ("torch", "rfpp"):
+        if mode == "torch":
+            x = (img.float() - 0.5) / 0.5
+        else:
+            x = img.float().mul(255.0).round_().clamp_(0, 255).div_(255.0).flip(1)  # cv2.imread: BGR
         g = (0.2989 * x[:, 0] + 0.5870 * x[:, 1] + 0.1140 * x[:, 2]).unsqueeze(1)
         return F.interpolate(g, size=(128, 128), mode="bilinear", align_corners=False)
     if mode not in GREY_MODES:
@@ -191,6 +198,36 @@ class IdentityCosine(MeanOfImages):
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         return self.embedder.similarity(pred, gt)
+
+
+def radians_float32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """RestoreFormer++'s ``np.arccos(np.dot(a, b) / (norm(a) * norm(b)))`` per row, in float32 numpy.
+
+    The cosine is clipped to [-1, 1] first: unclipped, identical images give NaN there.
+    """
+    out = []
+    for u, v in zip(a.detach().float().cpu().numpy(), b.detach().float().cpu().numpy()):
+        cos = np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v))
+        out.append(float(np.arccos(np.clip(cos, np.float32(-1), np.float32(1)))))
+    return torch.tensor(out, dtype=torch.float64, device=a.device)
+
+
+class IdentityRadians(MeanOfImages):
+    """ArcFace-18 identity angle in radians as RestoreFormer++ reports it (every pair kept); lower is better."""
+
+    name = "ids-rad"
+    higher_better = False
+    needs_gt = True
+    protocol = "rfpp-arcface18-bgrgray01-128-rad"
+
+    def __init__(self, weights: str | None = None) -> None:
+        super().__init__()
+        self.embedder = ArcFaceEmbedder(self.name, weights, "rfpp")
+
+    def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        if gt is None:
+            raise ValueError("ArcFace identity needs ground truth")
+        return radians_float32(self.embedder(gt), self.embedder(pred))
 
 
 def protocol_label(kind: str, grey: str, drop_below: float) -> str:
@@ -419,6 +456,12 @@ METRICS.register(
     description="cosine similarity of ArcFace-18 embeddings of restored and GT (grey 128x128)",
 )(IdentityCosine)
 METRICS.register(
+    "ids-rad", higher_better=False, needs_gt=True, protocol=IdentityRadians.protocol, standard=True,
+    weights=[ARCFACE_WEIGHTS], available=availability(ARCFACE_WEIGHTS),
+    description="identity angle (radians) between ArcFace-18 embeddings of GT and restored, as RestoreFormer++ "
+    "cal_identity_distance.py (BGR grey in [0, 1], bilinear 128, float32 cosine, every pair kept)",
+)(IdentityRadians)
+METRICS.register(
     "ids-insightface", higher_better=True, needs_gt=True, protocol=InsightFaceIdentity.protocol, standard=False,
     weights=[INSIGHTFACE_WEIGHTS], available=availability(INSIGHTFACE_WEIGHTS, module="onnxruntime"),
     description="cosine similarity of insightface buffalo_l (w600k_r50) embeddings, ArcFace 112 crop from the "
@@ -432,6 +475,6 @@ METRICS.register(
 )(DlibIdentity)
 
 __all__ = [
-    "IdentityAngle", "IdentityCosine", "InsightFaceIdentity", "DlibIdentity", "DlibFaces", "grey128",
+    "IdentityAngle", "IdentityCosine", "IdentityRadians", "radians_float32", "InsightFaceIdentity", "DlibIdentity", "DlibFaces", "grey128",
     "cosine", "angle_degrees", "arcface_crop", "similarity_transform", "template_box", "load_dlib", "ArcFaceEmbedder",
 ]

@@ -1,22 +1,26 @@
-"""PIQE (Venkatanath et al., NCC 2015), as MATLAB's ``piqe`` and pyiqa's ``piqe`` compute it.
+"""PIQE (Venkatanath et al., NCC 2015), as pyiqa's ``piqe`` (default) and MATLAB's ``piqe`` compute it.
 
 No model: the grey image (Y of YIQ) is scaled to 0-255 by its maximum and rounded, MSCN
 coefficients are taken with a 7x7 Gaussian (sigma 7/6, replicate border, C = 1), and the
 image is cut into 16x16 blocks. Blocks with MSCN variance > 0.1 are "active"; an active block
 counts as distorted when a 6-pixel segment of one of its edges is nearly flat (std < 0.1:
 blockiness) or when the centre/surround deviation test finds noise. The score is
-``100 * (sum of distortion weights + 1) / (active blocks + 1)``: 0 is best, 100 worst. Sizes not
-divisible by 16 are padded symmetrically at the bottom/right as MATLAB does (pyiqa 0.1.16
-pads by ``size % 16`` instead, which differs for such sizes only).
+``100 * (sum of distortion weights + 1) / (active blocks + 1)``: 0 is best, 100 worst.
+
+The default protocol is pyiqa 0.1.16's ``piqe`` with its arithmetic (:func:`piqe_pyiqa`): float32
+throughout, ``sqrt(x + eps)`` in the MSCN, and sizes not divisible by 16 padded by ``size % 16``
+(so the last partial block row/column may be dropped). ``variant='matlab'`` (:func:`piqe`) is
+MATLAB's: float64, padded symmetrically up to the next multiple of 16.
 """
 from __future__ import annotations
 
 import torch
 
-from bench.core.registry import METRICS
+from bench.metrics import _pyiqa_ops as pq
 from bench.metrics._colour import check_images, to_levels
 from bench.metrics._matlab import filter_same, fspecial_gaussian
 from bench.metrics.base import MeanOfImages
+from bench.core.registry import METRICS
 
 BLOCK = 16
 ACTIVITY_THRESHOLD = 0.1
@@ -87,16 +91,71 @@ def piqe(x: torch.Tensor) -> torch.Tensor:
     return (dist.sum(1) + 1) / (active.sum(1).to(var.dtype) + 1) * 100
 
 
+def _symm_pad_tf(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """pyiqa ``symm_pad(x, (0, pad_w, 0, pad_h))``: half-sample symmetric, bottom/right."""
+    h, w = x.shape[-2:]
+    rows = list(range(h)) + [h - 1 - i for i in range(pad_h)]
+    cols = list(range(w)) + [w - 1 - i for i in range(pad_w)]
+    return x[..., torch.tensor(rows, device=x.device)[:, None], torch.tensor(cols, device=x.device)[None, :]]
+
+
+def _std(x: torch.Tensor, dims: list[int] | int) -> torch.Tensor:
+    return torch.std(x, dim=dims, unbiased=True)
+
+
+def piqe_pyiqa(x: torch.Tensor) -> torch.Tensor:
+    """PIQE of (B, 3, H, W) RGB in [0, 1] as pyiqa 0.1.16's ``piqe`` computes it (float32); returns (B,)."""
+    check_images(x, "pred")
+    img = pq.yiq_y(pq.uint8_float(x), 1)
+    img = torch.round(255 * (img / torch.max(img.flatten(1), dim=-1)[0].reshape(img.shape[0], 1, 1, 1)))
+    b, _, h, w = img.shape
+    img = _symm_pad_tf(img, h % BLOCK, w % BLOCK)
+    norm = pq.mscn(img, "replicate")
+    blocks = norm.unfold(2, BLOCK, BLOCK).unfold(3, BLOCK, BLOCK).contiguous().view(b, -1, BLOCK, BLOCK)
+    var = torch.var(blocks, dim=[2, 3], unbiased=True)
+    active = var > ACTIVITY_THRESHOLD
+    sigma = torch.sqrt(var)
+    c1 = BLOCK // 2  # (15 + 1) // 2, 1-based: columns 8 and 9
+    centre = torch.stack((blocks[..., c1 - 1], blocks[..., c1]), dim=3)
+    sur = torch.cat((blocks[..., : c1 - 1], blocks[..., c1:]), dim=-1)
+    sur = torch.cat((sur[..., :c1], sur[..., c1 + 1:]), dim=-1)
+    csd = torch.nan_to_num(_std(centre, [2, 3]) / _std(sur, [2, 3]))
+    beta = torch.abs(sigma - csd) / torch.max(sigma, csd)
+    noisy = sigma > 2 * beta
+    n = BLOCK - 1
+    edges = (blocks[:, :, 0, :], blocks[:, :, :, n], blocks[:, :, n, :], blocks[:, :, :, 0])
+    counts = [(_std(e.unfold(-1, SEGMENT, 1), -1) < IMPAIRED_THRESHOLD).sum(dim=2) for e in edges]
+    impaired = (counts[0] + counts[1] + counts[2] + counts[3]) > 0
+    wa = active.float()
+    dist = wa * impaired.float() * (1 - var) + wa * noisy.float() * var
+    return ((dist.sum(dim=1) + 1) / (1 + active.sum(dim=1))) * 100
+
+
+VARIANTS = ("pyiqa", "matlab")
+
+
 class PIQE(MeanOfImages):
-    """PIQE (MATLAB ``piqe``): opinion-unaware, no model; 0 best, 100 worst."""
+    """PIQE, pyiqa 0.1.16's arithmetic (``variant='matlab'``: MATLAB's); no model; 0 best, 100 worst."""
 
     name = "piqe"
     higher_better = False
     needs_gt = False
-    protocol = "matlab-piqe"
+    protocol = "pyiqa-0.1.16-piqe"
+
+    def __init__(self, variant: str = "pyiqa") -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+        self.variant = variant
+        self.protocol = PIQE.protocol if variant == "pyiqa" else "matlab-piqe-f64"
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
-        return piqe(pred)
+        if self.variant == "matlab":
+            return piqe(pred)
+        x = pred.detach().cpu()
+        with pq.stock_cpu():
+            out = torch.cat([piqe_pyiqa(x[i:i + 1]) for i in range(x.shape[0])])
+        return out.to(device=pred.device, dtype=torch.float64)
 
 
 @METRICS.register(
@@ -106,11 +165,12 @@ class PIQE(MeanOfImages):
     protocol=PIQE.protocol,
     standard=True,
     weights=[],
-    description="PIQE (Venkatanath et al. 2015), MATLAB piqe / pyiqa piqe: 16x16 blocks, 0 best, 100 worst",
+    description="PIQE (Venkatanath et al. 2015) as pyiqa 0.1.16 piqe (variant='matlab': MATLAB piqe): 16x16 blocks, "
+    "0 best, 100 worst",
     available=lambda: (True, ""),
 )
-def _make_piqe() -> PIQE:
-    return PIQE()
+def _make_piqe(*, variant: str = "pyiqa") -> PIQE:
+    return PIQE(variant=variant)
 
 
-__all__ = ["PIQE", "piqe"]
+__all__ = ["PIQE", "piqe", "piqe_pyiqa"]
