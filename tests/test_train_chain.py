@@ -158,3 +158,33 @@ def test_progress_bar_shows_losses_on_a_terminal_only():
 
     assert progress_bar(0, 10, "stage 1").disable  # pytest captures stderr: not a terminal
     assert loss_summary({"step": 3, "lr_g": 1e-3, "l_pix": 0.4197, "l_percep": 1.85}) == "l_pix=0.42 l_percep=1.85"
+
+
+def test_progress_bar_with_losses_on_a_real_terminal(empty_folder):
+    """``bfrbench train`` under a pseudo-terminal (160 columns) draws a bar carrying the losses."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import sys
+    import termios
+
+    assert main(["score-dataset", "demo", "--iqa", "brisque", "--out", "runs/train/demo_scores.csv"]) == 0
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal of 160 columns, then the real command line
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+        os.execv(sys.executable, [sys.executable, "-m", "bench.cli", "train", "tiny_stage1", "--out", "runs/train",
+                                  "--set", "train.total_iter=4", "--set", "log.every=2"])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "stage 1: 100%" in text and "4/4" in text and "l_pix=" in text.split("stage 1: 100%")[1]
