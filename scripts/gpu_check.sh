@@ -74,17 +74,17 @@ DATA="folder:$ASSETS/faces/lq::$ASSETS/faces/gt"
 COMMON=(--weights random --device "$DEVICE" --size "$SIZE" --dataset "$DATA" --images "$IMAGES")
 
 say "1/3 end to end: $METHOD $DTYPE b$BS, $IMAGES faces, metrics ${METRICS[*]}"
-timeout 300 "$PY" -m bench.cli profile --methods "$METHOD" "${COMMON[@]}" --metrics "${METRICS[@]}" \
+timeout 240 "$PY" -m bench.cli profile --methods "$METHOD" "${COMMON[@]}" --metrics "${METRICS[@]}" \
     --batch-sizes "$BS" --dtype "$DTYPE" --iters 2 --warmup 1 --e2e --out "$OUT/e2e" 2>&1 | tee -a "$LOG" | tail -25
 echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 
 say "2/3 compiled codeformer $DTYPE b$BS"
-[ "${COMPILE:-1}" = 0 ] && echo "skipped (COMPILE=0)" | tee -a "$LOG" || timeout 240 "$PY" -m bench.cli profile --methods codeformer "${COMMON[@]}" --metrics \
+[ "${COMPILE:-1}" = 0 ] && echo "skipped (COMPILE=0)" | tee -a "$LOG" || timeout 180 "$PY" -m bench.cli profile --methods codeformer "${COMMON[@]}" --metrics \
     --batch-sizes "$BS" --dtype "$DTYPE" --compile --iters 6 --warmup 2 --out "$OUT/compile" 2>&1 | tee -a "$LOG" | tail -8
 echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 
 say "3/3 gfpgan channels_last on"
-[ "${GFPGAN:-1}" = 0 ] && echo "skipped (GFPGAN=0)" | tee -a "$LOG" || timeout 120 "$PY" -m bench.cli profile --methods gfpgan "${COMMON[@]}" --metrics --channels-last on \
+[ "${GFPGAN:-1}" = 0 ] && echo "skipped (GFPGAN=0)" | tee -a "$LOG" || timeout 80 "$PY" -m bench.cli profile --methods gfpgan "${COMMON[@]}" --metrics --channels-last on \
     --batch-sizes "1,$BS" --dtype "$DTYPE" --iters 4 --warmup 1 --out "$OUT/gfpgan" 2>&1 | tee -a "$LOG" | tail -8
 echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 
