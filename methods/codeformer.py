@@ -23,8 +23,6 @@ class CodeFormerMethod(CodeLookupMethod):
     weights_name = "codeformer"
 
 
-CODEFORMER_DEFAULTS = {"fidelity": 0.5, "adain": True}
-
 
 def create_codeformer(
     weights: str | None = None, fidelity: float = 0.5, adain: bool = True, **options: Any
@@ -40,7 +38,6 @@ METHODS.add(
     "codeformer",
     create_codeformer,
     takes_quality=False,
-    defaults=CODEFORMER_DEFAULTS,
     weights=["codeformer"],
     family="codeformer",
     description="CodeFormer v0.1.0 (codebook lookup Transformer + CFT), official preprocessing, w 0.5, batched",

@@ -240,13 +240,13 @@ def _register() -> None:
     if "codeformer+iqp" not in METHODS:
         METHODS.add(
             "codeformer+iqp", create_codeformer_iqp, takes_quality=True, base="codeformer",
-            defaults={"quality": 0.9, "fidelity": 0.5, "embedding": None}, weights=["codeformer"], family="codeformer",
+            weights=["codeformer"], family="codeformer",
             description="CodeFormer with IQP's binned quality embedding added to its encoder latent (plug-and-play)",
         )
     if "restoreformer+++iqp" not in METHODS:
         METHODS.add(
             "restoreformer+++iqp", create_restoreformerpp_iqp, takes_quality=True, base="restoreformer++",
-            defaults={"quality": 0.9, "embedding": None}, weights=["restoreformer++"], family="restoreformer",
+            weights=["restoreformer++"], family="restoreformer",
             description="RestoreFormer++ with IQP's binned quality embedding added before quantization (plug-and-play)",
         )
 

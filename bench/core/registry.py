@@ -1,11 +1,16 @@
 """Name-driven registries (in the style of timm's ``register_model`` and pyiqa's ``create_metric``).
 
-A registry maps a name to a factory plus metadata. Prefix resolvers handle open-ended
+A registry maps a name to a factory plus metadata. The one idiom for code is a decorator on the
+class: ``@METRICS.register`` reads every fact (name, direction, needs_gt, protocol, weights, ...)
+from the class's typed attributes, checks the class against the registry's base class, and reads
+the defaults from the factory's signature. Table-driven entries (datasets, named NR-IQA specs)
+are added from their one table with :meth:`Registry.add`. Prefix resolvers handle open-ended
 names such as ``folder:PATH`` or ``pyiqa:musiq``.
 """
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -33,21 +38,47 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A named collection of factories with metadata, plus prefix resolvers."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, fields: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        #: the class attributes a registered class's entry is read from (its one source of truth)
+        self.fields = fields
+        #: registered classes must subclass this; set by the package that defines it (see :meth:`bind_base`)
+        self.base: type | None = None
         self._entries: dict[str, Entry[T]] = {}
         self._resolvers: dict[str, Callable[[str], Entry[T]]] = {}
 
-    def register(self, name: str, **meta: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator: ``@METRICS.register("psnr", higher_better=True, ...)``."""
+    def bind_base(self, base: type) -> None:
+        """Name the base class every registered class must subclass (its package calls this once)."""
+        self.base = base
 
-        def deco(factory: Callable[..., T]) -> Callable[..., T]:
-            self.add(name, factory, **meta)
-            return factory
+    def register(self, cls: type[T]) -> type[T]:
+        """Class decorator: ``@METRICS.register`` above ``class PSNR(Metric): name = "psnr" ...``.
 
-        return deco
+        The entry's metadata are the class's own attributes named in ``fields``; the factory is the
+        class's ``create`` classmethod when it has one, else the class; ``defaults`` come from the
+        factory's signature. A class that does not subclass the registry's base is refused.
+        """
+        if not isinstance(cls, type):
+            raise TypeError(f"@{self.kind.upper()}S.register decorates a class, got {cls!r}")
+        if self.base is not None and not issubclass(cls, self.base):
+            raise TypeError(f"{self.kind} {cls.__name__} must subclass {self.base.__name__}")
+        name = getattr(cls, "name", "")
+        if not name:
+            raise ValueError(f"{self.kind} {cls.__name__} has no name (set the class attribute `name`)")
+        factory = getattr(cls, "create", cls)
+        meta: dict[str, Any] = {}
+        for key in self.fields:
+            if hasattr(cls, key):
+                value = getattr(cls, key)
+                meta[key] = list(value) if isinstance(value, tuple) else value
+        meta["defaults"] = factory_defaults(factory)
+        meta["cls"] = cls
+        self.add(name, factory, **meta)
+        return cls
 
     def add(self, name: str, factory: Callable[..., T], **meta: Any) -> None:
+        """Register ``factory`` under ``name``; ``defaults`` are read from its signature unless given."""
+        meta.setdefault("defaults", factory_defaults(factory))
         key = name.lower()
         if key in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered")
@@ -95,6 +126,18 @@ class Registry(Generic[T]):
         return iter(sorted(self._entries.values(), key=lambda e: e.name))
 
 
+def factory_defaults(factory: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword defaults of ``factory`` (a class's ``__init__`` or a function), except weights and device."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    skip = {"self", "weights", "device"}
+    return {p.name: p.default for p in params
+            if p.name not in skip and p.default is not p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
 def with_options(base: Entry[T], options: dict[str, Any]) -> Entry[T]:
     """``base`` with ``options`` bound: its factory gets them, its label and protocol name them.
 
@@ -119,6 +162,13 @@ def with_options(base: Entry[T], options: dict[str, Any]) -> Entry[T]:
     return Entry(name=label, factory=factory, meta=meta)
 
 
-METRICS: Registry[Any] = Registry("metric")
-METHODS: Registry[Any] = Registry("method")
+#: metrics: subclasses of bench.metrics.base.Metric (bound there)
+METRICS: Registry[Any] = Registry(
+    "metric",
+    fields=("higher_better", "needs_gt", "needs_lq", "protocol", "standard", "weights", "description",
+            "option_help", "available"),
+)
+#: restoration methods: subclasses of methods.base.RestorationMethod (bound there)
+METHODS: Registry[Any] = Registry("method", fields=("takes_quality", "weights", "family", "base", "description"))
+#: benchmark sets, added from the dataset table (bench.data.datasets.SPECS) and the demo
 DATASETS: Registry[Any] = Registry("dataset")

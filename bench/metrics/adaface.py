@@ -17,7 +17,7 @@ from bench.data.align import FFHQ_TEMPLATE_512
 from bench.metrics.adaface_arch import load_adaface
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.metrics.identity import arcface_crop, to_uint8
-from bench.weights import MissingWeightsError, availability
+from bench.weights import MissingWeightsError
 
 WEIGHTS = "adaface-ir50-ms1mv2"
 LANDMARKS = ("template", "detect")
@@ -29,10 +29,14 @@ def adaface_input(crops_rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray((bgr - 0.5) / 0.5)).permute(0, 3, 1, 2)
 
 
+@METRICS.register
 class AdaFaceLQIdentity(MeanOfImages):
     """Per-image AdaFace cosine of (LQ, output); the runner hands the LQ batch (``needs_lq``)."""
 
     name = "ids-adaface-lq"
+    weights = (WEIGHTS,)
+    description = ("AdaFace IR-50 cosine of LQ input vs output on 5-point aligned 112x112 faces (NTIRE RWFR identity "
+                   "gate; options: weights=FILE, landmarks=template|detect)")
     higher_better = True
     needs_gt = False
     needs_lq = True
@@ -84,11 +88,5 @@ class AdaFaceLQIdentity(MeanOfImages):
         return (e_out.double() * e_lq.double()).sum(1)
 
 
-METRICS.register(
-    AdaFaceLQIdentity.name, higher_better=True, needs_gt=False, needs_lq=True, protocol=AdaFaceLQIdentity.protocol,
-    standard=True, weights=[WEIGHTS], available=availability(WEIGHTS),
-    description="AdaFace IR-50 cosine of LQ input vs output on 5-point aligned 112x112 faces (NTIRE RWFR identity "
-    "gate; options: weights=FILE, landmarks=template|detect)",
-)(AdaFaceLQIdentity)
 
 __all__ = ["AdaFaceLQIdentity", "adaface_input", "WEIGHTS"]

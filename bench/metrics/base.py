@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from bench.core.errors import MetricUnavailable  # noqa: F401 - re-exported: metrics raise it from here
+from bench.core.registry import METRICS
 
 
 class Metric(torch.nn.Module):
@@ -31,6 +32,23 @@ class Metric(torch.nn.Module):
     standard: ClassVar[bool] = True
     #: True when update() returns one value per image
     per_image: ClassVar[bool] = True
+    #: True for a metric that compares the output with the degraded input (``update(pred, lq)``)
+    needs_lq: ClassVar[bool] = False
+    #: catalogue names of the weights / assets it needs (``bfrbench fetch NAME``)
+    weights: ClassVar[tuple[str, ...]] = ()
+    #: an optional package it needs (e.g. "onnxruntime"); listed as unavailable when missing
+    requires: ClassVar[str | None] = None
+    #: one line for ``bfrbench list`` and the report
+    description: ClassVar[str] = ""
+    #: help for its options, by factory argument name
+    option_help: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        """Whether it can run here (its package importable, its weights present), and why not."""
+        from bench.weights import availability
+
+        return availability(*cls.weights, module=cls.requires)()
 
     def __init__(self) -> None:
         super().__init__()
@@ -202,3 +220,4 @@ class MeanOfImages(Metric):
         if float(self.count) == 0:
             return float("nan")
         return float(self.total / self.count)
+METRICS.bind_base(Metric)

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics import _pyiqa_ops as pq
 from bench.metrics._colour import check_images, rgb_to_gray_matlab
 from bench.metrics._matlab import filter_same, fspecial_gaussian, imresize
 from bench.metrics._nss import aggd_fit, ggd_fit, lgamma_ratio
 from bench.metrics.base import MeanOfImages, MetricUnavailable
-from bench.core.registry import METRICS
-from bench.weights import MissingWeightsError, availability, resolve
+from bench.weights import MissingWeightsError, resolve
 
 WEIGHTS_NAME = "brisque-live-allmodel"
 
@@ -160,10 +160,14 @@ def brisque_pyiqa(x: torch.Tensor, model: SVRModel) -> torch.Tensor:
 VARIANTS = ("pyiqa", "live")
 
 
+@METRICS.register
 class BRISQUE(MeanOfImages):
     """BRISQUE, LIVE release model; pyiqa 0.1.16's arithmetic (``variant='live'``: MATLAB's); lower is better."""
 
     name = "brisque"
+    weights = (WEIGHTS_NAME,)
+    description = ("BRISQUE, LIVE release SVR (allmodel/allrange) as pyiqa 0.1.16 brisque (Y of YIQ, float32); "
+                   "variant='live': MATLAB brisquefeature on rgb2gray in float64")
     higher_better = False
     needs_gt = False
     protocol = "pyiqa-0.1.16-brisque"
@@ -193,19 +197,6 @@ class BRISQUE(MeanOfImages):
             out = torch.cat([brisque_pyiqa(x[i:i + 1], self.model) for i in range(x.shape[0])])
         return out.to(device=pred.device, dtype=torch.float64)
 
-@METRICS.register(
-    "brisque",
-    higher_better=False,
-    needs_gt=False,
-    protocol=BRISQUE.protocol,
-    standard=True,
-    weights=[WEIGHTS_NAME],
-    description="BRISQUE, LIVE release SVR (allmodel/allrange) as pyiqa 0.1.16 brisque (Y of YIQ, float32); "
-    "variant='live': MATLAB brisquefeature on rgb2gray in float64",
-    available=availability(WEIGHTS_NAME),
-)
-def _make_brisque(*, weights: str | None = None, variant: str = "pyiqa") -> BRISQUE:
-    return BRISQUE(weights=weights, variant=variant)
 
 
 __all__ = ["BRISQUE", "brisque_pyiqa", "brisque_features_pyiqa", "SVRModel", "load_libsvm_model", "brisque_features", "scale_features", "ALLRANGE",

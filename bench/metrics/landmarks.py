@@ -23,7 +23,7 @@ from bench.core.registry import METRICS
 from bench.metrics.awing_arch import heatmap_points, heatmap_points_torch, load_fan
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.metrics.identity import DLIB_SHAPE5, load_dlib, template_box, to_uint8
-from bench.weights import MissingWeightsError, availability
+from bench.weights import MissingWeightsError
 
 AWING_WEIGHTS = "awing_fan_wflw"
 try:
@@ -41,10 +41,14 @@ def _to512(points: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(points, np.float64) * np.array([512.0 / width, 512.0 / height])
 
 
+@METRICS.register
 class LandmarkDistance(MeanOfImages):
     """AWing 98-point landmark distance (VQFR / facexlib), pixels at 512."""
 
     name = "lmd"
+    weights = (AWING_WEIGHTS,)
+    description = ("landmark distance: AWing FAN 98 WFLW points (facexlib awing_fan), mean L2 in pixels at 512, "
+                   "as VQFR calculate_landmark_distance.py")
     higher_better = False
     needs_gt = True
     protocol = "vqfr-awing-wflw98-l2px512"
@@ -99,10 +103,14 @@ class LandmarkDistance(MeanOfImages):
         return torch.tensor(vals, dtype=torch.float64, device=pred.device)
 
 
+@METRICS.register
 class FivePointDistance(MeanOfImages):
     """Offline, non-standard: RetinaFace 5-landmark distance, pixels at 512."""
 
     name = "lmd-5pt"
+    weights = (RETINAFACE_WEIGHTS,)
+    requires = "onnxruntime"
+    description = "NON-standard offline landmark distance: RetinaFace-MobileNet 5 points, mean L2 in pixels at 512"
     higher_better = False
     needs_gt = True
     protocol = "nonstandard-lmd5-retinaface-mnet025-l2px512"
@@ -142,10 +150,15 @@ class FivePointDistance(MeanOfImages):
         return torch.tensor(vals, dtype=torch.float64, device=pred.device)
 
 
+@METRICS.register
 class DlibFivePointDistance(MeanOfImages):
     """Offline, non-standard: dlib 5-point shape-predictor landmark distance (same box in both), pixels at 512."""
 
     name = "lmd-5pt-dlib"
+    weights = (DLIB_SHAPE5,)
+    requires = "dlib"
+    description = ("NON-standard offline landmark distance: dlib 5-point shape predictor (same box in both images), "
+                   "mean L2 in pixels at 512")
     higher_better = False
     needs_gt = True
     protocol = "nonstandard-lmd5-dlib-sp5-l2px512"
@@ -170,22 +183,5 @@ class DlibFivePointDistance(MeanOfImages):
         return torch.tensor(vals, dtype=torch.float64, device=pred.device)
 
 
-METRICS.register(
-    "lmd", higher_better=False, needs_gt=True, protocol=LandmarkDistance.protocol, standard=True,
-    weights=[AWING_WEIGHTS], available=availability(AWING_WEIGHTS),
-    description="landmark distance: AWing FAN 98 WFLW points (facexlib awing_fan), mean L2 in pixels at 512, "
-    "as VQFR calculate_landmark_distance.py",
-)(LandmarkDistance)
-METRICS.register(
-    "lmd-5pt", higher_better=False, needs_gt=True, protocol=FivePointDistance.protocol, standard=False,
-    weights=[RETINAFACE_WEIGHTS], available=availability(RETINAFACE_WEIGHTS, module="onnxruntime"),
-    description="NON-standard offline landmark distance: RetinaFace-MobileNet 5 points, mean L2 in pixels at 512",
-)(FivePointDistance)
-METRICS.register(
-    "lmd-5pt-dlib", higher_better=False, needs_gt=True, protocol=DlibFivePointDistance.protocol, standard=False,
-    weights=[DLIB_SHAPE5], available=availability(DLIB_SHAPE5, module="dlib"),
-    description="NON-standard offline landmark distance: dlib 5-point shape predictor (same box in both images), "
-    "mean L2 in pixels at 512",
-)(DlibFivePointDistance)
 
 __all__ = ["LandmarkDistance", "FivePointDistance", "DlibFivePointDistance", "mean_point_distance"]

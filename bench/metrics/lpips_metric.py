@@ -17,7 +17,6 @@ import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -133,10 +132,13 @@ def build_lpips(net: str = "vgg", backbone: str | os.PathLike[str] | None = None
     return model.eval().requires_grad_(False)
 
 
+@METRICS.register
 class LPIPS(MeanOfImages):
     """Per-image LPIPS v0.1 (VGG) of restored vs GT, inputs mapped from [0, 1] to [-1, 1]."""
 
     name = "lpips"
+    weights = (BACKBONE_WEIGHTS["vgg"], LINEAR_WEIGHTS["vgg"])
+    description = "LPIPS v0.1, VGG backbone (the papers' choice), RGB in [-1, 1], as lpips.LPIPS(net='vgg')"
     higher_better = False
     needs_gt = True
     protocol = "lpips-0.1-vgg"
@@ -152,15 +154,23 @@ class LPIPS(MeanOfImages):
                 f"{self.name}: {exc} (the lpips package would download this torchvision backbone at run time)", exc.fix
             ) from exc
 
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        """Its backbone and linear weights present (the linear layers may come from the lpips package)."""
+        return _available(cls.net)()
+
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         assert gt is not None
         return self.model((pred.float() - 0.5) / 0.5, (gt.float() - 0.5) / 0.5)
 
 
+@METRICS.register
 class LPIPSAlex(LPIPS):
     """Per-image LPIPS v0.1 with the AlexNet backbone (the package default; papers report VGG)."""
 
     name = "lpips-alex"
+    weights = (BACKBONE_WEIGHTS["alex"], LINEAR_WEIGHTS["alex"])
+    description = "LPIPS v0.1, AlexNet backbone (the lpips package default), RGB in [-1, 1]"
     protocol = "lpips-0.1-alex"
     net = "alex"
 
@@ -179,23 +189,5 @@ def _available(net: str) -> Callable[[], tuple[bool, str]]:
     return check
 
 
-def _factory(cls: type[LPIPS]) -> Callable[..., LPIPS]:
-    def make(**kwargs: Any) -> LPIPS:
-        return cls(**kwargs)
-
-    make.__doc__ = cls.__doc__
-    return make
-
-
-METRICS.register(
-    "lpips", higher_better=False, needs_gt=True, protocol=LPIPS.protocol, standard=True,
-    weights=[BACKBONE_WEIGHTS["vgg"], LINEAR_WEIGHTS["vgg"]], available=_available("vgg"),
-    description="LPIPS v0.1, VGG backbone (the papers' choice), RGB in [-1, 1], as lpips.LPIPS(net='vgg')",
-)(_factory(LPIPS))
-METRICS.register(
-    "lpips-alex", higher_better=False, needs_gt=True, protocol=LPIPSAlex.protocol, standard=True,
-    weights=[BACKBONE_WEIGHTS["alex"], LINEAR_WEIGHTS["alex"]], available=_available("alex"),
-    description="LPIPS v0.1, AlexNet backbone (the lpips package default), RGB in [-1, 1]",
-)(_factory(LPIPSAlex))
 
 __all__ = ["LPIPS", "LPIPSAlex", "LPIPSNet", "build_lpips", "linear_weights_path"]

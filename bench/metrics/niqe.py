@@ -26,14 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.core.registry import METRICS
 from bench.metrics import _pyiqa_ops as pq
 from bench.metrics._colour import check_images, rgb_to_y
 from bench.metrics._matlab import filter_same, imresize
 from bench.metrics._niqe_basicsr import niqe_basicsr
 from bench.metrics._nss import aggd_fit, lgamma_ratio
 from bench.metrics.base import MeanOfImages, MetricUnavailable
-from bench.core.registry import METRICS
-from bench.weights import MissingWeightsError, availability, resolve
+from bench.weights import MissingWeightsError, resolve
 
 WEIGHTS_NAME = "niqe-pris-params"
 
@@ -128,10 +128,14 @@ def _check_size(h: int, w: int, block: int = BLOCK) -> None:
         raise ValueError(f"NIQE needs at least two {block}x{block} blocks; the image is {h}x{w}")
 
 
+@METRICS.register
 class NIQE(MeanOfImages):
     """NIQE on the Y channel, BasicSR ``calculate_niqe`` (crop_border 0, 96x96 blocks); lower is better."""
 
     name = "niqe"
+    weights = (WEIGHTS_NAME,)
+    description = ("NIQE (MATLAB pristine model), BasicSR calculate_niqe as shipped: Y channel, crop 0, 96x96 blocks, "
+                   "float32 (precision='float64': the same in double)")
     higher_better = False
     needs_gt = False
     protocol = "basicsr-1.4.2-niqe-y"
@@ -210,10 +214,13 @@ def niqe_pyiqa(x: torch.Tensor, mu_pris: torch.Tensor, cov_pris: torch.Tensor) -
     return float(torch.sqrt(torch.bmm(torch.bmm(diff, inv), diff.transpose(1, 2)).squeeze()))
 
 
+@METRICS.register
 class NIQEPyiqa(MeanOfImages):
     """pyiqa 0.1.16's default ``niqe`` (Y of YIQ), as NTIRE's face restoration eval runs it; lower is better."""
 
     name = "niqe-pyiqa"
+    weights = (WEIGHTS_NAME,)
+    description = "NIQE as pyiqa 0.1.16's default niqe (Y of YIQ), the NTIRE face restoration challenge's NIQE"
     higher_better = False
     needs_gt = False
     protocol = "pyiqa-0.1.16-niqe-yiq"
@@ -243,33 +250,6 @@ class NIQEPyiqa(MeanOfImages):
         return torch.tensor(out, dtype=torch.float64, device=pred.device)
 
 
-@METRICS.register(
-    "niqe",
-    higher_better=False,
-    needs_gt=False,
-    protocol=NIQE.protocol,
-    standard=True,
-    weights=[WEIGHTS_NAME],
-    description="NIQE (MATLAB pristine model), BasicSR calculate_niqe as shipped: Y channel, crop 0, 96x96 blocks, "
-    "float32 (precision='float64': the same in double)",
-    available=availability(WEIGHTS_NAME),
-)
-def _make_niqe(*, weights: str | None = None, precision: str = "float32") -> NIQE:
-    return NIQE(weights=weights, precision=precision)
-
-
-@METRICS.register(
-    "niqe-pyiqa",
-    higher_better=False,
-    needs_gt=False,
-    protocol=NIQEPyiqa.protocol,
-    standard=True,
-    weights=[WEIGHTS_NAME],
-    description="NIQE as pyiqa 0.1.16's default niqe (Y of YIQ), the NTIRE face restoration challenge's NIQE",
-    available=availability(WEIGHTS_NAME),
-)
-def _make_niqe_pyiqa(*, weights: str | None = None) -> NIQEPyiqa:
-    return NIQEPyiqa(weights=weights)
 
 
 __all__ = ["NIQE", "NIQEPyiqa", "niqe_pyiqa", "niqe_score", "load_pris_params", "block_features", "WEIGHTS_NAME"]

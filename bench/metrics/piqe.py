@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import torch
 
+from bench.core.registry import METRICS
 from bench.metrics import _pyiqa_ops as pq
 from bench.metrics._colour import check_images, to_levels
 from bench.metrics._matlab import filter_same, fspecial_gaussian
 from bench.metrics.base import MeanOfImages
-from bench.core.registry import METRICS
 
 BLOCK = 16
 ACTIVITY_THRESHOLD = 0.1
@@ -134,10 +134,13 @@ def piqe_pyiqa(x: torch.Tensor) -> torch.Tensor:
 VARIANTS = ("pyiqa", "matlab")
 
 
+@METRICS.register
 class PIQE(MeanOfImages):
     """PIQE, pyiqa 0.1.16's arithmetic (``variant='matlab'``: MATLAB's); no model; 0 best, 100 worst."""
 
     name = "piqe"
+    description = ("PIQE (Venkatanath et al. 2015) as pyiqa 0.1.16 piqe (variant='matlab': MATLAB piqe): 16x16 blocks, "
+                   "0 best, 100 worst")
     higher_better = False
     needs_gt = False
     protocol = "pyiqa-0.1.16-piqe"
@@ -158,19 +161,6 @@ class PIQE(MeanOfImages):
         return out.to(device=pred.device, dtype=torch.float64)
 
 
-@METRICS.register(
-    "piqe",
-    higher_better=False,
-    needs_gt=False,
-    protocol=PIQE.protocol,
-    standard=True,
-    weights=[],
-    description="PIQE (Venkatanath et al. 2015) as pyiqa 0.1.16 piqe (variant='matlab': MATLAB piqe): 16x16 blocks, "
-    "0 best, 100 worst",
-    available=lambda: (True, ""),
-)
-def _make_piqe(*, variant: str = "pyiqa") -> PIQE:
-    return PIQE(variant=variant)
 
 
 __all__ = ["PIQE", "piqe", "piqe_pyiqa"]

@@ -68,10 +68,15 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch
     return ssim_map.mean(dim=(1, 2, 3)).view(n, c).mean(dim=1)
 
 
+_OPTIONS = {"crop_border": "pixels cut from each edge first (BasicSR crop_border; default 0)",
+            "test_y_channel": "true: on the Y channel of MATLAB rgb2ycbcr"}
+
+
 class _PairMetric(MeanOfImages):
     """A full-reference per-image metric with BasicSR's options ``crop_border`` and ``test_y_channel``."""
 
     needs_gt = True
+    option_help = _OPTIONS
     y_channel: bool = False
     kind: str = ""
 
@@ -108,62 +113,45 @@ def protocol_label(y_channel: bool, crop_border: int) -> str:
     return f"basicsr-{'y' if y_channel else 'rgb'}-crop{crop_border}"
 
 
+@METRICS.register
 class PSNR(_PairMetric):
     """PSNR on RGB uint8 levels (BasicSR ``calculate_psnr``, crop_border=0 unless given)."""
 
     name = "psnr"
+    description = 'PSNR (dB) on RGB uint8 levels, BasicSR calculate_psnr, crop border 0'
     protocol = "basicsr-rgb-crop0"
     fn = staticmethod(psnr)
 
 
+@METRICS.register
 class PSNRY(PSNR):
     """PSNR on the Y channel (BasicSR ``calculate_psnr``, test_y_channel=True)."""
 
     name = "psnr-y"
+    description = 'PSNR (dB) on the Y channel of MATLAB rgb2ycbcr, BasicSR calculate_psnr(test_y_channel)'
     protocol = "basicsr-y-crop0"
     y_channel = True
 
 
+@METRICS.register
 class SSIM(_PairMetric):
     """SSIM on RGB, channels averaged (BasicSR ``calculate_ssim``, crop_border=0 unless given)."""
 
     name = "ssim"
+    description = 'SSIM on RGB (per channel, averaged), BasicSR calculate_ssim: 11x11 Gaussian sigma 1.5, valid'
     protocol = "basicsr-rgb-crop0"
     fn = staticmethod(ssim)
 
 
+@METRICS.register
 class SSIMY(SSIM):
     """SSIM on the Y channel (BasicSR ``calculate_ssim``, test_y_channel=True)."""
 
     name = "ssim-y"
+    description = 'SSIM on the Y channel of MATLAB rgb2ycbcr, BasicSR calculate_ssim(test_y_channel)'
     protocol = "basicsr-y-crop0"
     y_channel = True
 
 
-def _always() -> tuple[bool, str]:
-    return True, ""
-
-
-_OPTIONS = {"crop_border": "pixels cut from each edge first (BasicSR crop_border; default 0)",
-            "test_y_channel": "true: on the Y channel of MATLAB rgb2ycbcr"}
-
-for _cls, _desc in (
-    (PSNR, "PSNR (dB) on RGB uint8 levels, BasicSR calculate_psnr, crop border 0"),
-    (PSNRY, "PSNR (dB) on the Y channel of MATLAB rgb2ycbcr, BasicSR calculate_psnr(test_y_channel)"),
-    (SSIM, "SSIM on RGB (per channel, averaged), BasicSR calculate_ssim: 11x11 Gaussian sigma 1.5, valid"),
-    (SSIMY, "SSIM on the Y channel of MATLAB rgb2ycbcr, BasicSR calculate_ssim(test_y_channel)"),
-):
-    METRICS.add(
-        _cls.name,
-        _cls,
-        higher_better=True,
-        needs_gt=True,
-        protocol=_cls.protocol,
-        standard=True,
-        weights=[],
-        description=_desc,
-        available=_always,
-        option_help=_OPTIONS,
-    )
 
 __all__ = ["psnr", "ssim", "protocol_label", "PSNR", "PSNRY", "SSIM", "SSIMY", "gaussian_window_1d"]

@@ -184,9 +184,8 @@ def create_gfpgan(weights: str | None = None, **params: Any) -> GFPGANMethod:
 
 METHODS.add(
     "gfpgan",
-    create_gfpgan,
+    GFPGANMethod,
     takes_quality=False,
-    defaults={"version": "1.4", "noise": "seeded", "seed": 0},
     weights=["gfpgan-v1.4"],
     family="gfpgan",
     description="GFPGAN v1.4 (GFPGANv1Clean, StyleGAN2 prior + SFT), official preprocessing, batched",

@@ -21,8 +21,6 @@ class IQPMethod(CodeLookupMethod):
     weights_name = "iqpir"
 
 
-IQP_DEFAULTS = {"quality": 0.9, "fidelity": 0.0, "fusion": 0.5, "adain": True}
-
 
 def create_iqp(
     weights: str | None = None,
@@ -44,7 +42,6 @@ METHODS.add(
     "iqp-bfr",
     create_iqp,
     takes_quality=True,
-    defaults=IQP_DEFAULTS,
     weights=["iqpir"],
     family="iqp",
     description="IQP (IQPIR release): CodeFormer + dual codebook + additive quality embedding, quality 0.9, w 0",
