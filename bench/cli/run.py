@@ -115,10 +115,10 @@ def bad_file_lines(outcome: RunOutcome, show: int = 5) -> list[str]:
         validation = info.get("validation") or {}
         problems = validation.get("problems", []) if isinstance(validation, dict) else []
         named = {b["file"] for b in bad}
-        other = [p for p in problems if not any(Path(p["path"]).stem == n or Path(p["path"]).name == n for n in named)]
-        if other:
-            errors = sum(1 for p in other if p.get("severity") == "error")
-            lines.append(f"dataset check of {ds}: {errors} error(s), {len(other) - errors} warning(s), e.g. "
+        other = [p for p in problems if p.get("severity") == "error"
+                 and not any(Path(p["path"]).stem == n or Path(p["path"]).name == n for n in named)]
+        if other:  # errors the run's own rows do not show (unpaired files, a missing folder); warnings stay in the file
+            lines.append(f"dataset check of {ds}: {len(other)} more error(s), e.g. "
                          f"{Path(other[0]['path']).name}: {str(other[0]['reason'])[:120]}; "
                          f"all in {outcome.run_dir / 'manifest.json'} (datasets > {ds} > validation)")
     return lines
