@@ -34,7 +34,7 @@ class MethodSpec:
     @classmethod
     def parse(cls, spec: str, weights: str | None = None) -> MethodSpec:
         if spec.strip().lower().startswith("outputs:"):
-            from bench.data.outputs_folder import parse_outputs_spec
+            from methods.outputs_folder import parse_outputs_spec
 
             label, folder = parse_outputs_spec(spec)
             return cls(name=f"outputs:{folder}", weights=weights, alias=label)

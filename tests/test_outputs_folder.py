@@ -11,8 +11,8 @@ import pytest
 
 from bench.config import MethodSpec, RunConfig
 from bench.core.errors import UserError
-from bench.data.outputs_folder import folder_content_hash, parse_outputs_spec
 from bench.engine.runner import Runner
+from methods.outputs_folder import folder_content_hash, parse_outputs_spec
 from tests.runner_helpers import make_folder, register
 
 
