@@ -12,6 +12,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from bench.core.registry import METHODS
+from bench.weights.resolve import state_dict_mismatch  # noqa: F401 - re-exported for the methods
+
 
 @dataclass
 class WeightsInfo:
@@ -80,15 +83,4 @@ class RestorationMethod(torch.nn.Module):
         return MethodInfo(name=self.name, params=dict(self.params), weights=list(self.weights_info))
 
 
-def state_dict_mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
-    """How ``state`` differs from ``module``'s state dict (missing, unexpected, wrong shapes), for error messages."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
-    parts = [
-        f"{len(items)} {label} (e.g. {', '.join(items[:3])})"
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes))
-        if items
-    ]
-    return "; ".join(parts) or "no difference in names or shapes"
+METHODS.bind_base(RestorationMethod)

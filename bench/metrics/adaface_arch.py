@@ -89,7 +89,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
 
 def load_adaface(path: str | os.PathLike[str]) -> AdaFaceIR50:
     """Build IR-50 and load ``path`` strictly (every backbone tensor, names and shapes); eval mode."""
-    from methods.base import state_dict_mismatch
+    from bench.weights.resolve import state_dict_mismatch
 
     try:
         ckpt = read_checkpoint(path)

