@@ -51,15 +51,18 @@ class Registry(Generic[T]):
         """Name the base class every registered class must subclass (its package calls this once)."""
         self.base = base
 
-    def register(self, cls: type[T]) -> type[T]:
+    def register(self, cls: type[T], /, *args: Any, **kwargs: Any) -> type[T]:
         """Class decorator: ``@METRICS.register`` above ``class PSNR(Metric): name = "psnr" ...``.
 
         The entry's metadata are the class's own attributes named in ``fields``; the factory is the
         class's ``create`` classmethod when it has one, else the class; ``defaults`` come from the
         factory's signature. A class that does not subclass the registry's base is refused.
         """
-        if not isinstance(cls, type):
-            raise TypeError(f"@{self.kind.upper()}S.register decorates a class, got {cls!r}")
+        if not isinstance(cls, type) or args or kwargs:
+            raise TypeError(
+                f"@{self.kind.upper()}S.register decorates a class and takes no arguments (got {cls!r}): "
+                "set name, protocol, weights ... as class attributes (docs/design.md, 'Adding a metric')"
+            )
         if self.base is not None and not issubclass(cls, self.base):
             raise TypeError(f"{self.kind} {cls.__name__} must subclass {self.base.__name__}")
         name = getattr(cls, "name", "")
