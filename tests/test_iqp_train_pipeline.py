@@ -51,6 +51,14 @@ def make_faces(folder, n: int, seed: int, pairs: bool = True) -> list[str]:
     return names
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _deterministic_training():
+    """What training learns is asserted here: deterministic kernels (fixed threads and seeds: conftest.py)."""
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
 def piqe_available() -> bool:
     from bench.core import plugins
     from bench.core.registry import METRICS
@@ -94,17 +102,20 @@ def stage1(toy):
     return out
 
 
+def stage2_config(toy, stage1, iters: int) -> dict:
+    return resolve({
+        "stage": 2, "device": "cpu", "network": NET, "init": {"vqgan": str(stage1 / "net_g_latest.pth")},
+        "data": data_section(toy, degradation="codeformer-small"),
+        "train": {"total_iter": iters, "lr_g": 1e-3, "ema_decay": 0.9},
+        "checkpoint": {"every": iters}, "log": {"every": 20},
+        "eval": {"root": toy["train"], "every": iters, "max_images": 24, "scores": toy["scores"]},
+    })
+
+
 @pytest.fixture(scope="module")
 def stage2(toy, stage1):
     out = toy["root"] / "stage2"
-    cfg = resolve({
-        "stage": 2, "device": "cpu", "network": NET, "init": {"vqgan": str(stage1 / "net_g_latest.pth")},
-        "data": data_section(toy, degradation="codeformer-small"),
-        "train": {"total_iter": 120, "lr_g": 1e-3, "ema_decay": 0.9},
-        "checkpoint": {"every": 120}, "log": {"every": 20},
-        "eval": {"root": toy["train"], "every": 120, "max_images": 24, "scores": toy["scores"]},
-    })
-    train(cfg, out)
+    train(stage2_config(toy, stage1, 120), out)
     return out
 
 
@@ -208,7 +219,50 @@ def _condition_effect(toy, export, niqe=None) -> dict[str, object]:
     return out
 
 
-def test_quality_condition_changes_predicted_codes(toy, stage2):
+#: own-score code accuracy must beat the opposite score's by this much (of 1). Measured (1 thread,
+#: deterministic): 0.028 after the 120-iteration stage 2 and 0.275 after the slow test's 500 iterations;
+#: -0.0003 and 0.002 for their untrained starts (accuracy ~ chance, 1/64)
+CONDITION_GAIN = 0.01
+
+
+def _accuracy_own_vs_opposite_score(net, stage1, toy) -> dict[str, float]:
+    """Code accuracy (both codebooks, vs the stage-1 codes of the GT) on LQ training faces conditioned on
+    their own score, and on the opposite quality (0.05 for the sharp faces, 0.95 for the blurred ones)."""
+    from methods.iqp_bfr.train.data import DataConfig, FaceTrainSet
+    from methods.iqp_bfr.train.losses import code_accuracy
+    from methods.iqp_bfr.train.stages import build_teacher, code_targets
+
+    teacher, _ = build_teacher(str(stage1 / "net_g_latest.pth"), None, torch.device("cpu"))
+    data = FaceTrainSet(DataConfig(root=toy["train"], scores=toy["scores"], size=64, degrade_size=128,
+                                   degradation="codeformer-small", hflip=False), seed=7, need_scores=True)
+    batch = data.fixed_batches(24)[0]
+    targets = code_targets(teacher.code_indices(batch["gt"]))
+    own = batch["score"]
+    opposite = torch.where(own > 0.5, torch.full_like(own, 0.05), torch.full_like(own, 0.95))
+    out = {}
+    with torch.no_grad():
+        for name, score in (("own", own), ("opposite", opposite)):
+            _, logits, _ = net(batch["lq"], w=0.0, score=score, return_logits=True)
+            out[name] = float(np.mean(list(code_accuracy(logits, targets).values())))
+    return out
+
+
+def test_quality_condition_changes_predicted_codes(toy, stage1, stage2):
+    """Stage 2 learns what the score means: the codes it predicts with a face's own score match the GT
+    codes better than with the opposite score. The network it started from (stage-1 weights, untrained
+    Transformer and N(0,1) score table) changes codes with the score too, but at random: no gain there."""
+    from methods.iqp_bfr.train.evaluate import load_lookup
+    from methods.iqp_bfr.train.stages import build_lookup_from_vqgan
+
+    cfg = stage2_config(toy, stage1, 120)
+    torch.manual_seed(int(cfg["seed"]))  # as the trainer does: the exact starting point of the stage-2 run
+    untrained = build_lookup_from_vqgan(cfg, torch.device("cpu"))[0].eval()
+    trained = load_lookup(stage2 / "net_g_latest.pth")
+    before = _accuracy_own_vs_opposite_score(untrained, stage1, toy)
+    after = _accuracy_own_vs_opposite_score(trained, stage1, toy)
+    print("code accuracy (own, opposite score): untrained", before, "trained", after)
+    assert after["own"] > after["opposite"] + CONDITION_GAIN, after
+    assert before["own"] < before["opposite"] + CONDITION_GAIN, before  # the check tells trained from not
     effect = _condition_effect(toy, stage2 / "net_g_latest.pth")
     assert effect["changed"] > 0.05 and effect["pixels"] > 1e-3, effect
 
@@ -216,12 +270,14 @@ def test_quality_condition_changes_predicted_codes(toy, stage2):
 @pytest.mark.slow
 @pytest.mark.network
 def test_high_quality_condition_raises_nr_iqa_of_outputs(toy):
-    """Longer tiny training (stage 1: 400, stage 2: 500, stage 3: 100 iterations): asking for quality 0.95
-    instead of 0.05 changes over a fifth of the codes and raises the no-reference sharpness score of the
-    outputs, after stage 2 and after stage 3; stage 3's reward beats a reward-free control. NIQE and PIQE
-    are reported only (see below)."""
+    """Longer tiny training (stage 1: 400, stage 2: 500, stage 3: 100 iterations), deterministic kernels and
+    fixed threads: asking for quality 0.95 instead of 0.05 changes over a fifth of the codes after stage 2
+    and after stage 3. Stage 2 predicts the codes of the quality asked for (own score beats the opposite
+    one); stage 3 raises the no-reference sharpness of the outputs at the high condition, and its reward
+    beats a reward-free control. NIQE, PIQE and stage 2's sharpness are reported only (see below)."""
     import bench
     from bench.weights import fetch, is_available
+    from methods.iqp_bfr.train.evaluate import load_lookup
 
     if not is_available("niqe-pris-params"):
         fetch("niqe-pris-params")
@@ -243,7 +299,17 @@ def test_high_quality_condition_raises_nr_iqa_of_outputs(toy):
         effects[stage] = effect = _condition_effect(toy, root / stage / "net_g_latest.pth", niqe)
         print(stage, effect)
         assert effect["changed"] > 0.2, (stage, effect)
-        assert effect["sharpness"][1] > effect["sharpness"][0], (stage, effect)
+    # Stage 2 is trained to predict the GT codes of the quality it is given, not to sharpen: its own claim
+    # is that the score steers the codes (as in test_quality_condition_changes_predicted_codes). Its
+    # sharpness change is recorded only: on 64x64 tiny outputs it is about 1% either way and its sign
+    # followed the thread count (issue 12: 0.49461 -> 0.49361 on a 2-core machine; 0.4887 -> 0.4941 with
+    # 1 thread), and the untrained stage-2 start "rises" as well (0.182 -> 0.206, its random score table).
+    # Stage 3 measured 0.4909 -> 0.5143 (1 thread).
+    acc = _accuracy_own_vs_opposite_score(load_lookup(root / "stage2" / "net_g_latest.pth"), root / "stage1", toy)
+    print("stage2 code accuracy (own, opposite score):", acc)
+    assert acc["own"] > acc["opposite"] + CONDITION_GAIN, acc
+    # Stage 3 optimises a no-reference sharpness reward at the high condition: the NR score rises there.
+    assert effects["stage3"]["sharpness"][1] > effects["stage3"]["sharpness"][0], effects["stage3"]
     # NIQE and PIQE are recorded, not asserted: on 64x64 tiny-model outputs they move by under 1% in
     # either direction, and which way depends on the CPU thread count (measured: NIQE 13.16 -> 12.77
     # with 1 thread, 12.52 -> 12.54 with 2). The sharpness reward above is the robust signal here.
