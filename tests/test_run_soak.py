@@ -123,8 +123,8 @@ def test_random_sigkills_and_a_concurrent_run_lose_and_duplicate_nothing(tmp_pat
             out.mkdir(exist_ok=True)
             with file_lock(out / LOCK_NAME):  # hold the folder until both wait on it: they truly contend
                 pair = [_start(tmp_path, lq, gt, out, 2), _start(tmp_path, lq, gt, out, 3)]
-                _until(lambda: all("in use by another bfrbench run" in _log(p) for p in pair))
-            _until(lambda: any(_holds(p, out) for p in pair))
+                _until(lambda pair=pair: all("in use by another bfrbench run" in _log(p) for p in pair))
+            _until(lambda pair=pair: any(_holds(p, out) for p in pair))
             first, second = pair if _holds(pair[0], out) else pair[::-1]
             time.sleep(rng.uniform(0.5, 2.0))
             _kill(first)  # mid-run; the waiting one takes over the folder and finishes

@@ -127,8 +127,8 @@ def bad_file_lines(outcome: RunOutcome, show: int = 5) -> list[str]:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from bench.engine.runner import Runner
     from bench.cli.exit_codes import run_status
+    from bench.engine.runner import Runner
 
     cfg = config_from_args(args)
     runner = Runner(cfg)
