@@ -84,7 +84,7 @@ def builtin_tables() -> list[str]:
 
 def load_table(name_or_path: str) -> PaperTable:
     """A built-in table by name (``codeformer-paper``) or any table file."""
-    from bench.core.options import yaml_load
+    from bench.core.options import read_yaml_file
 
     path = Path(name_or_path).expanduser()
     if not path.is_file():
@@ -92,12 +92,7 @@ def load_table(name_or_path: str) -> PaperTable:
         if not path.is_file():
             raise UserError(f"paper table {name_or_path!r}: no such file and no built-in table of that name "
                             f"(built-in: {', '.join(builtin_tables())})")
-    try:
-        data = yaml_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the table ({exc})") from exc
-    except Exception as exc:
-        raise UserError(f"{path}: not valid YAML ({exc})") from exc
+    data = read_yaml_file(path, "table")
     return parse_table(data, str(path))
 
 

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.core.errors import UserError
-from bench.core.options import format_spec, parse_options, split_spec
+from bench.core.options import format_spec, parse_options, read_yaml_file, split_spec
 
 DEFAULT_DATASETS = ["demo"]
 DEFAULT_METHODS = ["lq", "classical"]
@@ -96,10 +94,7 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise UserError(f"{path}: cannot read run config ({exc})") from exc
+        data = read_yaml_file(path, "run config") or {}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

@@ -67,3 +67,17 @@ def test_unknown_names_raise_the_hierarchy_s_error() -> None:
     reg.add("psnr", lambda: None)
     with pytest.raises(UnknownNameError, match="psnr"):
         reg.entry("psnrr")
+
+
+def test_one_yaml_loader_reads_1e_4_as_a_float_and_names_a_bad_file(tmp_path: Path) -> None:
+    from bench.core.options import read_yaml_file
+
+    good = tmp_path / "cfg.yaml"
+    good.write_text("lr: 1e-4\nsteps: 10\n", encoding="utf-8")
+    assert read_yaml_file(good) == {"lr": 1e-4, "steps": 10}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"bad\.yaml: not valid YAML"):
+        read_yaml_file(bad, "suite")
+    with pytest.raises(UserError, match=r"missing\.yaml: cannot read the suite"):
+        read_yaml_file(tmp_path / "missing.yaml", "suite")

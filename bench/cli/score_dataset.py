@@ -29,6 +29,7 @@ def main(args: argparse.Namespace) -> int:
 
     from bench.core.atomic import atomic_write_text
     from bench.core.csvsafe import csv_text
+    from bench.core.device import resolve_device
     from bench.core.errors import UserError
     from bench.core.imageio import list_images, read_image
     from methods.iqp_bfr.quality import QualityScorer, uint8_to_tensor
@@ -43,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     paths = list_images(folder)
     if not paths:
         raise UserError(f"{folder}: no images found (png, jpg, bmp, webp, tif)")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = str(resolve_device(args.device))
     try:
         scorer = QualityScorer(args.iqa, device=device)
         if args.stats:  # checked before any image is scored: a mismatch is one line, not a traceback

@@ -7,7 +7,9 @@ A spec is ``NAME`` or ``NAME:key=value[,key=value...]``. NAME may itself hold co
 """
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from bench.core.errors import UserError
@@ -34,6 +36,18 @@ def yaml_load(text: str) -> Any:
 
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_yaml_file(path: str | os.PathLike[str], what: str = "file") -> Any:
+    """A YAML file's data (via :func:`yaml_load`); an unreadable or invalid file is one UserError naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from exc
+    try:
+        return yaml_load(text)
+    except Exception as exc:  # yaml.YAMLError and friends
+        raise UserError(f"{path}: not valid YAML ({exc})") from exc
 
 
 def parse_value(text: str) -> Any:

@@ -206,7 +206,7 @@ def builtin_suites() -> list[str]:
 
 def load_suite(name_or_path: str) -> Suite:
     """A built-in suite by name (``ntire2025-rwfr``) or any suite file."""
-    from bench.core.options import yaml_load
+    from bench.core.options import read_yaml_file
 
     path = Path(name_or_path).expanduser()
     if not path.is_file():
@@ -215,12 +215,7 @@ def load_suite(name_or_path: str) -> Suite:
             raise UserError(f"suite {name_or_path!r}: no such file and no built-in suite of that name "
                             f"(built-in: {', '.join(builtin_suites())})")
         path = builtin
-    try:
-        data = yaml_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the suite ({exc})") from exc
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise UserError(f"{path}: not valid YAML ({exc})") from exc
+    data = read_yaml_file(path, "suite")
     suite = parse_suite(data, str(path))
     suite.path = str(path)
     return suite

@@ -70,7 +70,7 @@ def substitute_root(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
 
 
 def _recorded_config(run: Path) -> dict[str, Any]:
-    from methods.iqp_bfr.train.config import yaml_load
+    from bench.core.options import yaml_load
 
     path = run / "config.yaml"
     if not path.is_file():

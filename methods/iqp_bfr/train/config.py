@@ -112,7 +112,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] =
 
 
 # one parser of values for the whole project (``1e-4`` reads as a float)
-from bench.core.options import parse_value, yaml_load  # noqa: E402
+from bench.core.options import parse_value, read_yaml_file  # noqa: E402
 
 
 def apply_set(cfg: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
@@ -141,15 +141,8 @@ def load_config(path: str | os.PathLike[str] | None, assignments: list[str] | No
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A YAML mapping, following ``_base_`` (relative to the file) for shared settings."""
-    import yaml
-
     p = Path(path)
-    try:
-        data = yaml_load(p.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise UserError(f"{p}: cannot read the config ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        raise UserError(f"{p}: not valid YAML ({exc})") from exc
+    data = read_yaml_file(p, "config") or {}
     if not isinstance(data, dict):
         raise UserError(f"{p}: a training config is a YAML mapping (key: value)")
     base = data.pop("_base_", None)

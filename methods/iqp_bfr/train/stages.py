@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.core.device import DTYPES
 from bench.core.errors import UserError
 from methods.iqp_bfr.train import losses as L
 from methods.iqp_bfr.train.discriminator import PatchDiscriminator
@@ -31,7 +32,7 @@ class Precision:
         self.name = precision
         self.device = device
         self.init_scale = float(init_scale)
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+        self.dtype = None if self.name == "fp32" else DTYPES.get(self.name)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from bench.core.atomic import atomic_open, atomic_write_text
+from bench.core.device import resolve_device
 from bench.core.errors import UserError
 from methods.iqp_bfr.train.data import DataConfig, FaceTrainSet, iterate_batches
 from methods.iqp_bfr.train.monitor import CSVLog, TensorBoard
@@ -34,16 +35,6 @@ from methods.iqp_bfr.train.stages import Precision, Stage
 _STATE_RE = re.compile(r"state_(\d+)\.pt$")
 #: log.csv columns of the adversarial terms (present from the first row, empty until gan.start_iter)
 GAN_COLUMNS = ("l_g_gan", "d_weight", "l_d_real", "l_d_fake")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for but CUDA is not available; use --set device=cpu")
-    return dev
 
 
 def stage_class(stage: str) -> type[Stage]:
