@@ -82,7 +82,7 @@ def test_builtin_suites_and_their_year_thresholds():
     assert t26 == dict(t25, **{"WebPhoto-Test": 0.25, "Wider-Test": 0.2})
     assert sum(s25.weights().values()) == 450 and s25.gate.max_below == 10
     assert s25.score.formula.replace(" ", "") == NTIRE.replace(" ", "") and s25.year == 2025
-    assert set(s25.all_metrics()) >= {"clipiqa", "maniqa", "musiq", "qalign", "pyiqa:niqe", "fid", "ids-adaface-lq"}
+    assert set(s25.all_metrics()) >= {"clipiqa", "maniqa", "musiq", "qalign", "niqe-pyiqa", "fid", "ids-adaface-lq"}
     from bench.core import plugins
     from bench.core.registry import METHODS
 
