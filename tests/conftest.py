@@ -28,6 +28,7 @@ TEST_SEED = 0
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)  # subprocesses (the bfrbench CLI) use the same count
     torch.set_num_threads(TEST_THREADS)
     try:
         torch.set_num_interop_threads(1)
