@@ -13,6 +13,7 @@ import pytest
 import bench
 from bench.data import demo
 from bench.data.datasets import BenchmarkSet
+from tests.locked import unlocked
 
 
 def test_sources_are_pinned() -> None:
@@ -60,7 +61,9 @@ def test_demo_build_is_reproducible(tmp_path: Path, monkeypatch) -> None:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     assert demo.verify_demo(tmp_path / "a") == []
     assert m1["digest"] == demo.files_digest(m1["files"])
-    if demo.REFERENCE_DIGEST and cv2.__version__ == demo.REFERENCE_OPENCV:
+    # exact bytes only where the reference build's versions are installed (OpenCV's, and the locked
+    # numpy / scikit-image); elsewhere the build is still checked to be reproducible (above)
+    if demo.REFERENCE_DIGEST and cv2.__version__ == demo.REFERENCE_OPENCV and not unlocked("numpy", "scikit-image"):
         assert m1["matches_reference"] is True, "demo bytes differ from the reference build"
     assert t_first < 120, f"demo build took {t_first:.0f} s"
 
