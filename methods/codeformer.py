@@ -1,7 +1,7 @@
 """The ``codeformer`` baseline: CodeFormer v0.1.0 (Zhou et al., NeurIPS 2022), official inference, batched.
 
 Loads ``codeformer.pth`` (``params_ema``) strictly into the shared CodeFormer-family network
-(methods/iqp_bfr/arch) and runs the official aligned-face path: RGB [0, 1] -> ``* 2 - 1`` ->
+(methods/codeformer_arch) and runs the official aligned-face path: RGB [0, 1] -> ``* 2 - 1`` ->
 ``net(x, w, adain=True)`` -> ``clamp(-1, 1)`` -> ``(y + 1) / 2`` (the runner rounds ``* 255``).
 ``fidelity`` is CodeFormer's w (0.5 in the official script): 0 uses the codebook only, 1 follows
 the input most closely.

@@ -20,8 +20,8 @@ import torch
 
 from bench import weights as W
 from methods.base import RestorationMethod, WeightsInfo
-from methods.iqp_bfr.arch.config import NetConfig, config_from_dict, get_config
-from methods.iqp_bfr.arch.network import CodeLookupNet
+from methods.codeformer_arch.config import NetConfig, config_from_dict, get_config
+from methods.codeformer_arch.network import CodeLookupNet
 
 
 def standin_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:

@@ -10,8 +10,8 @@ import bench
 from bench import weights as W
 from bench.core.device import to_uint8_levels
 from bench.core.registry import METHODS
+from methods.codeformer_arch import build_network, get_config
 from methods.codeformer_family import resize_like_cv2, standin_state_dict
-from methods.iqp_bfr.arch import build_network, get_config
 
 
 def _faces(b: int = 3, size: int = 64, seed: int = 0) -> torch.Tensor:

@@ -12,10 +12,10 @@ import torch
 
 import bench
 from bench.core.device import to_uint8_levels
-from methods.iqp_bfr.arch import VQAutoEncoder, get_config
-from methods.iqp_bfr.arch.cft import FuseSFTBlock
-from methods.iqp_bfr.arch.network import adaptive_instance_normalization
-from methods.iqp_bfr.arch.transformer import TransformerSALayer
+from methods.codeformer_arch import VQAutoEncoder, get_config
+from methods.codeformer_arch.cft import FuseSFTBlock
+from methods.codeformer_arch.network import adaptive_instance_normalization
+from methods.codeformer_arch.transformer import TransformerSALayer
 from tests.official_refs import basicsr_stubs, load_manifest, load_official_module, seeded_state_dict
 
 pytestmark = [pytest.mark.network, pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")]

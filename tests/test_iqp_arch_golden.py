@@ -9,7 +9,7 @@ import torch
 
 import bench
 from bench.core.device import to_uint8_levels
-from methods.iqp_bfr.arch import CodeLookupNet
+from methods.codeformer_arch import CodeLookupNet
 from tests.official_refs import load_manifest, seeded_state_dict
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden" / "iqpir_seeded_golden.npz"

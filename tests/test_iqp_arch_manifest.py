@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bench import weights as W
-from methods.iqp_bfr.arch import CodeLookupNet, VQAutoEncoder, build_network, get_config
+from methods.codeformer_arch import CodeLookupNet, VQAutoEncoder, build_network, get_config
 from tests.official_refs import load_manifest, seeded_state_dict
 
 CASES = [

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from bench import weights as W
-from methods.iqp_bfr.arch import CodeLookupNet, NetConfig, VQAutoEncoder, build_network, get_config
-from methods.iqp_bfr.arch.network import adaptive_instance_normalization
-from methods.iqp_bfr.arch.transformer import score_bins
+from methods.codeformer_arch import CodeLookupNet, NetConfig, VQAutoEncoder, build_network, get_config
+from methods.codeformer_arch.network import adaptive_instance_normalization
+from methods.codeformer_arch.transformer import score_bins
 
 
 def _net(name: str = "tiny", seed: int = 0, **overrides) -> CodeLookupNet:

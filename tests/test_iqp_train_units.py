@@ -306,7 +306,7 @@ def _flatten(obj, prefix=""):
 def test_shipped_configs_resolve(name):
     from pathlib import Path
 
-    from methods.iqp_bfr.arch.config import get_config
+    from methods.codeformer_arch.config import get_config
 
     cfg = load_config(Path(__file__).parents[1] / "methods/iqp_bfr/configs" / name)
     if cfg["stage"] == "finetune":

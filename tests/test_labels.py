@@ -79,8 +79,8 @@ def test_json_is_strict_null_not_nan(tmp_path):
 
 def test_run_with_an_untrained_embedding_labels_every_file(tmp_path):
     """codeformer vs codeformer+iqp on a tiny CodeFormer checkpoint: the zero embedding is a stand-in."""
-    from methods.iqp_bfr.arch.config import get_config
-    from methods.iqp_bfr.arch.network import CodeLookupNet
+    from methods.codeformer_arch.config import get_config
+    from methods.codeformer_arch.network import CodeLookupNet
 
     cfg = get_config("tiny_codeformer")
     torch.manual_seed(0)

@@ -5,8 +5,8 @@ import cv2
 import pytest
 import torch
 
+from methods.codeformer_arch.network import CodeLookupNet
 from methods.codeformer_family import standin_state_dict
-from methods.iqp_bfr.arch.network import CodeLookupNet
 from methods.quality_conditioning import QualityConditioned
 
 RF_SMALL = {"n_embed": 64, "embed_dim": 32, "ch": 32, "ch_mult": [1, 2, 2, 4], "resolution": 64, "z_channels": 32,

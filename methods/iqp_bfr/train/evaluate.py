@@ -12,8 +12,8 @@ from methods.iqp_bfr.train.losses import split_logits
 
 def load_lookup(path: str | Path, key: str = "params_ema", device: str | torch.device = "cpu") -> Any:
     """A CodeLookupNet from a trainer export (``net_g_latest.pth``), in eval mode."""
-    from methods.iqp_bfr.arch.config import config_from_dict
-    from methods.iqp_bfr.arch.network import CodeLookupNet
+    from methods.codeformer_arch.config import config_from_dict
+    from methods.codeformer_arch.network import CodeLookupNet
 
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if "net_config" not in obj:

@@ -59,8 +59,8 @@ def build_base(name: str, weights: str | None, kwargs: dict[str, Any] | None = N
             state, _ = extract_restoreformer_state(torch.load(weights, map_location="cpu", weights_only=True), weights)
             net.load_state_dict(state, strict=True)
         return net, "restoreformer"
-    from methods.iqp_bfr.arch.config import get_config
-    from methods.iqp_bfr.arch.network import CodeLookupNet
+    from methods.codeformer_arch.config import get_config
+    from methods.codeformer_arch.network import CodeLookupNet
 
     try:
         cfg = get_config(name, **kwargs)

@@ -76,7 +76,7 @@ class Stage3(Stage):
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, precision: Precision) -> None:
         super().__init__(cfg, device, precision)
-        from methods.iqp_bfr.arch.network import CodeLookupNet
+        from methods.codeformer_arch.network import CodeLookupNet
 
         self.net_config = build_net_config(cfg["network"])
         sd, _ = load_net_checkpoint(cfg["init"]["stage2"])

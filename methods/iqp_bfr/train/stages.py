@@ -49,14 +49,14 @@ def net_config_to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def net_config_from_dict(d: dict[str, Any]) -> Any:
-    from methods.iqp_bfr.arch.config import config_from_dict
+    from methods.codeformer_arch.config import config_from_dict
 
     return config_from_dict(d)
 
 
 def build_net_config(section: dict[str, Any]) -> Any:
     """The ``network:`` section -> NetConfig (preset name + overrides)."""
-    from methods.iqp_bfr.arch.config import get_config
+    from methods.codeformer_arch.config import get_config
 
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in (section.get("overrides") or {}).items()}
     try:
@@ -275,7 +275,7 @@ class Stage1(Stage):
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, precision: Precision) -> None:
         super().__init__(cfg, device, precision)
-        from methods.iqp_bfr.arch.network import VQAutoEncoder
+        from methods.codeformer_arch.network import VQAutoEncoder
 
         self.net_config = build_net_config(cfg["network"])
         self.net_g = VQAutoEncoder(self.net_config).to(device).train()
@@ -332,7 +332,7 @@ class Stage1(Stage):
 # -- stage 2 ------------------------------------------------------------------------------
 def build_teacher(path: str, fallback_config: Any, device: torch.device) -> tuple[Any, dict[str, torch.Tensor]]:
     """The frozen stage-1 VQAutoEncoder whose encoder gives the GT codes (and its state dict)."""
-    from methods.iqp_bfr.arch.network import VQAutoEncoder
+    from methods.codeformer_arch.network import VQAutoEncoder
 
     sd, saved = load_net_checkpoint(path)
     vq_cfg = net_config_from_dict(saved) if saved else fallback_config
@@ -347,7 +347,7 @@ def build_teacher(path: str, fallback_config: Any, device: torch.device) -> tupl
 
 def build_lookup_from_vqgan(cfg: dict[str, Any], device: torch.device) -> tuple[Any, Any, Any]:
     """(CodeLookupNet with the stage-1 weights, frozen stage-1 VQAutoEncoder for targets, NetConfig)."""
-    from methods.iqp_bfr.arch.network import CodeLookupNet
+    from methods.codeformer_arch.network import CodeLookupNet
 
     net_config = build_net_config(cfg["network"])
     teacher, sd = build_teacher(cfg["init"]["vqgan"], net_config, device)

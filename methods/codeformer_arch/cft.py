@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.iqp_bfr.arch.vqgan import ResBlock
+from methods.codeformer_arch.vqgan import ResBlock
 
 
 def _affine_branch(in_ch: int, out_ch: int) -> nn.Sequential:

@@ -13,17 +13,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.iqp_bfr.arch.cft import FuseSFTBlock
-from methods.iqp_bfr.arch.codebook import VectorQuantizer, dual_lookup, dual_quantize, score_gate
-from methods.iqp_bfr.arch.config import NetConfig, get_config
-from methods.iqp_bfr.arch.transformer import (
+from methods.codeformer_arch.cft import FuseSFTBlock
+from methods.codeformer_arch.codebook import VectorQuantizer, dual_lookup, dual_quantize, score_gate
+from methods.codeformer_arch.config import NetConfig, get_config
+from methods.codeformer_arch.transformer import (
     AdaLNScoreEncoder,
     BinnedScoreEmbedding,
     MultiBinnedScoreEmbedding,
     TransformerSALayer,
     as_score_tensor,
 )
-from methods.iqp_bfr.arch.vqgan import Encoder, Generator
+from methods.codeformer_arch.vqgan import Encoder, Generator
 
 
 def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,7 @@ Public API (used by methods/iqp_bfr/train):
   ``CodeLookupNet`` (stage 2/3 code-lookup network), ``VQAutoEncoder`` (stage 1),
   ``build_network(config)``.
 """
-from methods.iqp_bfr.arch.config import NetConfig, config_from_dict, get_config
-from methods.iqp_bfr.arch.network import CodeLookupNet, VQAutoEncoder, build_network
+from methods.codeformer_arch.config import NetConfig, config_from_dict, get_config
+from methods.codeformer_arch.network import CodeLookupNet, VQAutoEncoder, build_network
 
 __all__ = ["NetConfig", "config_from_dict", "get_config", "CodeLookupNet", "VQAutoEncoder", "build_network"]
