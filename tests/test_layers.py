@@ -159,3 +159,13 @@ def test_the_walker_sees_a_planted_upward_import(tmp_path: Path) -> None:
     found = imports("bench.core.bad", fake, {"bench.core.bad", "methods.base", "methods"})
     assert found == [("methods.base", False, 4)]
     assert layer_of("methods.base") > layer_of("bench.core.bad")
+
+
+def test_baselines_never_import_the_iqp_method() -> None:
+    mods, edges = graph()
+    baselines = ("methods.codeformer", "methods.codeformer_family", "methods.codeformer_arch", "methods.gfpgan",
+                 "methods.restoreformer", "methods.simple", "methods.base")
+    bad = [f"{mods[m].relative_to(ROOT)}:{line} imports {t}" for m, ts in edges.items()
+           if m == "methods.codeformer" or m.startswith(baselines) for t, _top, line in ts
+           if t.startswith("methods.iqp_bfr")]
+    assert bad == []
