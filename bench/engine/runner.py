@@ -32,7 +32,7 @@ from bench.core.device import dtype_support, run_dtype, to_uint8_levels
 from bench.core.errors import UserError
 from bench.core.names import folder_name, safe_text
 from bench.core.registry import DATASETS, METHODS, METRICS, UnknownNameError
-from bench.engine import distributed, results
+from bench.engine import distributed, results, reuse
 from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
 from bench.engine.sizes import COMPARE_INTERPOLATION, size_record, to_benchmark_size
 from bench.engine.step import Engine, PreparedMethod, values_to_host
@@ -192,6 +192,23 @@ class Runner:
             raise UserError(f"method {spec.label}: bad parameter ({exc})") from exc
         return self.adopt_method(method)
 
+    def _record_method(self, spec: MethodSpec, method) -> None:
+        if self.dist.is_main and not hasattr(method, "bind_dataset"):  # an outputs folder is matched per set
+            reuse.record(self.run_dir, spec, method)
+
+    def _materialize(self, spec: MethodSpec):
+        """The real method behind a recorded one, built once when a unit has batches to compute."""
+        built = getattr(self, "_materialized", {})
+        self._materialized = built
+        if spec.label not in built:
+            method = self._build_method(spec)
+            if method is None:
+                raise UserError(f"method {spec.label}: its recorded weights can no longer be loaded (see above)")
+            self.prepare(spec.label, method)
+            self._record_method(spec, method)
+            built[spec.label] = method
+        return built[spec.label]
+
     def adopt_method(self, method):
         """A built method, in eval mode on the run's device."""
         return method.eval().to(self.device)
@@ -244,9 +261,13 @@ class Runner:
         """Compute this rank's share of a unit's missing batches; rank 0 merges every shard (None elsewhere)."""
         t0 = time.perf_counter()
         chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
-        distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
         # the unit hash covers the dataset and method names: a readable prefix is enough here
         unit_dir = self.run_dir / "units" / f"{safe_text(dataset.name)}__{safe_text(spec.label)}__{chash}"
+        if isinstance(method, reuse.RecordedMethod) and not (unit_dir / "done.json").exists():
+            method = self._materialize(spec)  # batches to compute: now the network is needed
+            chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
+            unit_dir = self.run_dir / "units" / f"{safe_text(dataset.name)}__{safe_text(spec.label)}__{chash}"
+        distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
         done_file = unit_dir / "done.json"
         metrics = self.build_metrics(metric_names, dataset.name)
         reused = done_file.exists()
@@ -517,9 +538,14 @@ class Runner:
         for spec in specs:
             if spec.name not in METHODS:
                 raise UserError(str(_unknown(METHODS, spec.name)))
-            m = self._build_method(spec)
+            # a rerun whose units are all finished never builds the network (bench/engine/reuse.py)
+            m = reuse.recorded(self.run_dir, spec) if not self.dist.active else None
+            if m is None:
+                m = self._build_method(spec)
+                if m is not None:
+                    self.prepare(spec.label, m)  # fast path (and compile) before any unit's clock starts
+                    self._record_method(spec, m)
             if m is not None:
-                self.prepare(spec.label, m)  # fast path (and compile) before any unit's clock starts
                 methods[spec.label] = (spec, m)
                 info = m.info()
                 methods_info[spec.label] = {
