@@ -1,6 +1,6 @@
 """A fully reused rerun builds no network: each method's identity is recorded in the run folder.
 
-After a method is built, ``units/methods.json`` records its spec, the :class:`MethodInfo` the unit
+After a method is built, ``method_records.json`` records its spec, the :class:`MethodInfo` the unit
 keys are made from, its output size, and the size and modification time of every weights file it
 read. A rerun with the same spec whose files are unchanged gets a :class:`RecordedMethod` instead
 of the network: it answers ``info()`` (so unit keys match) and is built for real only when a unit
@@ -17,7 +17,7 @@ from typing import Any
 from bench.config import MethodSpec
 from methods.base import MethodInfo, WeightsInfo
 
-RECORD = Path("units") / "methods.json"
+RECORD = Path("method_records.json")
 
 
 def _spec_key(spec: MethodSpec) -> list[Any]:

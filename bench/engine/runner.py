@@ -283,6 +283,10 @@ class Runner:
         for names in self.dist.all_gather(sorted(r["image"] for s in shards.values() for r in s["rows"])):
             done_names.update(names)
         todo = [i for i, p in enumerate(pairs) if p.name not in done_names]
+        if todo and isinstance(method, reuse.RecordedMethod):  # shards were dropped after all: build it now
+            method = self._materialize(spec)
+            if self._unit_key(dataset, spec, method, metric_names, pairs)[0] != chash:
+                return self._run_unit(dataset, spec, method, metric_names, pairs)
         batches = self._compute_shards(dataset, spec, method, metrics, pairs, todo, unit_dir, shards) if todo else 0
         gathered = self.dist.gather((shards, batches))
         if gathered is None:
