@@ -36,7 +36,7 @@ from bench.engine import distributed, results, reuse
 from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
 from bench.engine.sizes import COMPARE_INTERPOLATION, size_record, to_benchmark_size
 from bench.engine.step import Engine, PreparedMethod, values_to_host
-from bench.metrics.base import Metric, MetricUnavailable
+from bench.metrics.base import FACTS, Metric, MetricUnavailable, metric_facts
 from bench.weights import MissingWeightsError, WeightsFileError
 
 log = logging.getLogger("bfrbench")
@@ -582,10 +582,7 @@ class Runner:
                     self._skip("metric", n, "needs ground truth, and this dataset has none", dataset=ds_name)
                     continue
                 metric_names.append(n)
-                e = METRICS.entry(n)
-                metrics_info[n] = {
-                    k: e.meta.get(k) for k in ("protocol", "higher_better", "standard", "needs_gt", "description")
-                }
+                metrics_info[n] = metric_facts(n)
             self._say(f"dataset {ds_name}: {len(pairs)} images")
             ds_units = []
             for label, (spec, method) in methods.items():
@@ -625,10 +622,8 @@ class Runner:
                 "conversions": conversions,
                 "validation": validation,
             }
-        for name, info in self.metric_infos.items():
-            metrics_info.setdefault(name, {}).update(
-                {k: info[k] for k in ("protocol", "higher_better", "standard", "needs_gt") if k in info}
-            )
+        for name, built in self.metric_infos.items():  # the built instances' own values win
+            metrics_info[name] = {**metrics_info.get(name, {}), **{k: built[k] for k in FACTS if k in built}}
         if not self.dist.is_main:  # rank 0 alone writes the run folder
             return RunOutcome(run_dir=self.run_dir, summary=results.build_summary([], {}, {}, []), skipped=self.skipped)
         summary = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info, metrics_info,

@@ -18,6 +18,19 @@ import torch
 from bench.core.errors import MetricUnavailable  # noqa: F401 - re-exported: metrics raise it from here
 from bench.core.registry import METRICS
 
+#: the facts every number of a metric carries into the manifest, the summary and the report
+FACTS: tuple[str, ...] = ("protocol", "higher_better", "standard", "needs_gt")
+
+
+def metric_facts(name: str, built: Metric | None = None) -> dict[str, Any]:
+    """What a run records about metric ``name``: its registered facts and description, then the built
+    instance's own values (an option can change its protocol), in one place."""
+    meta = METRICS.entry(name).meta
+    facts = {k: meta.get(k) for k in (*FACTS, "description")}
+    if built is not None:
+        facts.update({k: getattr(built, k) for k in FACTS})
+    return facts
+
 
 class Metric(torch.nn.Module):
     """Base class. Subclasses set the class attributes and implement ``update`` / ``compute``."""
@@ -185,13 +198,8 @@ class Metric(torch.nn.Module):
         return (torch.tensor(out, dtype=torch.float64) if self.per_image else None), errors
 
     def info(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "higher_better": self.higher_better,
-            "needs_gt": self.needs_gt,
-            "protocol": self.protocol,
-            "standard": self.standard,
-        }
+        """The facts this instance's numbers carry (options may change its protocol or ``standard``)."""
+        return {"name": self.name, **{k: getattr(self, k) for k in FACTS}}
 
 
 class MeanOfImages(Metric):
