@@ -49,6 +49,11 @@ class RestorationMethod(torch.nn.Module):
     output_size: ClassVar[int] = 512
     #: True for a method that must run in fp32 whatever the engine's ``--dtype`` (the engine decides precision)
     needs_fp32: ClassVar[bool] = False
+    #: catalogue names of the checkpoints it loads (``bfrbench fetch NAME``)
+    weights: ClassVar[tuple[str, ...]] = ()
+    #: the family it belongs to (tables group by it), and one line for ``bfrbench list``
+    family: ClassVar[str] = ""
+    description: ClassVar[str] = ""
 
     def __init__(self, **params: Any) -> None:
         super().__init__()

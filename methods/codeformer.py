@@ -14,31 +14,27 @@ from bench.core.registry import METHODS
 from methods.codeformer_family import CodeLookupMethod
 
 
+@METHODS.register
 class CodeFormerMethod(CodeLookupMethod):
     """CodeFormer v0.1.0 restoring aligned 512x512 faces in batches."""
 
     name = "codeformer"
     takes_quality = False
+    weights = ("codeformer",)
+    family = "codeformer"
+    description = "CodeFormer v0.1.0 (codebook lookup Transformer + CFT), official preprocessing, w 0.5, batched"
     config_name = "codeformer"
     weights_name = "codeformer"
 
+    @classmethod
+    def create(
+        cls, weights: str | None = None, fidelity: float = 0.5, adain: bool = True, **options: Any
+    ) -> CodeFormerMethod:
+        """Factory: ``weights`` a path, None (managed ``codeformer`` checkpoint) or "random" (stand-in).
+
+        ``options``: seed (stand-in weights), device, config (preset name, e.g. ``tiny_codeformer``).
+        """
+        return cls(weights, fidelity=fidelity, adain=adain, **options)
 
 
-def create_codeformer(
-    weights: str | None = None, fidelity: float = 0.5, adain: bool = True, **options: Any
-) -> CodeFormerMethod:
-    """Factory: ``weights`` a path, None (managed ``codeformer`` checkpoint) or "random" (stand-in).
-
-    ``options``: seed (stand-in weights), device, config (preset name, e.g. ``tiny_codeformer``).
-    """
-    return CodeFormerMethod(weights, fidelity=fidelity, adain=adain, **options)
-
-
-METHODS.add(
-    "codeformer",
-    create_codeformer,
-    takes_quality=False,
-    weights=["codeformer"],
-    family="codeformer",
-    description="CodeFormer v0.1.0 (codebook lookup Transformer + CFT), official preprocessing, w 0.5, batched",
-)
+create_codeformer = CodeFormerMethod.create

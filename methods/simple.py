@@ -49,10 +49,13 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k1.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+@METHODS.register
 class LQMethod(RestorationMethod):
     """The degraded input itself, resized to 512: every method must beat this."""
 
     name = "lq"
+    family = "baseline"
+    description = "the degraded input resized to 512 (do-nothing baseline)"
 
     def __init__(self, weights: str | None = None, **params: Any) -> None:
         super().__init__(**params)
@@ -62,10 +65,13 @@ class LQMethod(RestorationMethod):
         return resize_bilinear(lq, self.output_size)
 
 
+@METHODS.register
 class ClassicalMethod(RestorationMethod):
     """Guided-filter denoising plus unsharp masking, with no learned weights."""
 
     name = "classical"
+    family = "baseline"
+    description = "guided-filter denoise + unsharp mask (non-learned)"
 
     def __init__(
         self, weights: str | None = None, radius: int = 3, eps: float = 4e-3, sharpen: float = 0.8, sigma: float = 1.5
@@ -80,20 +86,3 @@ class ClassicalMethod(RestorationMethod):
         detail = smooth - gaussian_blur(smooth, self.sigma)
         return (smooth + self.sharpen * detail).clamp(0, 1)
 
-
-METHODS.add(
-    "lq",
-    LQMethod,
-    takes_quality=False,
-    weights=[],
-    family="baseline",
-    description="the degraded input resized to 512 (do-nothing baseline)",
-)
-METHODS.add(
-    "classical",
-    ClassicalMethod,
-    takes_quality=False,
-    weights=[],
-    family="baseline",
-    description="guided-filter denoise + unsharp mask (non-learned)",
-)

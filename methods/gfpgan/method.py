@@ -110,11 +110,15 @@ def make_noise(shapes: list[tuple[int, int]], seed: int, device: torch.device) -
     return [torch.empty(1, 1, h, w).normal_(generator=gen).to(device) for h, w in shapes]
 
 
+@METHODS.register
 class GFPGANMethod(RestorationMethod):
     """GFPGAN v1.4 / v1.3 restoring aligned 512x512 faces in batches."""
 
     name = "gfpgan"
     takes_quality = False
+    weights = ("gfpgan-v1.4",)
+    family = "gfpgan"
+    description = "GFPGAN v1.4 (GFPGANv1Clean, StyleGAN2 prior + SFT), official preprocessing, batched"
 
     def __init__(
         self,
@@ -181,12 +185,3 @@ def create_gfpgan(weights: str | None = None, **params: Any) -> GFPGANMethod:
     """Factory for the registry: ``weights`` is a path, None (managed checkpoint) or "random"."""
     return GFPGANMethod(weights=weights, **params)
 
-
-METHODS.add(
-    "gfpgan",
-    GFPGANMethod,
-    takes_quality=False,
-    weights=["gfpgan-v1.4"],
-    family="gfpgan",
-    description="GFPGAN v1.4 (GFPGANv1Clean, StyleGAN2 prior + SFT), official preprocessing, batched",
-)

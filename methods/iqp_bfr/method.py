@@ -12,37 +12,34 @@ from bench.core.registry import METHODS
 from methods.codeformer_family import CodeLookupMethod
 
 
+@METHODS.register
 class IQPMethod(CodeLookupMethod):
     """IQPIR (CVPR 2026): dual codebook + quality-score embedding, asked for the top quality bin."""
 
     name = "iqp-bfr"
     takes_quality = True
+    weights = ("iqpir",)
+    family = "iqp"
+    description = "IQP (IQPIR release): CodeFormer + dual codebook + additive quality embedding, quality 0.9, w 0"
     config_name = "iqpir"
     weights_name = "iqpir"
 
+    @classmethod
+    def create(
+        cls,
+        weights: str | None = None,
+        quality: float = 0.9,
+        fidelity: float = 0.0,
+        fusion: float = 0.5,
+        adain: bool = True,
+        **options: Any,
+    ) -> IQPMethod:
+        """Factory: ``weights`` a path, None (managed ``iqpir`` checkpoint) or "random" (stand-in).
+
+        ``options``: seed (stand-in weights), device, config (a preset name for a
+        checkpoint without a saved ``net_config``, e.g. ``tiny``).
+        """
+        return cls(weights, quality=quality, fidelity=fidelity, fusion=fusion, adain=adain, **options)
 
 
-def create_iqp(
-    weights: str | None = None,
-    quality: float = 0.9,
-    fidelity: float = 0.0,
-    fusion: float = 0.5,
-    adain: bool = True,
-    **options: Any,
-) -> IQPMethod:
-    """Factory: ``weights`` a path, None (managed ``iqpir`` checkpoint) or "random" (stand-in).
-
-    ``options``: seed (stand-in weights), device, config (a preset name for a
-    checkpoint without a saved ``net_config``, e.g. ``tiny``).
-    """
-    return IQPMethod(weights, quality=quality, fidelity=fidelity, fusion=fusion, adain=adain, **options)
-
-
-METHODS.add(
-    "iqp-bfr",
-    create_iqp,
-    takes_quality=True,
-    weights=["iqpir"],
-    family="iqp",
-    description="IQP (IQPIR release): CodeFormer + dual codebook + additive quality embedding, quality 0.9, w 0",
-)
+create_iqp = IQPMethod.create
