@@ -150,17 +150,25 @@ class _RestoreFormerBase(RestorationMethod):
         return (y.float().clamp(-1, 1) + 1) / 2
 
 
+@METHODS.register
 class RestoreFormerMethod(_RestoreFormerBase):
     """RestoreFormer (8 heads, decoder cross-attention at 16x16)."""
 
     name = "restoreformer"
+    weights = ("restoreformer",)
+    family = "restoreformer"
+    description = "RestoreFormer (VQ codebook prior + multi-head cross-attention), official preprocessing, batched"
     variant = "restoreformer"
 
 
+@METHODS.register
 class RestoreFormerPlusPlusMethod(_RestoreFormerBase):
     """RestoreFormer++ (4 heads, decoder cross-attention at 16x16 and 32x32)."""
 
     name = "restoreformer++"
+    weights = ("restoreformer++",)
+    family = "restoreformer"
+    description = "RestoreFormer++ (multi-scale cross-attention to a VQ codebook prior), official preprocessing, batched"
     variant = "restoreformer++"
 
 
@@ -173,20 +181,3 @@ def create_restoreformer_plusplus(weights: str | None = None, **params: Any) -> 
     """Factory: ``weights`` is a path, None (managed checkpoint) or "random"."""
     return RestoreFormerPlusPlusMethod(weights=weights, **params)
 
-
-METHODS.add(
-    "restoreformer",
-    create_restoreformer,
-    takes_quality=False,
-    weights=["restoreformer"],
-    family="restoreformer",
-    description="RestoreFormer (VQ codebook prior + multi-head cross-attention), official preprocessing, batched",
-)
-METHODS.add(
-    "restoreformer++",
-    create_restoreformer_plusplus,
-    takes_quality=False,
-    weights=["restoreformer++"],
-    family="restoreformer",
-    description="RestoreFormer++ (multi-scale cross-attention to a VQ codebook prior), official preprocessing, batched",
-)
