@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from pathlib import Path
 
@@ -44,11 +43,9 @@ def test_demo_registered_and_lazy(tmp_path: Path, monkeypatch) -> None:
 
 @pytest.mark.network
 def test_demo_build_is_reproducible(tmp_path: Path, monkeypatch) -> None:
-    t0 = time.time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         first = demo.build_demo(tmp_path / "a")
-    t_first = time.time() - t0
     # the detector finds every pinned face where the table says (else the build warns)
     assert not [str(w.message) for w in caught if "demo build" in str(w.message)]
     second = demo.build_demo(tmp_path / "b")
@@ -65,7 +62,6 @@ def test_demo_build_is_reproducible(tmp_path: Path, monkeypatch) -> None:
     # numpy / scikit-image); elsewhere the build is still checked to be reproducible (above)
     if demo.REFERENCE_DIGEST and cv2.__version__ == demo.REFERENCE_OPENCV and not unlocked("numpy", "scikit-image"):
         assert m1["matches_reference"] is True, "demo bytes differ from the reference build"
-    assert t_first < 120, f"demo build took {t_first:.0f} s"
 
     # the set it makes: aligned 512x512 pairs, LQ degraded from GT
     monkeypatch.setenv("BFRBENCH_DATA", str(tmp_path / "a"))
