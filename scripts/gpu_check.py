@@ -107,6 +107,11 @@ def summary(out: Path) -> None:
             print(f"| engine (bfrbench run's unit) | {e['engine_s']:.2f} |")
             print(f"| official-style loop | {e['official_style_s']:.2f} |")
             print(f"\nengine / model = {e['engine_over_model']:.2f}x; official / engine = {e['official_over_engine']:.2f}x")
+            if e.get("phases"):  # where the engine's time goes (timed with a device sync at each phase boundary)
+                print("\n| engine phase | seconds | share |\n|---|---|---|")
+                for phase, sec in e["phases"].items():
+                    share = sec / e["engine_s"] if e["engine_s"] else float("nan")
+                    print(f"| {phase} | {sec:.2f} | {share:.0%} |")
             print("\n| metric | engine | official | max per-image diff |\n|---|---|---|---|")
             for name, a in e["agreement"].items():
                 print(f"| {name.split(':')[0]} | {a['engine']:.4f} | {a['official']:.4f} | {a.get('max_abs_diff_per_image', float('nan')):.4g} |")

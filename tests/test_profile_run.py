@@ -146,7 +146,7 @@ def test_cli_writes_csv_and_json(tmp_path, capsys):
                "--e2e"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "img/s" in printed and "end to end (lq, 3 images)" in printed
+    assert "img/s" in printed and "end to end (lq, 3 images)" in printed and "engine phases: " in printed
     with open(out / "profile.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == P.COLUMNS
@@ -161,6 +161,7 @@ def test_cli_writes_csv_and_json(tmp_path, capsys):
             "official_over_engine"} <= set(entry)
     assert entry["method"] == "lq" and entry["images"] == 3
     assert entry["agreement"]["psnr"]["max_abs_diff_per_image"] == 0.0
+    assert {"data_wait", "restore", "metric:psnr", "shard_write", "compute:psnr", "other"} <= set(entry["phases"])
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 

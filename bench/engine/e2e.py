@@ -5,6 +5,9 @@ size, dtype, channels_last and compile as the engine); (b) ``engine_s``: one uni
 runner (:meth:`bench.engine.runner.Runner.evaluate`: loader, batch step, shard writes, merge,
 compute) with the chosen metrics; (c) ``official_style_s``: one image at a time with PNG round trip
 (:mod:`bench.engine.official`). Builds (networks, compile) happen before each clock starts.
+``phases`` splits ``engine_s`` into data wait, restore, each metric's update, host copies, shard
+writes, merge and each metric's compute, plus ``other`` (:mod:`bench.engine.phases`; the engine run
+is timed with a device sync at each phase boundary, which a normal run never does).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import torch
 from bench.core.device import set_memory_format, synchronize
 from bench.engine.loading import make_loader
 from bench.engine.official import official_style
+from bench.engine.phases import Phases, breakdown
 
 Clock = Callable[[], float]
 
@@ -85,6 +89,7 @@ def end_to_end(
     method = runner.adopt_method(build_method())
     model_s = model_only(runner, spec.label, method, pairs, size, clock)
     runner.build_metrics(metric_names, "e2e")
+    runner.engine.phases = phases = Phases(runner.device, clock)  # profiling only: syncs at each phase boundary
     synchronize(runner.device)
     t0 = clock()
     unit = runner.evaluate("e2e", spec, method, list(metric_names), pairs)
@@ -102,6 +107,7 @@ def end_to_end(
         "compile": prepared.fast.compiled, "channels_last": prepared.fast.channels_last,
         "metrics": list(unit.metric_values),
         "model_only_s": model_s, "engine_s": engine_s, "official_style_s": official_s,
+        "phases": breakdown(phases, engine_s),
         "official_restore_s": official["restore_s"], "official_metrics_s": official["metrics_s"],
         "engine_over_model": engine_s / model_s if model_s > 0 else math.nan,
         "official_over_engine": official_s / engine_s if engine_s > 0 else math.nan,

@@ -23,6 +23,7 @@ import torch
 
 from bench.core.device import resolve_device
 from bench.core.names import folder_name
+from bench.engine.phases import format_phases
 from bench.engine.timing import COLUMNS, Clock, ProfileRow, profile_method, profile_metric
 
 __all__ = ["COLUMNS", "ProfileConfig", "ProfileRow", "run_profile", "synthetic_pairs", "write_outputs", "format_table"]
@@ -234,6 +235,8 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
             print(f"end to end ({e['method']}, {e['images']} images): model alone {e['model_only_s']:.2f} s, "
                   f"engine {e['engine_s']:.2f} s ({e['engine_over_model']:.2f}x the model), official style "
                   f"{e['official_style_s']:.2f} s ({e['official_over_engine']:.2f}x the engine)")
+            if e.get("phases"):
+                print(f"  engine phases: {format_phases(e['phases'], e['engine_s'])}")
         print(f"wrote {run_dir / 'profile.csv'} and profile.json")
     return result
 

@@ -34,6 +34,7 @@ from bench.core.names import folder_name, safe_text
 from bench.core.registry import DATASETS, METHODS, METRICS, UnknownNameError
 from bench.engine import distributed, results, reuse
 from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
+from bench.engine.phases import timed_iter
 from bench.engine.sizes import COMPARE_INTERPOLATION, size_record, to_benchmark_size
 from bench.engine.step import Engine, PreparedMethod, values_to_host
 from bench.metrics.base import FACTS, Metric, MetricUnavailable, metric_facts
@@ -260,33 +261,38 @@ class Runner:
     def _run_unit(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> UnitResult | None:
         """Compute this rank's share of a unit's missing batches; rank 0 merges every shard (None elsewhere)."""
         t0 = time.perf_counter()
-        chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
-        # the unit hash covers the dataset and method names: a readable prefix is enough here
-        unit_dir = self.run_dir / "units" / f"{safe_text(dataset.name)}__{safe_text(spec.label)}__{chash}"
-        if isinstance(method, reuse.RecordedMethod) and not (unit_dir / "done.json").exists():
-            method = self._materialize(spec)  # batches to compute: now the network is needed
+        phases = self.engine.phases
+        again = False
+        with phases("setup"):  # the unit's key, its folder, the shards already there
             chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
+            # the unit hash covers the dataset and method names: a readable prefix is enough here
             unit_dir = self.run_dir / "units" / f"{safe_text(dataset.name)}__{safe_text(spec.label)}__{chash}"
-        distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
-        done_file = unit_dir / "done.json"
-        metrics = self.build_metrics(metric_names, dataset.name)
-        reused = done_file.exists()
-        unit_dir.mkdir(parents=True, exist_ok=True)
-        if self.dist.is_main:
-            self._drop_untrustworthy_shards(unit_dir)
-        self.dist.barrier()
-        reused = done_file.exists()
-        if self.dist.is_main and not reused:
-            atomic_write_json(unit_dir / "unit.json", key)
-        shards = self._load_shards(unit_dir)
-        done_names: set[str] = set()
-        for names in self.dist.all_gather(sorted(r["image"] for s in shards.values() for r in s["rows"])):
-            done_names.update(names)
-        todo = [i for i, p in enumerate(pairs) if p.name not in done_names]
-        if todo and isinstance(method, reuse.RecordedMethod):  # shards were dropped after all: build it now
-            method = self._materialize(spec)
-            if self._unit_key(dataset, spec, method, metric_names, pairs)[0] != chash:
-                return self._run_unit(dataset, spec, method, metric_names, pairs)
+            if isinstance(method, reuse.RecordedMethod) and not (unit_dir / "done.json").exists():
+                method = self._materialize(spec)  # batches to compute: now the network is needed
+                chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
+                unit_dir = self.run_dir / "units" / f"{safe_text(dataset.name)}__{safe_text(spec.label)}__{chash}"
+            distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
+            done_file = unit_dir / "done.json"
+            metrics = self.build_metrics(metric_names, dataset.name)
+            reused = done_file.exists()
+            unit_dir.mkdir(parents=True, exist_ok=True)
+            if self.dist.is_main:
+                self._drop_untrustworthy_shards(unit_dir)
+            self.dist.barrier()
+            reused = done_file.exists()
+            if self.dist.is_main and not reused:
+                atomic_write_json(unit_dir / "unit.json", key)
+            shards = self._load_shards(unit_dir)
+            done_names: set[str] = set()
+            for names in self.dist.all_gather(sorted(r["image"] for s in shards.values() for r in s["rows"])):
+                done_names.update(names)
+            todo = [i for i, p in enumerate(pairs) if p.name not in done_names]
+            if todo and isinstance(method, reuse.RecordedMethod):  # shards were dropped after all: build it now
+                method = self._materialize(spec)
+                if self._unit_key(dataset, spec, method, metric_names, pairs)[0] != chash:
+                    again = True
+        if again:  # the materialised method has another key: that unit instead
+            return self._run_unit(dataset, spec, method, metric_names, pairs)
         batches = self._compute_shards(dataset, spec, method, metrics, pairs, todo, unit_dir, shards) if todo else 0
         gathered = self.dist.gather((shards, batches))
         if gathered is None:
@@ -300,16 +306,18 @@ class Runner:
         per_image, totals = [], {name: m for name, m in metrics.items()}
         for m in totals.values():
             m.reset()
-        for shard_name in sorted(all_shards, key=_shard_order):
-            shard = all_shards[shard_name]
-            for name, m in totals.items():
-                if name in shard["states"]:
-                    m.merge_state(shard["states"][name])
-            per_image.extend(shard["rows"])
+        with phases("merge"):
+            for shard_name in sorted(all_shards, key=_shard_order):
+                shard = all_shards[shard_name]
+                for name, m in totals.items():
+                    if name in shard["states"]:
+                        m.merge_state(shard["states"][name])
+                per_image.extend(shard["rows"])
         values, counts, n_inf, errors = {}, {}, {}, {}
         for name, m in totals.items():
             try:
-                values[name] = float(m.compute())
+                with phases(f"compute:{name}"):  # the metric's finalisation (e.g. FID's matrix square root)
+                    values[name] = float(m.compute())
             except Exception as exc:  # e.g. FID with too few images
                 self._skip("metric", name, f"could not compute: {exc}", dataset=dataset.name)
                 values[name] = float("nan")
@@ -414,14 +422,16 @@ class Runner:
         quiet = self.cfg.quiet or not self.dist.is_main
         progress = _progress(sum(map(len, mine)), f"{dataset.name} | {spec.label}", quiet)
         batches = 0
-        for planned, batch in zip(mine, loader):
+        phases = self.engine.phases
+        for planned, batch in zip(mine, timed_iter(loader, phases, "data_wait")):
             rows = self._process_batch(batch, prepared, metrics, images_dir)
             if sorted(r["image"] for r in rows) != sorted(pairs[i].name for i in planned):
                 raise RuntimeError("internal: a loaded batch differs from its planned images")
-            shard = {"rows": rows, "states": {name: m.state() for name, m in metrics.items()},
-                     "geometry": self._geometry()}
-            name = shard_file_name(planned[0])
-            atomic_write_bytes(unit_dir / name, _torch_bytes(shard))
+            with phases("shard_write"):  # metric states to the host, serialised, written atomically
+                shard = {"rows": rows, "states": {name: m.state() for name, m in metrics.items()},
+                         "geometry": self._geometry()}
+                name = shard_file_name(planned[0])
+                atomic_write_bytes(unit_dir / name, _torch_bytes(shard))
             shards[name] = shard
             batches += 1
             progress.update(len(rows))
@@ -458,7 +468,8 @@ class Runner:
                     return rows
                 out = to_uint8_levels(out.float())
             else:
-                out = self.engine.restore(prepared, batch.lq)
+                with self.engine.phases("restore"):
+                    out = self.engine.restore(prepared, batch.lq)
                 lq = None
         except Exception as exc:  # a failing batch loses only its own images
             log.warning("restoring a batch failed (%s: %s); its images are marked as errors", type(exc).__name__, exc)
@@ -468,21 +479,19 @@ class Runner:
                 rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {},
                              "retry": True})
             return rows
-        out = to_benchmark_size(out, self.image_size)  # compared at the benchmark's size (recorded per method)
-        gt = self.engine.to_device(batch.gt) if batch.gt is not None else None
-        if lq is None and any(getattr(m, "needs_lq", False) for m in metrics.values()):
-            lq = self.engine.to_device(batch.lq)
+        phases = self.engine.phases
+        with phases("upload"):  # resize to the benchmark size; GT (and LQ) to the device
+            out = to_benchmark_size(out, self.image_size)  # compared at the benchmark's size (recorded per method)
+            gt = self.engine.to_device(batch.gt) if batch.gt is not None else None
+            if lq is None and any(getattr(m, "needs_lq", False) for m in metrics.values()):
+                lq = self.engine.to_device(batch.lq)
         measured = self.engine.measure(metrics, out, gt, lq)
-        values, metric_errors = values_to_host(measured.values), measured.image_errors
+        with phases("host_copy"):  # per-image values to the host (one copy per batch)
+            values, metric_errors = values_to_host(measured.values), measured.image_errors
         out_paths: list[str | None] = [None] * len(batch.names)
         if self.cfg.save_images:
-            from bench.core.imageio import write_image
-
-            arr = (out * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-            for i, name in enumerate(batch.names):
-                path = images_dir / f"{name}.png"
-                write_image(path, arr[i])
-                out_paths[i] = path.relative_to(self.run_dir).as_posix()  # relocatable with the run folder
+            with phases("save_images"):
+                self._save_images(out, batch, images_dir, out_paths)
         for i, name in enumerate(batch.names):
             rows.append(
                 {
@@ -498,6 +507,16 @@ class Runner:
                 }
             )
         return rows
+
+    def _save_images(self, out: torch.Tensor, batch: LoadedBatch, images_dir: Path, out_paths: list) -> None:
+        """Each restored image as PNG (--save-images); ``out_paths`` gets its path inside the run folder."""
+        from bench.core.imageio import write_image
+
+        arr = (out * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for i, name in enumerate(batch.names):
+            path = images_dir / f"{name}.png"
+            write_image(path, arr[i])
+            out_paths[i] = path.relative_to(self.run_dir).as_posix()  # relocatable with the run folder
 
     def _cache(self, dataset: str) -> DecodedCache | None:
         """One decoded-image cache per set, worth keeping only when several methods run over it."""

@@ -25,6 +25,7 @@ from bench.core.device import (
     to_uint8_levels,
     use_channels_last,
 )
+from bench.engine.phases import OFF
 
 log = logging.getLogger("bfrbench")
 
@@ -59,6 +60,8 @@ class Engine:
         self.device = resolve_device(device)
         self.dtype, self.compile, self.compile_mode = dtype, bool(compile), compile_mode
         self.channels_last = use_channels_last(channels_last, self.device)
+        #: per-phase timer (:mod:`bench.engine.phases`); OFF in a normal run (no clock, no device sync)
+        self.phases = OFF
 
     def prepare(self, method: torch.nn.Module, batch_size: int, size: int | None = None) -> PreparedMethod:
         """Move ``method`` to the device and try the fast options on one example batch (see ``prepare_fast_path``)."""
@@ -100,7 +103,8 @@ class Engine:
                 continue
             ref = lq if getattr(m, "needs_lq", False) else (gt if m.needs_gt else None)
             # one image's failure costs only that image's value, at any batch size (Metric.update_isolated)
-            v, failed = m.update_isolated(out, ref)
+            with self.phases(f"metric:{name}"):
+                v, failed = m.update_isolated(out, ref)
             for i, why in failed.items():
                 image_errors[i][name] = why
                 errors.setdefault(name, why)
