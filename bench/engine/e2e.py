@@ -89,12 +89,16 @@ def end_to_end(
     method = runner.adopt_method(build_method())
     model_s = model_only(runner, spec.label, method, pairs, size, clock)
     runner.build_metrics(metric_names, "e2e")
+    host_workers = runner.engine.host_workers
     runner.engine.phases = phases = Phases(runner.device, clock)  # profiling only: syncs at each phase boundary
     synchronize(runner.device)
     t0 = clock()
-    unit = runner.evaluate("e2e", spec, method, list(metric_names), pairs)
-    synchronize(runner.device)
-    engine_s = clock() - t0
+    try:
+        unit = runner.evaluate("e2e", spec, method, list(metric_names), pairs)
+        synchronize(runner.device)
+        engine_s = clock() - t0
+    finally:
+        runner.engine.close()
     prepared, dev = runner.prepare(spec.label, method), runner.device
     del method, runner
     fresh = build_method()
@@ -105,7 +109,7 @@ def end_to_end(
     return {
         "method": spec.label, "images": len(pairs), "batch_size": batch_size, "dtype": prepared.dtype,
         "compile": prepared.fast.compiled, "channels_last": prepared.fast.channels_last,
-        "metrics": list(unit.metric_values),
+        "metrics": list(unit.metric_values), "host_workers": host_workers,
         "model_only_s": model_s, "engine_s": engine_s, "official_style_s": official_s,
         "phases": breakdown(phases, engine_s),
         "official_restore_s": official["restore_s"], "official_metrics_s": official["metrics_s"],

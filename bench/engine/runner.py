@@ -112,6 +112,12 @@ class Runner:
                              channels_last=config.channels_last)
         self.device = self.engine.device
         self.engine.dtype = self.dtype
+        if self.device.type == "cuda":  # host metrics (NIQE...) in a process pool while the GPU works; serial on CPU
+            from bench.engine.hostpool import default_workers
+            from bench.engine.loading import default_workers as loader_workers
+
+            busy = loader_workers() if config.workers is None else config.workers
+            self.engine.host_workers = default_workers(busy)
         self.dist = distributed.init(self.device)  # a no-op unless torchrun started this process
         ok, why = dtype_support(self.device, self.dtype)
         if not ok:
@@ -544,7 +550,10 @@ class Runner:
         lock = file_lock(self.run_dir / LOCK_NAME, on_wait=waiting) if self.dist.is_main else contextlib.nullcontext()
         with lock:
             self.dist.barrier()
-            return self._run_locked()
+            try:
+                return self._run_locked()
+            finally:
+                self.engine.close()  # the host pool's processes, if any
 
     def _run_locked(self) -> RunOutcome:
         cfg = self.cfg

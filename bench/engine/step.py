@@ -56,8 +56,11 @@ class Engine:
     """Device, precision and fast-path options of one run; builds prepared methods and runs the batch step."""
 
     def __init__(self, device: str | torch.device = "auto", dtype: str = "fp32", *, compile: bool = False,
-                 channels_last: str = "auto", compile_mode: str | None = None) -> None:
+                 channels_last: str = "auto", compile_mode: str | None = None, host_workers: int = 0) -> None:
         self.device = resolve_device(device)
+        #: processes scoring ``runs_on_host`` metrics off the device path (0: in this process, serially)
+        self.host_workers = int(host_workers)
+        self._host_pool: Any = None
         self.dtype, self.compile, self.compile_mode = dtype, bool(compile), compile_mode
         self.channels_last = use_channels_last(channels_last, self.device)
         #: per-phase timer (:mod:`bench.engine.phases`); OFF in a normal run (no clock, no device sync)
@@ -98,20 +101,55 @@ class Engine:
         values: dict[str, torch.Tensor] = {}
         errors: dict[str, str] = {}
         image_errors: list[dict[str, str]] = [{} for _ in range(out.shape[0])]
+        host = {n: m for n, m in metrics.items() if self.host_workers > 0 and getattr(m, "runs_on_host", False)
+                and not m.needs_gt and not getattr(m, "needs_lq", False)}
+        jobs = {}
+        if host:  # the host pool starts on this batch while the device metrics run below
+            with self.phases("host_submit"):
+                u8 = out.mul(255.0).round_().to(torch.uint8).cpu()  # one device-to-host copy for every host metric
+                pool = self._pool_for(host)
+                jobs = {n: pool.submit(n, u8) for n in host}
         for name, m in metrics.items():
-            if m.needs_gt and gt is None:
+            if m.needs_gt and gt is None or name in host:
                 continue
             ref = lq if getattr(m, "needs_lq", False) else (gt if m.needs_gt else None)
             # one image's failure costs only that image's value, at any batch size (Metric.update_isolated)
             with self.phases(f"metric:{name}"):
                 v, failed = m.update_isolated(out, ref)
-            for i, why in failed.items():
-                image_errors[i][name] = why
-                errors.setdefault(name, why)
-                log.warning("metric %s failed on image %d of a batch (%s)", name, i, why)
-            if v is not None:
-                values[name] = v.detach()
+            self._note(name, v, failed, values, errors, image_errors)
+        for name, m in host.items():
+            with self.phases(f"metric:{name}"):  # waiting for the pool (its work overlapped the device metrics)
+                v, failed = self._host_pool.collect(m, jobs[name])
+            self._note(name, v, failed, values, errors, image_errors)
+        values = {n: values[n] for n in metrics if n in values}  # the metrics' order, whichever finished first
         return StepResult(out=out, values=values, errors=errors, image_errors=image_errors)
+
+    @staticmethod
+    def _note(name: str, v: torch.Tensor | None, failed: dict[int, str], values: dict[str, torch.Tensor],
+              errors: dict[str, str], image_errors: list[dict[str, str]]) -> None:
+        for i, why in failed.items():
+            image_errors[i][name] = why
+            errors.setdefault(name, why)
+            log.warning("metric %s failed on image %d of a batch (%s)", name, i, why)
+        if v is not None:
+            values[name] = v.detach()
+
+    def _pool_for(self, host: Mapping[str, Any]) -> Any:
+        """The host pool holding exactly these metric instances (started again if the set changed)."""
+        from bench.engine.hostpool import HostPool
+
+        key = tuple((n, id(m)) for n, m in host.items())
+        if self._host_pool is None or self._host_pool.key != key:
+            self.close()
+            self._host_pool = HostPool(host, self.host_workers)
+            self._host_pool.key = key
+        return self._host_pool
+
+    def close(self) -> None:
+        """Stop the host pool, if one was started."""
+        if self._host_pool is not None:
+            self._host_pool.close()
+            self._host_pool = None
 
     def to_device(self, u8: torch.Tensor) -> torch.Tensor:
         """A uint8 batch as float [0, 1] on the engine's device (async copy)."""

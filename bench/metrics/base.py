@@ -45,6 +45,8 @@ class Metric(torch.nn.Module):
     standard: ClassVar[bool] = True
     #: True when update() returns one value per image
     per_image: ClassVar[bool] = True
+    #: scored on the host CPU (numpy / single-thread torch): the engine runs it in its host pool, off the device path
+    runs_on_host: bool = False
     #: True for a metric that compares the output with the degraded input (``update(pred, lq)``)
     needs_lq: ClassVar[bool] = False
     #: catalogue names of the weights / assets it needs (``bfrbench fetch NAME``)

@@ -177,6 +177,7 @@ class BRISQUE(MeanOfImages):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
         self.variant = variant
+        self.runs_on_host = variant == "pyiqa"  # pyiqa's single-thread CPU arithmetic, image by image
         self.protocol = BRISQUE.protocol if variant == "pyiqa" else "live-brisque-allmodel-gray-f64"
         try:
             path = resolve(WEIGHTS_NAME, weights)

@@ -147,6 +147,7 @@ class NIQE(MeanOfImages):
         self.precision = precision
         if precision == "float64":
             self.protocol = "basicsr-niqe-y-f64"
+        self.runs_on_host = precision == "float32"  # BasicSR's numpy arithmetic, image by image
         try:
             path = resolve(WEIGHTS_NAME, weights)
         except MissingWeightsError as exc:
@@ -234,6 +235,8 @@ class NIQEPyiqa(MeanOfImages):
         params = load_pris_params(path)
         self.register_buffer("mu_pris_param", params["mu_pris_param"], persistent=False)
         self.register_buffer("cov_pris_param", params["cov_pris_param"], persistent=False)
+
+    runs_on_host = True
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
         check_images(pred, "pred")

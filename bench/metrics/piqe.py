@@ -150,6 +150,7 @@ class PIQE(MeanOfImages):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
         self.variant = variant
+        self.runs_on_host = variant == "pyiqa"  # pyiqa's single-thread CPU arithmetic, image by image
         self.protocol = PIQE.protocol if variant == "pyiqa" else "matlab-piqe-f64"
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:

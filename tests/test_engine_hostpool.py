@@ -1,0 +1,78 @@
+"""Host metrics in the engine's process pool: the same per-image values and errors as the serial path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.engine.hostpool import default_workers
+from bench.engine.step import Engine
+from bench.metrics.niqe import NIQE, NIQEPyiqa
+from bench.weights import fetch
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def niqe_params(bfrbench_home) -> Path:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BFRBENCH_HOME", str(bfrbench_home))
+        return fetch("niqe-pris-params", quiet=True)
+
+
+def _batch(n: int = 5, size: int = 192) -> torch.Tensor:
+    """Textured faces-sized noise at uint8 levels; image 2 is flat (NIQE is undefined there: an error)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(n, 3, size, size, generator=g)
+    x = torch.nn.functional.avg_pool2d(x, 3, 1, 1)  # some structure, not i.i.d. pixels
+    x[2] = 0.5
+    return (x * 255).round() / 255
+
+
+def _measure(metrics, host_workers: int, x: torch.Tensor, bs: int):
+    engine = Engine(CPU, host_workers=host_workers)
+    per_image, errors, states = [], [], {}
+    try:
+        for start in range(0, x.shape[0], bs):
+            for m in metrics.values():
+                m.reset()
+            r = engine.measure(metrics, x[start:start + bs], None)
+            for i in range(r.out.shape[0]):
+                per_image.append({n: float(v[i]) for n, v in r.values.items()})
+                errors.append(r.image_errors[i])
+            for n, m in metrics.items():
+                states.setdefault(n, []).append(m.state())
+    finally:
+        engine.close()
+    return per_image, errors, states
+
+
+def test_pool_gives_the_serial_values_at_any_batch_and_pool_size(niqe_params):
+    x = _batch()
+    metrics = {"niqe": NIQE(weights=str(niqe_params)), "niqe-pyiqa": NIQEPyiqa(weights=str(niqe_params))}
+    assert all(m.runs_on_host for m in metrics.values())
+    serial, serial_err, serial_states = _measure(metrics, 0, x, 5)
+    assert set(serial_err[2]) == {"niqe", "niqe-pyiqa"} and not any(serial_err[i] for i in (0, 1, 3, 4))
+    for workers, bs in ((2, 5), (3, 2), (1, 1)):
+        pooled, pooled_err, states = _measure(metrics, workers, x, bs)
+        assert pooled_err == serial_err, (workers, bs)
+        for a, b in zip(serial, pooled):
+            assert a.keys() == b.keys()
+            for k in a:  # bit-identical (NaN where the image failed)
+                assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), (workers, bs, k)
+        if bs == 5:  # one batch: the states fold to the serial state's count and (rounding aside) total
+            for n in metrics:
+                assert float(states[n][0]["count"]) == float(serial_states[n][0]["count"]) == 4
+                assert float(states[n][0]["total"]) == pytest.approx(float(serial_states[n][0]["total"]), rel=1e-12)
+
+
+def test_float64_niqe_stays_on_the_device_path(niqe_params):
+    assert not NIQE(weights=str(niqe_params), precision="float64").runs_on_host
+
+
+def test_pool_size_leaves_cores_for_the_loader(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert default_workers(8) == 7 and default_workers(0) == 15 and default_workers(40) == 1
