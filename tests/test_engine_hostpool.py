@@ -76,3 +76,30 @@ def test_pool_size_leaves_cores_for_the_loader(monkeypatch):
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     assert default_workers(8) == 7 and default_workers(0) == 15 and default_workers(40) == 1
+
+
+def test_one_failure_check_per_batch_gives_update_isolated_values(niqe_params, monkeypatch):
+    """The engine reads every metric's 'any NaN' back at once; a failing batch still falls back image by image."""
+    import bench.engine.step as S
+
+    x = _batch()
+    fresh = lambda: {"niqe": NIQE(weights=str(niqe_params)),  # noqa: E731
+                     "niqe-f64": NIQE(weights=str(niqe_params), precision="float64")}
+    alone = {n: m.update_isolated(x) for n, m in fresh().items()}
+    stacks = []
+    real_stack = S.torch.stack
+
+    def counting_stack(ts, *a, **k):
+        if ts and all(t.dim() == 0 and t.dtype == torch.bool for t in ts):  # the engine's failure flags
+            stacks.append(len(ts))
+        return real_stack(ts, *a, **k)
+
+    monkeypatch.setattr(S.torch, "stack", counting_stack)
+    metrics = fresh()
+    r = Engine(CPU).measure(metrics, x, None)
+    assert stacks == [2]  # both metrics' flags in one read-back
+    for n, (values, errors) in alone.items():
+        assert torch.equal(r.values[n].double().isnan(), values.isnan())
+        assert torch.equal(r.values[n][~values.isnan()].double(), values[~values.isnan()])
+        assert {i: e[n] for i, e in enumerate(r.image_errors) if n in e} == errors == {2: errors[2]}
+        assert int(metrics[n].count) == 4  # the failed batch's state was rolled back, then image by image

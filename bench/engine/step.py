@@ -109,13 +109,26 @@ class Engine:
                 u8 = out.mul(255.0).round_().to(torch.uint8).cpu()  # one device-to-host copy for every host metric
                 pool = self._pool_for(host)
                 jobs = {n: pool.submit(n, u8) for n in host}
+        pending = []
         for name, m in metrics.items():
             if m.needs_gt and gt is None or name in host:
                 continue
             ref = lq if getattr(m, "needs_lq", False) else (gt if m.needs_gt else None)
-            # one image's failure costs only that image's value, at any batch size (Metric.update_isolated)
             with self.phases(f"metric:{name}"):
-                v, failed = m.update_isolated(out, ref)
+                before = m._snapshot()
+                v, bad = m.try_update(out, ref)
+            pending.append((name, m, ref, before, v, bad))
+        # one image's failure costs only that image's value, at any batch size (as Metric.update_isolated);
+        # whether any batch failed is read back once per batch, not once per metric
+        with self.phases("isolation_check"):
+            lazy = [bad.to(out.device) for *_, bad in pending if isinstance(bad, torch.Tensor)]
+            flags = iter(torch.stack(lazy).tolist() if lazy else [])
+        for name, m, ref, before, v, bad in pending:
+            failed: dict[int, str] = {}
+            if bool(next(flags)) if isinstance(bad, torch.Tensor) else bad:
+                with self.phases(f"metric:{name}"):
+                    m._restore(before)
+                    v, failed = m.update_images(out, ref)
             self._note(name, v, failed, values, errors, image_errors)
         for name, m in host.items():
             with self.phases(f"metric:{name}"):  # waiting for the pool (its work overlapped the device metrics)

@@ -171,15 +171,30 @@ class Metric(torch.nn.Module):
         An image whose own update raises or gives NaN is left out and reported by index.
         """
         before = self._snapshot()
-        try:
-            values = self.update(pred, gt)
-        except Exception:  # noqa: BLE001 - retried image by image below
-            values, failed = None, True
-        else:
-            failed = values is not None and bool(torch.isnan(values.detach().double()).any())
-        if not failed:
+        values, bad = self.try_update(pred, gt)
+        if not bool(bad):
             return values, {}
         self._restore(before)
+        return self.update_images(pred, gt)
+
+    def try_update(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> tuple[torch.Tensor | None, Any]:
+        """:meth:`update` on the whole batch without a host sync: (values, bad).
+
+        ``bad`` is True when it raised, else a 0-dim bool tensor on the values' device (some value is
+        NaN), or False for a set-level metric; the caller rolls back and calls :meth:`update_images` when it holds.
+        """
+        try:
+            values = self.update(pred, gt)
+        except Exception:  # noqa: BLE001 - the caller retries image by image
+            return None, True
+        if values is None:
+            return None, False
+        return values, torch.isnan(values.detach()).any()
+
+    def update_images(
+        self, pred: torch.Tensor, gt: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor | None, dict[int, str]]:
+        """:meth:`update` one image at a time: (values, {index: error}); an image that raises or gives NaN is left out."""
         errors: dict[int, str] = {}
         out: list[float] = []
         for i in range(pred.shape[0]):
