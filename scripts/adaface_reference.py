@@ -1,11 +1,11 @@
-"""Reference values for tests/test_metrics_adaface.py from the official AdaFace ``net.py``.
+"""Reference values for tests/bench/metrics/test_adaface.py from the official AdaFace ``net.py``.
 
 Usage (the official file is not part of this project)::
 
     git clone https://github.com/mk-minchul/AdaFace /tmp/AdaFace
     PYTHONPATH=. python scripts/adaface_reference.py /tmp/AdaFace/net.py > tests/fixtures/adaface_ir50_reference.json
 
-It builds the official ``IR_50``, loads ``tests.learned_helpers.random_state(AdaFaceIR50(), seed=0)``
+It builds the official ``IR_50``, loads ``tests._helpers.learned_helpers.random_state(AdaFaceIR50(), seed=0)``
 with ``strict=True`` (so every tensor name and shape of ours exists in the official model and
 vice versa), runs a fixed input and prints the embedding's first values and the norms.
 """
@@ -20,7 +20,7 @@ import torch
 
 def main(net_py: str) -> None:
     from bench.metrics.adaface_arch import AdaFaceIR50
-    from tests.learned_helpers import random_state
+    from tests._helpers.learned_helpers import random_state
 
     spec = importlib.util.spec_from_file_location("adaface_net", net_py)
     net = importlib.util.module_from_spec(spec)

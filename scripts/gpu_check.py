@@ -31,7 +31,7 @@ def standins(standin: Path, report: Path) -> None:
     import bench
     from bench.metrics.arcface_arch import ResNetArcFace
     from bench.metrics.awing_arch import FAN
-    from tests.learned_helpers import save_random
+    from tests._helpers.learned_helpers import save_random
 
     arc, fan = standin / "arcface_resnet18.pth", standin / "alignment_WFLW_4HG.pth"
     if not arc.exists():

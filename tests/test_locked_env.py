@@ -1,4 +1,4 @@
-"""requirements/lock.txt: consistent with pyproject.toml and lock.in, and read right by tests/locked.py."""
+"""requirements/lock.txt: consistent with pyproject.toml and lock.in, and read right by tests/_helpers/locked.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests import locked
+from tests._helpers import locked
 
 REPO = Path(__file__).resolve().parents[1]
 

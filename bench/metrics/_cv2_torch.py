@@ -3,7 +3,7 @@
 - :func:`png_grey`: the grey of ``cv2.imread(png, IMREAD_GRAYSCALE)`` for an RGB PNG, i.e. libpng's
   ``png_set_rgb_to_gray(0.299, 0.587)``: fixed-point coefficients 9797 / 19234 / 3737 (of 32768),
   truncated, and grey pixels (R == G == B) kept as they are. Equal to OpenCV 4.x's decoder on every
-  pixel (tests/test_metrics_device_paths.py).
+  pixel (tests/bench/metrics/test_device_paths.py).
 - :func:`resize_linear_u8`: ``cv2.resize(..., INTER_LINEAR)`` on uint8 images: 11-bit fixed-point
   coefficients, horizontal pass in int, vertical pass as OpenCV's SIMD kernel rounds it
   (``((r0 >> 4) * b0 >> 16) + ((r1 >> 4) * b1 >> 16) + 2 >> 2``). Equal to OpenCV on every pixel

@@ -3,7 +3,7 @@
 Official path (``GFPGANer.enhance`` on an aligned face): resize to 512 with cv2 INTER_LINEAR if
 needed -> RGB / 255 -> ``x * 2 - 1`` -> net -> ``clamp(-1, 1)`` -> ``(y + 1) / 2``; the runner then
 rounds ``* 255`` as ``tensor2img`` does. Parity with the official code is tested in
-tests/test_gfpgan_parity.py.
+tests/methods/gfpgan/test_parity.py.
 
 Two facts about the official code that this wrapper makes explicit:
 

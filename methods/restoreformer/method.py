@@ -3,7 +3,7 @@
 Official path (``RestoreFormer.enhance`` on an aligned face): resize to 512 with cv2 INTER_LINEAR if
 needed -> RGB / 255 -> ``x * 2 - 1`` -> net -> ``clamp(-1, 1)`` -> ``(y + 1) / 2``; the runner rounds
 ``* 255`` as ``tensor2img`` does. The network is deterministic (no noise, no sampling). Parity:
-tests/test_restoreformer_parity.py (RestoreFormer) and tests/test_restoreformer_golden.py (RestoreFormer++).
+tests/methods/restoreformer/test_parity.py (RestoreFormer) and tests/methods/restoreformer/test_golden.py (RestoreFormer++).
 
 Checkpoints: the releases are PyTorch-Lightning files whose ``state_dict`` holds the generator under
 ``vqvae.`` next to training-only modules (loss, discriminator). The official loader strips the prefix

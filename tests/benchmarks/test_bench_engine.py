@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.learned_helpers import random_faces
+from tests._helpers.learned_helpers import random_faces
 
 
 @pytest.mark.benchmark
@@ -74,7 +74,7 @@ def test_batch_step_speed(benchmark):
 @pytest.mark.parametrize("source", ["loader", "cache"])
 def test_decoding_vs_cache_speed(benchmark, tmp_path, source):
     from bench.engine.loading import DecodedCache, iter_batches
-    from tests.runner_helpers import FolderSet, make_folder
+    from tests._helpers.runner_helpers import FolderSet, make_folder
 
     n = 2 if benchmark.disabled else 16
     pairs = FolderSet(make_folder(tmp_path / "set", n, size=512)).pairs()

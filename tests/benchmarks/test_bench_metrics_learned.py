@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from bench.core.registry import METRICS
-from tests.learned_helpers import random_faces, random_state
+from tests._helpers.learned_helpers import random_faces, random_state
 
 SIZE = 512
 

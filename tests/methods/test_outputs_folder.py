@@ -1,0 +1,167 @@
+"""Output folders as methods (``outputs:DIR``) and metric options, through the real runner."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.config import MethodSpec, RunConfig
+from bench.core.errors import UserError
+from bench.engine.runner import Runner
+from methods.outputs_folder import folder_content_hash, parse_outputs_spec
+from tests._helpers.runner_helpers import make_folder, register
+
+
+def _cfg(ds: str, out: Path, methods: list[str], metrics: list[str], **kw) -> RunConfig:
+    base = dict(datasets=[ds], methods=methods, metrics=metrics, out=str(out), device="cpu", batch_size=2,
+                workers=0, quiet=True, report=False)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def _outputs(root: Path, gt_dir: Path, names: list[str]) -> Path:
+    """Outputs = the GT itself at 512 (so PSNR is inf-free but high), as PNG or JPEG."""
+    root.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        gt = cv2.imread(str(gt_dir / f"{n}.png"))
+        cv2.imwrite(str(root / f"{n}.png"), cv2.resize(gt, (512, 512), interpolation=cv2.INTER_LINEAR))
+    return root
+
+
+def test_outputs_spec_parsing():
+    assert parse_outputs_spec("outputs:runs/mine/") == ("mine", "runs/mine/")
+    assert parse_outputs_spec("outputs:Ours=/data/x") == ("Ours", "/data/x")
+    assert parse_outputs_spec("outputs:/data/a=b") == ("a=b", "/data/a=b")  # '=' inside a path is no label
+    spec = MethodSpec.parse("outputs:Ours=/data/x")
+    assert spec.label == "Ours" and spec.name == "outputs:/data/x"
+    with pytest.raises(UserError, match="name the folder"):
+        parse_outputs_spec("outputs:")
+
+
+def test_outputs_folder_problems_are_named_and_ranked_beside_run_methods(tmp_path):
+    root = make_folder(tmp_path / "setO", 6)
+    ds = register(root, "outputs1")
+    names = [f"img{i:03d}" for i in range(6)]
+    out = _outputs(tmp_path / "mine", root / "gt", names[:5])  # img005: missing
+    # img001 as JPEG (any extension matches by stem), img002 at the wrong size, img003 corrupt, one extra
+    gt1 = cv2.imread(str(out / "img001.png"))
+    (out / "img001.png").unlink()
+    cv2.imwrite(str(out / "img001.jpg"), gt1, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    cv2.imwrite(str(out / "img002.png"), cv2.resize(gt1, (256, 256)))
+    (out / "img003.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    cv2.imwrite(str(out / "stray.png"), gt1)
+
+    cfg = _cfg(ds, tmp_path / "run", ["lq", "classical", f"outputs:{out}"], ["test-mae", "psnr"])
+    outcome = Runner(cfg).run()
+    summary = pd.read_csv(outcome.run_dir / "summary.csv")
+    mine = summary[(summary.method == "mine") & (summary.metric == "test-mae")].iloc[0]
+    # 6 images: img003 undecodable and img005 missing fail; n shows the 4 scored ones
+    assert mine.n == 4 and mine.status == "ok"
+    assert set(summary[summary.metric == "test-mae"].method) == {"lq", "classical", "mine"}
+    # outputs equal to the GT rank first on MAE, beside the run methods
+    mae = summary[summary.metric == "test-mae"].set_index("method")["value"]
+    assert mae["mine"] < mae["lq"] and mae["mine"] < mae["classical"]
+
+    per = pd.read_parquet(outcome.run_dir / "per_image.parquet")
+    mine_rows = per[per.method == "mine"].set_index("image")
+    assert mine_rows.loc["img005", "status"] == "error" and "missing output" in mine_rows.loc["img005", "error"]
+    assert mine_rows.loc["img003", "status"] == "error" and "undecodable output" in mine_rows.loc["img003", "error"]
+    assert mine_rows.loc["img002", "status"] == "ok" and mine_rows.loc["img001", "status"] == "ok"
+
+    manifest = json.loads((outcome.run_dir / "manifest.json").read_text())
+    report = manifest["methods"]["mine"]["outputs"][ds]
+    assert report["missing"] == ["img005"] and report["extra"] == ["stray.png"]
+    assert report["content_hash"] == folder_content_hash(sorted(out.iterdir()))
+    assert manifest["methods"]["mine"]["content_hash"][ds] == report["content_hash"]
+    # the resize is recorded for the image it happened to, and the dataset's own files are not blamed
+    units = list((outcome.run_dir / "units").glob("*__mine__*"))
+    assert len(units) == 1
+    assert not any(b["file"] in ("img003", "img005") for b in manifest["datasets"][ds]["bad_files"])
+    import torch
+
+    rows = [r for s in sorted(units[0].glob("shard_*.pt")) for r in torch.load(s, weights_only=True)["rows"]]
+    conv = {r["image"]: r.get("conversions", []) for r in rows}
+    assert any("wrong size 256x256, resized to 512x512" in c for c in conv["img002"])
+
+    # --strict refuses the wrong size instead: one more failed image, and a different unit
+    cfg = _cfg(ds, tmp_path / "run_strict", [f"outputs:{out}"], ["test-mae"], strict=True)
+    strict = pd.read_csv(Runner(cfg).run().run_dir / "summary.csv")
+    assert strict[strict.metric == "test-mae"].iloc[0].n == 3
+
+
+def test_outputs_folder_per_benchmark_subfolders_and_content_hash_in_unit_key(tmp_path):
+    ra, rb = make_folder(tmp_path / "dsA", 3, seed=1), make_folder(tmp_path / "dsB", 2, seed=2)
+    da, db = register(ra, "outputsA"), register(rb, "outputsB")
+    out = tmp_path / "entry"
+    _outputs(out / da, ra / "gt", [f"img{i:03d}" for i in range(3)])
+    _outputs(out / db.upper(), rb / "gt", [f"img{i:03d}" for i in range(2)])  # any letter case
+    cfg = _cfg(da, tmp_path / "run", [f"outputs:team=" + str(out)], ["test-mae"], datasets=[da, db])
+    first = Runner(cfg).run()
+    s = pd.read_csv(first.run_dir / "summary.csv")
+    assert dict(zip(s.dataset, s.n)) == {"dsA": 3, "dsB": 2}
+    assert (s.value < 1.0).all()  # the GT itself, up to rounding
+    # changing one output file changes the content hash, so the unit is computed again
+    img = cv2.imread(str(out / da / "img000.png"))
+    cv2.imwrite(str(out / da / "img000.png"), 255 - img)
+    second = Runner(cfg).run()
+    status = {u.dataset: u.status for u in second.units}
+    assert status == {"dsA": "computed", "dsB": "reused"}
+
+
+def test_metric_options_give_other_values_and_labels_in_one_run(tmp_path):
+    root = make_folder(tmp_path / "setP", 3)
+    ds = register(root, "psnropts")
+    cfg = _cfg(ds, tmp_path / "run", ["lq"], ["psnr", "psnr:crop_border=4", "psnr:crop_border=4,test_y_channel=true"])
+    outcome = Runner(cfg).run()
+    s = pd.read_csv(outcome.run_dir / "summary.csv").set_index("metric")
+    assert s.loc["psnr", "protocol"] == "basicsr-rgb-crop0"
+    assert s.loc["psnr:crop_border=4", "protocol"] == "basicsr-rgb-crop4"
+    assert s.loc["psnr:crop_border=4,test_y_channel=true", "protocol"] == "basicsr-y-crop4"
+    assert s.loc["psnr", "value"] != s.loc["psnr:crop_border=4", "value"]
+    # the cropped value equals an independent numpy PSNR on the cropped images
+    per = pd.read_parquet(outcome.run_dir / "per_image.parquet")
+    lq = cv2.imread(str(root / "lq" / "img000.png"))[:, :, ::-1]
+    gt = cv2.imread(str(root / "gt" / "img000.png"))[:, :, ::-1]
+    up = lambda a: cv2.resize(a, (512, 512), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+    a, b = up(lq)[4:-4, 4:-4].astype(float), up(gt)[4:-4, 4:-4].astype(float)
+    expect = 10 * np.log10(255.0**2 / np.mean((a - b) ** 2))
+    got = per[per.image == "img000"]["psnr:crop_border=4"].iloc[0]
+    assert got == pytest.approx(expect, abs=0.05)  # the runner's float resize rounds differently by < 1 level
+    # options are part of each unit's hash: the metric labels are in unit.json
+    unit = json.loads(next((outcome.run_dir / "units").glob("*/unit.json")).read_text())
+    assert "psnr:crop_border=4" in unit["metrics"]
+
+
+def test_metric_options_in_python_and_yaml(tmp_path):
+    import bench
+
+    m = bench.create_metric("psnr", crop_border=4)
+    assert m.protocol == "basicsr-rgb-crop4"
+    with pytest.raises(ValueError, match="crop_border"):
+        bench.create_metric("psnr", crop_border=-1)
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("metrics:\n  - psnr\n  - name: psnr\n    options: {crop_border: 4}\n  - ssim: {test_y_channel: true}\n")
+    cfg = RunConfig.from_yaml(cfg_file)
+    assert cfg.metrics == ["psnr", "psnr:crop_border=4", "ssim:test_y_channel=true"]
+
+
+def test_one_value_parser():
+    from bench.core.options import parse_options, parse_value, split_spec
+
+    assert parse_value("1e-4") == pytest.approx(1e-4) and isinstance(parse_value("1e-4"), float)
+    assert parse_value("4") == 4 and parse_value("true") is True and parse_value("none") is None
+    assert parse_value("[1, 2]") == [1, 2] and parse_value("/a/b.pth") == "/a/b.pth"
+    assert split_spec("pyiqa:musiq") == ("pyiqa:musiq", {})
+    assert split_spec("pyiqa:musiq:x=1") == ("pyiqa:musiq", {"x": 1})
+    assert split_spec("fid:stats=/s/a,b.pth") == ("fid", {"stats": "/s/a,b.pth"})
+    assert parse_options("lr=1e-4,name=x") == {"lr": 1e-4, "name": "x"}
+    with pytest.raises(UserError, match="bad option"):
+        parse_options("=3")
+    # the IQP trainer's --set reads values with the same parser
+    from methods.iqp_bfr.train.config import apply_set
+
+    assert apply_set({"train": {"lr_g": 0.1}}, ["train.lr_g=1e-4"])["train"]["lr_g"] == pytest.approx(1e-4)
