@@ -181,12 +181,16 @@ def values_to_host(values: Mapping[str, torch.Tensor]) -> dict[str, list[float]]
     """Per-image values of one batch as Python floats, in one device-to-host copy."""
     if not values:
         return {}
-    names = list(values)
-    flat = [values[n].reshape(-1).to(torch.float64) for n in names]
-    host = torch.cat(flat).cpu().tolist()
-    out, i = {}, 0
-    for n, v in zip(names, flat):
-        out[n] = host[i:i + v.numel()]
-        i += v.numel()
-    return out
+    out: dict[str, list[float]] = {}
+    by_device: dict[torch.device, list[str]] = {}
+    for n, v in values.items():  # device metrics and host-pool metrics (already on the CPU) mixed
+        by_device.setdefault(v.device, []).append(n)
+    for names in by_device.values():
+        flat = [values[n].reshape(-1).to(torch.float64) for n in names]
+        host = torch.cat(flat).cpu().tolist()
+        i = 0
+        for n, v in zip(names, flat):
+            out[n] = host[i:i + v.numel()]
+            i += v.numel()
+    return {n: out[n] for n in values}
 
