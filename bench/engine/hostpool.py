@@ -33,9 +33,6 @@ def default_workers(loader_workers: int = 0) -> int:
 def _init(metrics: dict[str, Any]) -> None:
     global _WORKER_METRICS
     torch.set_num_threads(1)  # the serial path's exact single-thread arithmetic
-    import cv2
-
-    cv2.setNumThreads(1)  # one OpenCV thread per worker: the pool, not each worker, uses the cores
     _WORKER_METRICS = metrics
 
 
