@@ -1,7 +1,8 @@
 """CPU-bound metrics (``runs_on_host``) scored in worker processes, off the device path.
 
 The batch's uint8 outputs are copied to the host once; each worker scores a slice of the batch
-with its own copy of the metric (inherited at fork, one torch thread, as the serial path pins),
+with its own copy of the metric (sent once at worker start; workers come from a forkserver, so they
+inherit no CUDA context or thread pools; one torch thread, as the serial path pins),
 image values coming from :meth:`bench.metrics.base.Metric.update_isolated` exactly as in the
 serial path, so per-image values and errors never depend on the batch or pool size. The
 caller submits before the device metrics run and collects after, so both overlap.
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 
-#: the metrics a worker scores with (set in each worker at start; fork keeps them without pickling)
+#: the metrics a worker scores with (set in each worker at start, from the pickled initargs)
 _WORKER_METRICS: dict[str, Any] = {}
 
 
@@ -52,7 +53,7 @@ class HostPool:
         self.names = tuple(metrics)
         self.workers = max(1, int(workers))
         cpu = {n: _on_cpu(m) for n, m in metrics.items()}
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"), initializer=_init,
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("forkserver"), initializer=_init,
                                          initargs=(cpu,))
 
     def submit(self, name: str, u8: torch.Tensor) -> list[tuple[int, Future]]:
