@@ -138,7 +138,9 @@ def test_bf16_autocast_runs_on_cpu_and_stays_close():
     assert out.dtype == torch.float32 and m._exact_now is False  # fused kernels under autocast
     m.restore(x)
     assert m._exact_now is True  # the reference's exact ops again in fp32
-    assert (to_uint8_levels(out) - to_uint8_levels(ref)).abs().mean() < 0.05  # ~7 levels measured; noise is ~80
+    # mean |bf16 - fp32| on random weights: 0.0556 (14 levels) measured with the locked torch 2.14.1 at 2
+    # threads, ~7 levels at 1 thread; unrelated images differ by ~80 levels (0.31): 0.1 separates the two
+    assert (to_uint8_levels(out) - to_uint8_levels(ref)).abs().mean() < 0.1
 
 
 def test_unconditioned_export_runs_under_iqp_without_quality(tmp_path):
