@@ -99,7 +99,7 @@ def test_outputs_folder_per_benchmark_subfolders_and_content_hash_in_unit_key(tm
     out = tmp_path / "entry"
     _outputs(out / da, ra / "gt", [f"img{i:03d}" for i in range(3)])
     _outputs(out / db.upper(), rb / "gt", [f"img{i:03d}" for i in range(2)])  # any letter case
-    cfg = _cfg(da, tmp_path / "run", [f"outputs:team=" + str(out)], ["test-mae"], datasets=[da, db])
+    cfg = _cfg(da, tmp_path / "run", ["outputs:team=" + str(out)], ["test-mae"], datasets=[da, db])
     first = Runner(cfg).run()
     s = pd.read_csv(first.run_dir / "summary.csv")
     assert dict(zip(s.dataset, s.n)) == {"dsA": 3, "dsB": 2}

@@ -17,13 +17,13 @@ import pytest
 import torch
 
 import bench
+from bench.core.registry import METRICS
 from bench.metrics import MetricUnavailable
 from bench.metrics._matlab import imresize, resize_matrix
 from bench.metrics._nss import GAM, _tables, nearest_index
 from bench.metrics.brisque import BRISQUE, load_libsvm_model
 from bench.metrics.niqe import NIQE, NIQEPyiqa, load_pris_params
 from bench.metrics.piqe import PIQE
-from bench.core.registry import METRICS
 from bench.weights import fetch
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "metrics_classic"

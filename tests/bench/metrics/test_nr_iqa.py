@@ -68,7 +68,7 @@ def test_listed_with_availability_and_install_command(no_pyiqa, capsys):
     assert main(["list", "metrics"]) == 0
     out = capsys.readouterr().out
     for name in PYIQA_NAMES:
-        line = next(l for l in out.splitlines() if l.startswith(name + " "))
+        line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert " NO " in line and "pip install 'bfrbench[iqa]'" in line
 
 
