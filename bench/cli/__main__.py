@@ -3,4 +3,5 @@ import sys
 
 from bench.cli.app import main
 
-sys.exit(main())
+if __name__ == "__main__":  # never re-run when a worker process imports the main module
+    sys.exit(main())
