@@ -139,7 +139,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"note: {note}", flush=True)
     if any(w.standin for w in method.weights_info):
         print("note: stand-in (random) weights: outputs are not results", flush=True)
-    failures = 0
+    skipped: list[Path] = []
+
+    def read_or_skip(f: Path):
+        """The decoded image, or None after saying why it is skipped (one bad file never stops the rest)."""
+        try:
+            return read_image(f)
+        except ImageReadError as exc:
+            print(f"skipped {exc}", flush=True)
+            skipped.append(f)
+            return None
 
     def run_batch(faces: list) -> list:
         x = torch.stack([torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1) for f in faces])
@@ -157,11 +166,8 @@ def main(args: argparse.Namespace) -> int:
             batch_names.clear()
 
         for f in files:
-            try:
-                img = read_image(f)
-            except ImageReadError as exc:
-                print(f"skipped {exc}", flush=True)
-                failures += 1
+            img = read_or_skip(f)
+            if img is None:
                 continue
             batch_imgs.append(resize_to(img.rgb, method.input_size))
             batch_names.append(out_names[f])
@@ -174,11 +180,8 @@ def main(args: argparse.Namespace) -> int:
         from bench.data.detect import detect_faces
 
         for f in files:
-            try:
-                img = read_image(f)
-            except ImageReadError as exc:
-                print(f"skipped {exc}", flush=True)
-                failures += 1
+            img = read_or_skip(f)
+            if img is None:
                 continue
             whole = img.rgb
             faces = detect_faces(whole)
@@ -195,5 +198,6 @@ def main(args: argparse.Namespace) -> int:
                         for face in run_batch(crops[i:i + args.batch_size])]
             write_image(out_dir / out_names[f], paste_faces(whole, restored, affines))
     if not args.quiet:
-        print(f"wrote {len(files) - failures} image(s) to {out_dir}" + (f"; {failures} skipped" if failures else ""))
-    return 1 if failures == len(files) else 0
+        print(f"wrote {len(files) - len(skipped)} image(s) to {out_dir}"
+              + (f"; {len(skipped)} skipped" if skipped else ""))
+    return 1 if len(skipped) == len(files) else 0

@@ -79,11 +79,14 @@ class Registry(Generic[T]):
         self.add(name, factory, **meta)
         return cls
 
-    def add(self, name: str, factory: Callable[..., T], **meta: Any) -> None:
-        """Register ``factory`` under ``name``; ``defaults`` are read from its signature unless given."""
+    def add(self, name: str, factory: Callable[..., T], *, replace: bool = False, **meta: Any) -> None:
+        """Register ``factory`` under ``name``; ``defaults`` are read from its signature unless given.
+
+        ``replace=True`` swaps an existing entry (tests re-pointing a name); otherwise a second add is an error.
+        """
         meta.setdefault("defaults", factory_defaults(factory))
         key = name.lower()
-        if key in self._entries:
+        if key in self._entries and not replace:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[key] = Entry(name=name, factory=factory, meta=meta)
 

@@ -98,8 +98,7 @@ def register(root: Path, tag: str, has_gt: bool = True) -> str:
     name = f"testset-{tag}"
     # a tag used again (by another test) points at THIS test's folder: a stale entry made earlier
     # tests' folders leak into later ones, depending on the order the tests ran in
-    DATASETS._entries.pop(name.lower(), None)
-    DATASETS.add(name, lambda: FolderSet(root, has_gt), has_gt=has_gt)
+    DATASETS.add(name, lambda: FolderSet(root, has_gt), has_gt=has_gt, replace=True)
     for n, f, meta in [
         ("test-mae", MAE, dict(higher_better=False, needs_gt=True, protocol="test")),
         ("test-setmean", SetMean, dict(higher_better=True, needs_gt=False, protocol="test-set")),
