@@ -5,7 +5,9 @@
 to 299, pytorch-fid's FID InceptionV3 pool3 (2048-d), mean and covariance in float64, and the
 Frechet distance against the FFHQ 512 statistics ``inception_FFHQ_512.pth`` (50,000 FFHQ
 images), the same reference for every test set. Features accumulate in a ``cat`` state, so
-shards and resumed runs merge exactly.
+shards and resumed runs merge exactly. The trace term ``Tr sqrt(S1 S2)`` comes from a symmetric
+eigenproblem in float64 on the metric's device (equal to pytorch-fid's ``scipy.linalg.sqrtm``
+within 1e-7 relative, tested; ``sqrtm=scipy`` selects pytorch-fid's own arithmetic on the CPU).
 
 ``fid-gt`` compares with the set's own ground truth through the same network. ``fid-mobilenet``
 is the offline stand-in: torchvision's ImageNet MobileNetV2 (the only ImageNet CNN on PyPI, from
@@ -50,6 +52,11 @@ def gaussian_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
+#: how ``Tr sqrt(S1 S2)`` is computed: symmetric eigenproblems in float64 on the metric's device
+#: (default), or pytorch-fid's ``scipy.linalg.sqrtm`` of the product on the CPU (the reference)
+SQRTM_METHODS = ("eigh", "scipy")
+
+
 def _sqrtm(a: np.ndarray) -> np.ndarray:
     from scipy import linalg
 
@@ -58,32 +65,73 @@ def _sqrtm(a: np.ndarray) -> np.ndarray:
         return linalg.sqrtm(a)
 
 
-def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
-) -> float:
-    """d^2 = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), as pytorch-fid / BasicSR compute it.
-
-    ``scipy.linalg.sqrtm`` of the product; when that is not finite (a singular product) ``eps``
-    is added to both diagonals and it is tried again; an imaginary part above 1e-3 on the
-    diagonal is an error, a smaller one is numerical noise and dropped.
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape:
-        raise ValueError(f"mean vectors differ in length: {mu1.shape} vs {mu2.shape}")
-    if sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0],) * 2:
-        raise ValueError(f"covariances {sigma1.shape} / {sigma2.shape} do not match the mean length {mu1.shape[0]}")
+def _trace_sqrtm_scipy(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> float:
+    """pytorch-fid's ``Tr sqrtm(S1 S2)``: eps on both diagonals when the root is not finite; tiny imaginary part dropped."""
     covmean = _sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
-        warnings.warn(f"FID: product of covariances is singular; adding {eps} to the diagonals", stacklevel=2)
+        warnings.warn(f"FID: product of covariances is singular; adding {eps} to the diagonals", stacklevel=3)
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(f"FID: matrix square root has an imaginary component {np.max(np.abs(covmean.imag)):.3g}")
         covmean = covmean.real
+    return float(np.trace(covmean))
+
+
+def trace_sqrt_product(
+    sigma1: torch.Tensor, sigma2: torch.Tensor, centred1: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``Tr sqrt(S1 S2)`` of two PSD covariances from one symmetric eigenproblem, in their dtype and device.
+
+    S1 S2 is similar to the PSD matrix ``R S1 R`` (R = S2^1/2), so the trace is the sum of the
+    square roots of that matrix's eigenvalues (tiny negative ones are rounding and count as 0).
+    With the centred features X of S1 (S1 = X'X / (n-1)) and fewer rows than dimensions, the
+    non-zero eigenvalues are those of the small Gram form ``X S2 X' / (n-1)`` (n x n): same value.
+    """
+    if centred1 is not None and centred1.shape[0] - 1 < sigma1.shape[0]:
+        m = centred1 @ sigma2 @ centred1.T / (centred1.shape[0] - 1)
+    else:
+        w, v = torch.linalg.eigh(sigma2)
+        root = (v * w.clamp(min=0).sqrt()) @ v.T
+        m = root @ sigma1 @ root
+    lam = torch.linalg.eigvalsh((m + m.T) / 2)
+    return lam.clamp(min=0).sqrt().sum()
+
+
+def frechet_distance(
+    mu1: np.ndarray | torch.Tensor, sigma1: np.ndarray | torch.Tensor, mu2: np.ndarray | torch.Tensor,
+    sigma2: np.ndarray | torch.Tensor, eps: float = 1e-6, *, sqrtm: str = "eigh",
+    centred1: torch.Tensor | None = None, device: torch.device | str | None = None,
+) -> float:
+    """d^2 = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), in float64.
+
+    ``sqrtm='eigh'`` (default): :func:`trace_sqrt_product` on ``device`` (the metric's GPU in a
+    run; ~0.02 s for 96 images against FFHQ statistics instead of ~10 s of CPU sqrtm); equal
+    to pytorch-fid's value within 1e-7 relative on full-rank and rank-deficient covariances (tests).
+    ``sqrtm='scipy'``: pytorch-fid / BasicSR exactly (``scipy.linalg.sqrtm`` of the product, ``eps``
+    on the diagonals when that is not finite), on the CPU.
+    """
+    if sqrtm not in SQRTM_METHODS:
+        raise ValueError(f"FID sqrtm must be one of {SQRTM_METHODS}, not {sqrtm!r}")
+    mu1, mu2 = (np.atleast_1d(np.asarray(_host(m), np.float64)) for m in (mu1, mu2))
+    sigma1, sigma2 = (np.atleast_2d(np.asarray(_host(s), np.float64)) for s in (sigma1, sigma2))
+    if mu1.shape != mu2.shape:
+        raise ValueError(f"mean vectors differ in length: {mu1.shape} vs {mu2.shape}")
+    if sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0],) * 2:
+        raise ValueError(f"covariances {sigma1.shape} / {sigma2.shape} do not match the mean length {mu1.shape[0]}")
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    if sqrtm == "scipy":
+        tr_covmean = _trace_sqrtm_scipy(sigma1, sigma2, eps)
+    else:
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        x = centred1.to(dev, torch.float64) if centred1 is not None else None
+        tr_covmean = float(trace_sqrt_product(torch.from_numpy(sigma1).to(dev), torch.from_numpy(sigma2).to(dev), x))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
+
+
+def _host(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
 
 
 def _numpy_safe_globals() -> list[Any]:
@@ -285,10 +333,13 @@ class FrechetMetric(Metric):
     higher_better = False
     per_image = False
 
-    def __init__(self, extractor: nn.Module, eps: float = 1e-6) -> None:
+    def __init__(self, extractor: nn.Module, eps: float = 1e-6, sqrtm: str = "eigh") -> None:
         super().__init__()
+        if sqrtm not in SQRTM_METHODS:
+            raise ValueError(f"FID option sqrtm must be one of {SQRTM_METHODS}, not {sqrtm!r}")
         self.extractor = extractor
         self.eps = eps
+        self.sqrtm = sqrtm
         self.add_state("features", [], "cat")
 
     def _features(self, img: torch.Tensor) -> torch.Tensor:
@@ -312,7 +363,10 @@ class FrechetMetric(Metric):
             raise ValueError(f"{self.name} needs at least 2 images, got {feats.shape[0]}")
         mu, sigma = gaussian_stats(feats)
         mu_ref, sigma_ref = self.reference()
-        return frechet_distance(mu, sigma, mu_ref, sigma_ref, eps=self.eps)
+        device = next(self.extractor.parameters(), feats).device  # the trace runs where the network runs
+        centred = feats.to(torch.float64) - torch.from_numpy(mu)
+        return frechet_distance(mu, sigma, mu_ref, sigma_ref, eps=self.eps, sqrtm=self.sqrtm, centred1=centred,
+                                device=device)
 
 
 @METRICS.register
@@ -322,19 +376,20 @@ class FID(FrechetMetric):
     name = "fid"
     weights = (INCEPTION_WEIGHTS, FFHQ_STATS)
     description = ("FID vs FFHQ-512 statistics, pytorch-fid Inception pool3, BasicSR/VQFR calculate_fid_folder "
-                   "(options: stats=FILE, reference=FOLDER, weights=FILE)")
+                   "(options: stats=FILE, reference=FOLDER, weights=FILE, sqrtm=eigh|scipy)")
     needs_gt = False
     protocol = "basicsr-fid-inception-pool3-ffhq512"
     standard = True
 
     def __init__(
-        self, weights: str | None = None, stats: str | None = None, reference: str | None = None, eps: float = 1e-6
+        self, weights: str | None = None, stats: str | None = None, reference: str | None = None, eps: float = 1e-6,
+        sqrtm: str = "eigh",
     ) -> None:
         try:
             extractor = InceptionFeatures(load_fid_inception(weights))
         except MissingWeightsError as exc:
             raise MetricUnavailable.because(self.name, exc) from exc
-        super().__init__(extractor, eps)
+        super().__init__(extractor, eps, sqrtm)
         if reference is not None:  # statistics of any folder, cached by content hash
             self._stats = folder_stats(reference, self.extractor)
             self.protocol = f"basicsr-fid-inception-pool3-ref-{Path(reference).name}"
@@ -373,12 +428,12 @@ class FIDGT(FrechetMetric):
     protocol = "basicsr-fid-inception-pool3-vs-gt"
     standard = True
 
-    def __init__(self, weights: str | None = None, eps: float = 1e-6) -> None:
+    def __init__(self, weights: str | None = None, eps: float = 1e-6, sqrtm: str = "eigh") -> None:
         try:
             extractor = InceptionFeatures(load_fid_inception(weights))
         except MissingWeightsError as exc:
             raise MetricUnavailable.because(self.name, exc) from exc
-        super().__init__(extractor, eps)
+        super().__init__(extractor, eps, sqrtm)
         self.add_state("gt_features", [], "cat")
 
     @torch.no_grad()
@@ -412,12 +467,13 @@ class FIDMobileNet(FIDGT):
     protocol = "nonstandard-mobilenetv2-imagenet"
     standard = False
 
-    def __init__(self, weights: str | None = None, reference: str | None = None, eps: float = 1e-6) -> None:
+    def __init__(self, weights: str | None = None, reference: str | None = None, eps: float = 1e-6,
+                 sqrtm: str = "eigh") -> None:
         try:
             extractor = load_mobilenet_features(weights)
         except MissingWeightsError as exc:
             raise MetricUnavailable.because(self.name, exc) from exc
-        FrechetMetric.__init__(self, extractor, eps)
+        FrechetMetric.__init__(self, extractor, eps, sqrtm)
         self.add_state("gt_features", [], "cat")
         self._stats: tuple[np.ndarray, np.ndarray] | None = None
         if reference is not None:

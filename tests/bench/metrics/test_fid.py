@@ -14,6 +14,7 @@ from bench.metrics import MetricUnavailable
 from bench.metrics.fid import (
     FID,
     FIDGT,
+    SQRTM_METHODS,
     extract_folder,
     folder_hash,
     folder_stats,
@@ -22,6 +23,7 @@ from bench.metrics.fid import (
     load_stats,
     save_stats,
     stats_cache_dir,
+    trace_sqrt_product,
 )
 from bench.metrics.inception import FIDInceptionV3, basicsr_fid_input
 from tests._helpers.learned_helpers import random_faces, save_random
@@ -56,9 +58,10 @@ def test_frechet_commuting_rotated_closed_form(rng):
     assert frechet_distance(mu, s1, mu, s1) == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.parametrize("sqrtm", SQRTM_METHODS)
 @pytest.mark.parametrize("rank", [None, 10])
-def test_frechet_matches_pytorch_fid(rng, rank):
-    """Full-rank and singular (rank-deficient: the eps fallback path) covariances."""
+def test_frechet_matches_pytorch_fid(rng, rank, sqrtm):
+    """Full-rank and singular (rank-deficient: the eps fallback path) covariances, both trace methods."""
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     d = 64
@@ -67,17 +70,67 @@ def test_frechet_matches_pytorch_fid(rng, rank):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = calculate_frechet_distance(mu1, s1, mu2, s2)
-        ours = frechet_distance(mu1, s1, mu2, s2)
+        ours = frechet_distance(mu1, s1, mu2, s2, sqrtm=sqrtm)
     assert ours == pytest.approx(ref, rel=1e-6)
 
 
-def test_frechet_singular_uses_eps_fallback():
+def _face_like_features(rng: np.random.Generator, n: int, d: int, basis: np.ndarray) -> np.ndarray:
+    """Non-negative, correlated features like Inception pool3's (low-rank structure plus noise, ReLU)."""
+    z = rng.standard_normal((n, basis.shape[1]))
+    return np.maximum(z @ basis.T + 0.3 + 0.05 * rng.standard_normal((n, d)), 0.0)
+
+
+@pytest.mark.parametrize("n", [96, 700])
+def test_eigh_trace_matches_pytorch_fid_at_scale(rng, n):
+    """512-d: a small set (rank-deficient, Gram form) and a set larger than the dimension (full eigh form)
+    against full-rank reference statistics, as ``fid`` meets them; pytorch-fid's sqrtm is the reference."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    d = 512
+    basis = rng.standard_normal((d, 48)) * 0.05
+    ref_feats = _face_like_features(rng, 4000, d, basis)
+    feats = _face_like_features(rng, n, d, basis * 1.2)
+    mu2, s2 = gaussian_stats(ref_feats)
+    mu1, s1 = gaussian_stats(feats)
+    centred = torch.from_numpy(feats - mu1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = calculate_frechet_distance(mu1, s1, mu2, s2)
+    ours = frechet_distance(mu1, s1, mu2, s2, centred1=centred)
+    assert ref > 0.1
+    assert ours == pytest.approx(ref, rel=1e-6)
+    # the Gram form (n x n) and the full form (d x d) are the same number; the full form adds the square
+    # roots of its d - n rounding-level eigenvalues (~1e-16 each: ~1e-8 each after the root), hence 1e-7
+    full = float(trace_sqrt_product(torch.from_numpy(s1), torch.from_numpy(s2)))
+    small = float(trace_sqrt_product(torch.from_numpy(s1), torch.from_numpy(s2), centred))
+    assert small == pytest.approx(full, rel=1e-7)
+
+
+def test_trace_sqrt_product_closed_form(rng):
+    """Commuting covariances: Tr sqrt(S1 S2) is the sum of sqrt(l1 * l2) over the shared eigenbasis."""
+    d = 16
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    l1, l2 = rng.uniform(0.1, 2.0, d), rng.uniform(0.1, 2.0, d)
+    s1, s2 = torch.from_numpy(q @ np.diag(l1) @ q.T), torch.from_numpy(q @ np.diag(l2) @ q.T)
+    assert float(trace_sqrt_product(s1, s2)) == pytest.approx(float(np.sum(np.sqrt(l1 * l2))), rel=1e-10)
+
+
+def test_frechet_sqrtm_option_errors(inception_ckpt):
+    with pytest.raises(ValueError, match="sqrtm must be one of"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(3), sqrtm="newton")
+    with pytest.raises(ValueError, match="sqrtm must be one of"):
+        FIDGT(weights=str(inception_ckpt[0]), sqrtm="svd")
+    assert FIDGT(weights=str(inception_ckpt[0]), sqrtm="scipy").sqrtm == "scipy"
+
+
+@pytest.mark.parametrize("sqrtm", SQRTM_METHODS)
+def test_frechet_singular_uses_eps_fallback(sqrtm):
     """A zero covariance makes sqrtm of the product non-finite or exact; either way the answer is |dmu|^2 + tr."""
     d = 8
     s1 = np.zeros((d, d))
     s2 = np.eye(d) * 4.0
     mu1, mu2 = np.zeros(d), np.ones(d)
-    got = frechet_distance(mu1, s1, mu2, s2)
+    got = frechet_distance(mu1, s1, mu2, s2, sqrtm=sqrtm)
     assert got == pytest.approx(d + 4.0 * d, rel=1e-4)
 
 
@@ -214,7 +267,7 @@ def frechet_spy(monkeypatch):
 
     calls = []
 
-    def spy(mu1, sigma1, mu2, sigma2, eps=1e-6):
+    def spy(mu1, sigma1, mu2, sigma2, eps=1e-6, **kwargs):
         calls.append((mu1, sigma1, mu2, sigma2))
         return float(np.sum((np.asarray(mu1) - np.asarray(mu2)) ** 2) + np.trace(sigma1) + np.trace(sigma2))
 
@@ -372,7 +425,7 @@ def test_fid_reference_folder(tmp_path, inception_ckpt, frechet_spy):
 
 @pytest.mark.slow
 def test_fid_end_to_end_matches_pytorch_fid(tmp_path, rng, inception_ckpt, monkeypatch):
-    """2048-d: our metric vs pytorch-fid features + calculate_frechet_distance (two 2048 sqrtm: ~2 min)."""
+    """2048-d: our metric (Gram form) vs pytorch-fid features + calculate_frechet_distance (its sqrtm: ~20 s)."""
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     path, state = inception_ckpt
