@@ -5,6 +5,8 @@ size, dtype, channels_last and compile as the engine); (b) ``engine_s``: one uni
 runner (:meth:`bench.engine.runner.Runner.evaluate`: loader, batch step, shard writes, merge,
 compute) with the chosen metrics; (c) ``official_style_s``: one image at a time with PNG round trip
 (:mod:`bench.engine.official`). Builds (networks, compile) happen before each clock starts.
+``floor_s`` is the work no harness can avoid: the method and every metric (update and compute) on
+batches decoded and on the device beforehand; ``engine_over_floor`` is the harness's own overhead.
 ``phases`` splits ``engine_s`` into data wait, restore, each metric's update, host copies, shard
 writes, merge and each metric's compute, plus ``other`` (:mod:`bench.engine.phases`; the engine run
 is timed with a device sync at each phase boundary, which a normal run never does).
@@ -22,7 +24,8 @@ import torch
 from bench.core.device import set_memory_format, synchronize
 from bench.engine.loading import make_loader
 from bench.engine.official import official_style
-from bench.engine.phases import Phases, breakdown
+from bench.engine.phases import OFF, Phases, breakdown
+from bench.engine.sizes import to_benchmark_size
 
 Clock = Callable[[], float]
 
@@ -42,6 +45,39 @@ def model_only(runner: Any, label: str, method: torch.nn.Module, pairs: Sequence
         engine.restore(prepared, x)
     synchronize(engine.device)
     return clock() - t0
+
+
+def compute_floor(runner: Any, label: str, method: torch.nn.Module, metrics: dict[str, Any], pairs: Sequence[Any],
+                  size: int, clock: Clock = time.perf_counter) -> float:
+    """Seconds for the method plus every metric's update and compute on pre-decoded device batches (no loader,
+    no shards, no host copies of values): the engine's lower bound with these metrics."""
+    engine = runner.engine
+    prepared = runner.prepare(label, method)
+    need_gt = any(m.needs_gt for m in metrics.values())
+    need_lq = any(getattr(m, "needs_lq", False) for m in metrics.values())
+    batches = [(engine.to_device(b.lq), engine.to_device(b.gt) if b.gt is not None else None)
+               for b in make_loader(pairs, runner.cfg.batch_size, 0, need_gt=need_gt, size=size) if b.names]
+    if not batches:
+        return float("nan")
+
+    def step(lq: torch.Tensor, gt: torch.Tensor | None) -> None:
+        out = to_benchmark_size(engine.restore(prepared, lq), size)
+        engine.measure(metrics, out, gt, lq if need_lq else None)
+
+    step(*batches[0])  # warm-up: cudnn autotuning, lazy init, the host pool's start
+    for m in metrics.values():
+        m.reset()
+    synchronize(engine.device)
+    t0 = clock()
+    for lq, gt in batches:
+        step(lq, gt)
+    for m in metrics.values():
+        m.compute()
+    synchronize(engine.device)
+    seconds = clock() - t0
+    for m in metrics.values():
+        m.reset()
+    return seconds
 
 
 def agreement(unit: Any, official: dict[str, Any], pairs: Sequence[Any]) -> dict[str, dict[str, float]]:
@@ -88,7 +124,7 @@ def end_to_end(
     runner = Runner(cfg, image_size=size)
     method = runner.adopt_method(build_method())
     model_s = model_only(runner, spec.label, method, pairs, size, clock)
-    runner.build_metrics(metric_names, "e2e")
+    built = runner.build_metrics(metric_names, "e2e")
     host_workers = runner.engine.host_workers
     runner.engine.phases = phases = Phases(runner.device, clock)  # profiling only: syncs at each phase boundary
     synchronize(runner.device)
@@ -97,6 +133,9 @@ def end_to_end(
         unit = runner.evaluate("e2e", spec, method, list(metric_names), pairs)
         synchronize(runner.device)
         engine_s = clock() - t0
+        runner.engine.phases = OFF
+        floor_s = compute_floor(runner, spec.label, method, {n: built[n] for n in unit.metric_values if n in built},
+                                pairs, size, clock)
     finally:
         runner.engine.close()
     prepared, dev = runner.prepare(spec.label, method), runner.device
@@ -110,10 +149,11 @@ def end_to_end(
         "method": spec.label, "images": len(pairs), "batch_size": batch_size, "dtype": prepared.dtype,
         "compile": prepared.fast.compiled, "channels_last": prepared.fast.channels_last,
         "metrics": list(unit.metric_values), "host_workers": host_workers,
-        "model_only_s": model_s, "engine_s": engine_s, "official_style_s": official_s,
+        "model_only_s": model_s, "floor_s": floor_s, "engine_s": engine_s, "official_style_s": official_s,
         "phases": breakdown(phases, engine_s),
         "official_restore_s": official["restore_s"], "official_metrics_s": official["metrics_s"],
         "engine_over_model": engine_s / model_s if model_s > 0 else math.nan,
+        "engine_over_floor": engine_s / floor_s if floor_s > 0 else math.nan,
         "official_over_engine": official_s / engine_s if engine_s > 0 else math.nan,
         "agreement": agreement(unit, official, pairs),
         "notes": list(prepared.notes),

@@ -233,7 +233,9 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
         print(format_table(rows))
         for e in e2e:
             print(f"end to end ({e['method']}, {e['images']} images): model alone {e['model_only_s']:.2f} s, "
-                  f"engine {e['engine_s']:.2f} s ({e['engine_over_model']:.2f}x the model), official style "
+                  f"model + metrics alone {e['floor_s']:.2f} s, "
+                  f"engine {e['engine_s']:.2f} s ({e['engine_over_model']:.2f}x the model, "
+                  f"{e['engine_over_floor']:.2f}x model + metrics), official style "
                   f"{e['official_style_s']:.2f} s ({e['official_over_engine']:.2f}x the engine)")
             if e.get("phases"):
                 print(f"  engine phases: {format_phases(e['phases'], e['engine_s'])}")

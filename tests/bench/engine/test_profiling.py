@@ -117,9 +117,10 @@ def test_e2e_model_engine_and_official_agree_in_fp32(pairs, tmp_path):
 
     entry = end_to_end("lq", lambda: _lq(SIZE), ["psnr", "ssim"], pairs, tmp_path / "e2e", device=CPU, batch_size=2,
                        size=SIZE)
-    for key in ("model_only_s", "engine_s", "official_style_s"):
+    for key in ("model_only_s", "floor_s", "engine_s", "official_style_s"):
         assert entry[key] > 0
     assert entry["engine_over_model"] == pytest.approx(entry["engine_s"] / entry["model_only_s"])
+    assert entry["engine_over_floor"] == pytest.approx(entry["engine_s"] / entry["floor_s"])
     assert entry["official_over_engine"] == pytest.approx(entry["official_style_s"] / entry["engine_s"])
     written = sorted(p.name for p in (tmp_path / "e2e" / "official_style").glob("*.png"))
     assert written == sorted(f"{p.name}.png" for p in pairs)
@@ -146,7 +147,7 @@ def test_cli_writes_csv_and_json(tmp_path, capsys):
                "--e2e"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "img/s" in printed and "end to end (lq, 3 images)" in printed and "engine phases: " in printed
+    assert "img/s" in printed and "end to end (lq, 3 images)" in printed and "model + metrics alone" in printed and "engine phases: " in printed
     with open(out / "profile.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == P.COLUMNS
@@ -157,8 +158,8 @@ def test_cli_writes_csv_and_json(tmp_path, capsys):
                      ("model-only", "lq", "2"), ("engine-e2e", "lq", "2"), ("official-style", "lq", "1")]
     assert all(r["status"] == "ok" for r in rows)
     (entry,) = data["e2e"]
-    assert {"method", "images", "model_only_s", "engine_s", "official_style_s", "engine_over_model",
-            "official_over_engine"} <= set(entry)
+    assert {"method", "images", "model_only_s", "floor_s", "engine_s", "official_style_s", "engine_over_model",
+            "engine_over_floor", "official_over_engine"} <= set(entry)
     assert entry["method"] == "lq" and entry["images"] == 3
     assert entry["agreement"]["psnr"]["max_abs_diff_per_image"] == 0.0
     assert {"data_wait", "restore", "metric:psnr", "shard_write", "compute:psnr", "other"} <= set(entry["phases"])
