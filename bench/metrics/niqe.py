@@ -5,9 +5,12 @@ most BFR papers): the Y channel of MATLAB's rgb2ycbcr rounded to integers, 96x96
 overlap, MSCN with the 7x7 Gaussian window of the release (replicate border), 18 AGGD features
 per block at full and half scale (MATLAB bicubic ``imresize`` with antialiasing), a Gaussian
 fitted to the block features (NaN rows dropped from the covariance) and its distance to the
-pristine Gaussian. By default with BasicSR's own float32 arithmetic, image by image
-(:mod:`bench.metrics._niqe_basicsr`); ``precision='float64'`` is the same algorithm batched in
-float64 torch (MATLAB's double precision; its own protocol label, ``-f64``).
+pristine Gaussian. By default with BasicSR's own float32 arithmetic, batched in torch on the
+metric's device (:mod:`bench.metrics._niqe_basicsr_torch`: the same dtypes and summation orders,
+equal to the reference within 1e-12 relative on the test faces); ``impl='reference'`` runs the
+per-image numpy replica of BasicSR on the host (:mod:`bench.metrics._niqe_basicsr`), the parity
+baseline. ``precision='float64'`` is the same algorithm batched in float64 torch (MATLAB's double
+precision; its own protocol label, ``-f64``).
 
 ``niqe-pyiqa`` is pyiqa 0.1.16's default ``niqe`` (what NTIRE's eval runs): the Y of YIQ (not
 YCbCr) in float32, rounded, then float64 except its float32 Gaussian window and float32
@@ -31,6 +34,8 @@ from bench.metrics import _pyiqa_ops as pq
 from bench.metrics._colour import check_images, rgb_to_y
 from bench.metrics._matlab import filter_same, imresize
 from bench.metrics._niqe_basicsr import niqe_basicsr
+from bench.metrics._niqe_basicsr_torch import niqe_basicsr_batched
+from bench.metrics._niqe_fit import pristine_distance
 from bench.metrics._nss import aggd_fit, lgamma_ratio
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.weights import MissingWeightsError, resolve
@@ -78,21 +83,9 @@ def block_features(img_norm: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
     return torch.stack(feats, dim=-1)
 
 
-def _nanmean_nancov(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per batch item of (B, N, D): column-wise nanmean, and np.cov of the rows without NaN."""
-    nan = torch.isnan(x)
-    mean = torch.where(nan, 0.0, x).sum(1) / (~nan).sum(1)
-    keep = (~nan.any(-1)).to(x.dtype).unsqueeze(-1)  # (B, N, 1)
-    xk = torch.where(nan, 0.0, x) * keep
-    n = keep.sum(1, keepdim=True)  # (B, 1, 1)
-    centred = (xk - xk.sum(1, keepdim=True) / n) * keep
-    cov = centred.transpose(1, 2) @ centred / (n - 1)
-    return mean, cov
-
-
 def niqe_score(y: torch.Tensor, params: dict[str, torch.Tensor], block: int = BLOCK) -> torch.Tensor:
     """NIQE of (B, 1, H, W) integer-valued float64 luma in [0, 255]; returns (B,)."""
-    b, _, h, w = y.shape
+    h, w = y.shape[-2:]
     nh, nw = h // block, w // block
     if nh * nw < 2:
         raise ValueError(f"NIQE needs at least two {block}x{block} blocks; the image is {h}x{w}")
@@ -105,22 +98,12 @@ def niqe_score(y: torch.Tensor, params: dict[str, torch.Tensor], block: int = BL
         feats.append(block_features((img - mu) / (sigma + 1), block // scale, block // scale))
         if scale == 1:
             img = imresize(img / 255.0, 0.5, antialias=True) * 255.0
-    dist = torch.cat(feats, dim=-1)  # (B, blocks, 36)
-    mu_d, cov_d = _nanmean_nancov(dist)
-    # a flat image has no usable block (every feature NaN): its score is NaN, and it must not
-    # break the pseudo-inverse of the other images of the batch
-    undefined = ~(torch.isfinite(mu_d).all(-1) & torch.isfinite(cov_d).flatten(1).all(-1))
-    mu_d = torch.where(undefined[:, None], 0.0, mu_d)
-    cov_d = torch.where(undefined[:, None, None], 0.0, cov_d)
-    mu_p = params["mu_pris_param"].to(dist)
-    cov_p = params["cov_pris_param"].to(dist)
-    inv = torch.linalg.pinv((cov_p + cov_d) / 2)
-    diff = (mu_p - mu_d).unsqueeze(1)
-    score = torch.sqrt((diff @ inv @ diff.transpose(1, 2)).reshape(b))
-    return torch.where(undefined, torch.nan, score)
+    return pristine_distance(torch.cat(feats, dim=-1), params["mu_pris_param"], params["cov_pris_param"])
 
 
 PRECISIONS = ("float32", "float64")
+#: where the float32 arithmetic runs: batched torch on the metric's device, or the per-image numpy reference
+IMPLS = ("device", "reference")
 
 
 def _check_size(h: int, w: int, block: int = BLOCK) -> None:
@@ -135,19 +118,27 @@ class NIQE(MeanOfImages):
     name = "niqe"
     weights = (WEIGHTS_NAME,)
     description = ("NIQE (MATLAB pristine model), BasicSR calculate_niqe as shipped: Y channel, crop 0, 96x96 blocks, "
-                   "float32 (precision='float64': the same in double)")
+                   "float32 (precision='float64': the same in double; impl='reference': BasicSR's numpy, per image)")
     higher_better = False
     needs_gt = False
     protocol = "basicsr-1.4.2-niqe-y"
+    option_help = {"precision": "float32 (BasicSR as shipped) or float64 (MATLAB's double; protocol -f64)",
+                   "impl": "device (batched torch on the metric's device) or reference (BasicSR's numpy, "
+                           "per image, on the host; the same numbers within 1e-12)"}
 
-    def __init__(self, weights: str | None = None, precision: str = "float32") -> None:
+    def __init__(self, weights: str | None = None, precision: str = "float32", impl: str = "device") -> None:
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-        self.precision = precision
+        if impl not in IMPLS:
+            raise ValueError(f"niqe: impl must be one of {IMPLS}, not {impl!r} (e.g. niqe:impl=reference)")
+        if precision == "float64" and impl == "reference":
+            raise ValueError("niqe: impl=reference is BasicSR's float32 numpy code; precision=float64 has no "
+                             "reference path (drop impl or precision)")
+        self.precision, self.impl = precision, impl
         if precision == "float64":
             self.protocol = "basicsr-niqe-y-f64"
-        self.runs_on_host = precision == "float32"  # BasicSR's numpy arithmetic, image by image
+        self.runs_on_host = impl == "reference"  # BasicSR's numpy arithmetic, image by image
         try:
             path = resolve(WEIGHTS_NAME, weights)
         except MissingWeightsError as exc:
@@ -163,6 +154,9 @@ class NIQE(MeanOfImages):
         params = {k: getattr(self, k) for k in ("mu_pris_param", "cov_pris_param", "gaussian_window")}
         if self.precision == "float64":
             return niqe_score(y, params)
+        if self.impl == "device":
+            return niqe_basicsr_batched(y, params["mu_pris_param"], params["cov_pris_param"],
+                                        params["gaussian_window"])
         np_params = [params[k].cpu().numpy() for k in ("mu_pris_param", "cov_pris_param", "gaussian_window")]
         out = []
         for img in y[:, 0].cpu().numpy().astype(np.float32):

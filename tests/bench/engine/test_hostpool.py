@@ -50,7 +50,7 @@ def _measure(metrics, host_workers: int, x: torch.Tensor, bs: int):
 
 def test_pool_gives_the_serial_values_at_any_batch_and_pool_size(niqe_params):
     x = _batch()
-    metrics = {"niqe": NIQE(weights=str(niqe_params)), "niqe-pyiqa": NIQEPyiqa(weights=str(niqe_params))}
+    metrics = {"niqe": NIQE(weights=str(niqe_params), impl="reference"), "niqe-pyiqa": NIQEPyiqa(weights=str(niqe_params))}
     assert all(m.runs_on_host for m in metrics.values())
     serial, serial_err, serial_states = _measure(metrics, 0, x, 5)
     assert set(serial_err[2]) == {"niqe", "niqe-pyiqa"} and not any(serial_err[i] for i in (0, 1, 3, 4))
@@ -67,8 +67,10 @@ def test_pool_gives_the_serial_values_at_any_batch_and_pool_size(niqe_params):
                 assert float(states[n][0]["total"]) == pytest.approx(float(serial_states[n][0]["total"]), rel=1e-12)
 
 
-def test_float64_niqe_stays_on_the_device_path(niqe_params):
+def test_niqe_stays_on_the_device_path_unless_asked_for_the_reference(niqe_params):
     assert not NIQE(weights=str(niqe_params), precision="float64").runs_on_host
+    assert not NIQE(weights=str(niqe_params)).runs_on_host
+    assert NIQE(weights=str(niqe_params), impl="reference").runs_on_host
 
 
 def test_pool_size_leaves_cores_for_the_loader(monkeypatch):
