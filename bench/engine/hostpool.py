@@ -1,18 +1,22 @@
 """CPU-bound metrics (``runs_on_host``) scored in worker processes, off the device path.
 
-The batch's uint8 outputs are copied to the host once; each worker scores a slice of the batch
-with its own copy of the metric (sent once at worker start; workers come from a forkserver, so they
-inherit no CUDA context or thread pools; one torch thread, as the serial path pins),
-image values coming from :meth:`bench.metrics.base.Metric.update_isolated` exactly as in the
-serial path, so per-image values and errors never depend on the batch or pool size. The
-caller submits before the device metrics run and collects after, so both overlap.
+The batch's uint8 outputs are copied to the host once; each worker scores one of ``min(workers, n)``
+near-equal slices of the batch with its own copy of the metric (sent once at worker start; workers
+come from a forkserver, so they inherit no CUDA context or thread pools), image values coming from
+:meth:`bench.metrics.base.Metric.update_isolated` exactly as in the serial path, so per-image values
+and errors never depend on the batch or pool size. Every worker is single-threaded (torch, OpenCV,
+OpenMP/BLAS): one process per core, no oversubscription. The caller submits before the device
+metrics run and collects after (or, in the runner, after the next batch's device work), so both overlap.
 """
 from __future__ import annotations
 
-import math
+import contextlib
+import copy
+import ctypes
 import multiprocessing as mp
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from multiprocessing import forkserver
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -20,6 +24,24 @@ import torch
 
 #: the metrics a worker scores with (set in each worker at start, from the pickled initargs)
 _WORKER_METRICS: dict[str, Any] = {}
+
+#: thread-count variables set to 1 for the forkserver (so OpenMP/BLAS pools start with one thread in every worker)
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+              "VECLIB_MAXIMUM_THREADS")
+
+
+def slices(n: int, parts: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of ``min(parts, n)`` consecutive slices of ``n`` items, sizes differing by at most one."""
+    k = min(max(1, int(parts)), n)
+    if k <= 0:
+        return []
+    size, extra = divmod(n, k)
+    out, start = [], 0
+    for i in range(k):
+        stop = start + size + (1 if i < extra else 0)
+        out.append((start, stop))
+        start = stop
+    return out
 
 
 def default_workers(loader_workers: int = 0) -> int:
@@ -31,9 +53,71 @@ def default_workers(loader_workers: int = 0) -> int:
     return max(1, cores - int(loader_workers or 0) - 1)
 
 
+@contextlib.contextmanager
+def single_threaded_env() -> Iterator[None]:
+    """:data:`THREAD_ENV` set to 1 inside the block (a process started there inherits it), restored after."""
+    saved = {k: os.environ.get(k) for k in THREAD_ENV}
+    os.environ.update({k: "1" for k in THREAD_ENV})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _openblas_libs() -> list[tuple[str, Any, Any]]:
+    """The OpenBLAS builds loaded in this process (numpy's, OpenCV's...): (file, get_num_threads, set_num_threads)."""
+    found = []
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted({line.split()[-1] for line in fh if "openblas" in line.rsplit("/", 1)[-1].lower()})
+    except OSError:  # pragma: no cover - non-Linux
+        return found
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)  # already loaded: the same handle
+        except OSError:  # pragma: no cover
+            continue
+        for prefix, suffix in (("openblas", ""), ("scipy_openblas", "64_"), ("scipy_openblas", ""),
+                               ("openblas", "64_")):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                found.append((os.path.basename(path), get, put))
+                break
+    return found
+
+
+def _pin_threads() -> None:
+    """One thread for every pool this worker may use: torch (intra- and inter-op), OpenCV, loaded OpenBLAS."""
+    os.environ.update({k: "1" for k in THREAD_ENV})  # for libraries loaded later
+    torch.set_num_threads(1)  # also the serial path's exact single-thread arithmetic
+    with contextlib.suppress(RuntimeError):  # only allowed before any inter-op work
+        torch.set_num_interop_threads(1)
+    with contextlib.suppress(ImportError):
+        import cv2
+
+        cv2.setNumThreads(1)
+    for _name, _get, put in _openblas_libs():  # loaded before the env could matter (forkserver started earlier)
+        put(1)
+
+
+def thread_report() -> dict[str, Any]:
+    """This process's thread counts: torch intra/inter-op, OpenCV, each loaded OpenBLAS, and :data:`THREAD_ENV`."""
+    import cv2
+    import numpy  # noqa: F401 - so its OpenBLAS is loaded and reported
+
+    return {"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(),
+            "cv2": cv2.getNumThreads(), "openblas": {name: int(get()) for name, get, _ in _openblas_libs()},
+            "env": {k: os.environ.get(k) for k in THREAD_ENV}}
+
+
 def _init(metrics: dict[str, Any]) -> None:
     global _WORKER_METRICS
-    torch.set_num_threads(1)  # the serial path's exact single-thread arithmetic
+    _pin_threads()
     _WORKER_METRICS = metrics
 
 
@@ -52,28 +136,45 @@ class HostPool:
     def __init__(self, metrics: Mapping[str, Any], workers: int) -> None:
         self.names = tuple(metrics)
         self.workers = max(1, int(workers))
-        cpu = {n: _on_cpu(m) for n, m in metrics.items()}
+        self._cpu = {n: _on_cpu(m) for n, m in metrics.items()}
+        self._scratch: dict[str, Any] = {}
+        # the forkserver (one per process) starts now if not yet running, its BLAS/OpenMP env at one thread;
+        # the workers' initializer pins the thread pools again in case it was started earlier without it
+        with single_threaded_env():
+            forkserver.ensure_running()
         self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("forkserver"), initializer=_init,
-                                         initargs=(cpu,))
+                                         initargs=(self._cpu,))
 
     def submit(self, name: str, u8: torch.Tensor) -> list[tuple[int, Future]]:
-        """Score metric ``name`` on a host uint8 batch (B, 3, H, W), split into up to ``workers`` slices."""
-        n = u8.shape[0]
-        step = max(1, math.ceil(n / self.workers))
-        return [(i, self._pool.submit(_score, name, u8[i:i + step].clone())) for i in range(0, n, step)]
+        """Score metric ``name`` on a host uint8 batch (B, 3, H, W), split into ``min(workers, B)`` even slices."""
+        return [(a, self._pool.submit(_score, name, u8[a:b].clone())) for a, b in slices(u8.shape[0], self.workers)]
 
-    @staticmethod
-    def collect(metric: Any, jobs: list[tuple[int, Future]]) -> tuple[torch.Tensor | None, dict[int, str]]:
-        """Wait for a batch's slices; fold their states into ``metric``: (per-image values, {index: error})."""
+    def collect(self, name: str, jobs: list[tuple[int, Future]], into: Any = None
+                ) -> tuple[torch.Tensor | None, dict[int, str], dict[str, torch.Tensor] | None]:
+        """Wait for a batch's slices: (per-image values, {index: error}, the batch's state or None).
+
+        The slices' states are folded into ``into`` (the run's metric instance; None is returned as
+        the state), or, without it, into a fresh copy whose state (this batch's alone) is returned.
+        """
+        target = into
+        if target is None:
+            if name not in self._scratch:
+                self._scratch[name] = copy.deepcopy(self._cpu[name])  # never the caller's instance
+            target = self._scratch[name]
+            target.reset()
         parts, errors = [], {}
         for start, fut in jobs:
             values, errs, state = fut.result()
-            metric.merge_state(state)
+            target.merge_state(state)
             errors.update({start + i: why for i, why in errs.items()})
             if values is not None:
                 parts.append(values)
-        values = torch.cat(parts).to(torch.float64) if parts and metric.per_image else None
-        return values, errors
+        values = torch.cat(parts).to(torch.float64) if parts and target.per_image else None
+        return values, errors, (None if into is not None else target.state())
+
+    def thread_report(self) -> dict[str, Any]:
+        """:func:`thread_report` as seen in one of the pool's workers."""
+        return self._pool.submit(thread_report).result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -81,8 +182,6 @@ class HostPool:
 
 def _on_cpu(metric: Any) -> Any:
     """A CPU copy of ``metric`` for the workers (the main process's instance stays where it is)."""
-    import copy
-
     try:
         device = next(iter(metric.buffers())).device
     except StopIteration:

@@ -427,33 +427,75 @@ class Runner:
         images_dir = self.run_dir / "images" / folder_name(dataset.name) / folder_name(spec.label)
         quiet = self.cfg.quiet or not self.dist.is_main
         progress = _progress(sum(map(len, mine)), f"{dataset.name} | {spec.label}", quiet)
-        batches = 0
         phases = self.engine.phases
-        for planned, batch in zip(mine, timed_iter(loader, phases, "data_wait")):
-            rows = self._process_batch(batch, prepared, metrics, images_dir)
-            if sorted(r["image"] for r in rows) != sorted(pairs[i].name for i in planned):
-                raise RuntimeError("internal: a loaded batch differs from its planned images")
-            with phases("shard_write"):  # metric states to the host, serialised, written atomically
-                shard = {"rows": rows, "states": {name: m.state() for name, m in metrics.items()},
-                         "geometry": self._geometry()}
-                name = shard_file_name(planned[0])
+        # with a host pool, batch k's host metrics are still scored while batch k+1 is loaded, restored and
+        # measured on the device; batch k's shard is completed and written after that (a lag of one batch)
+        lag = self.engine.host_workers > 0  # the serial path (no pool) writes each batch at once, as before
+        written: list[int] = []
+
+        def write(work: _BatchWork) -> None:
+            """Complete a batch (its host metrics' values and states) and write its shard, atomically."""
+            self._complete(work, metrics)
+            with phases("shard_write"):  # serialised and written atomically
+                shard = {"rows": work.rows, "states": work.states, "geometry": self._geometry()}
+                name = shard_file_name(work.planned[0])
                 atomic_write_bytes(unit_dir / name, _torch_bytes(shard))
             shards[name] = shard
-            batches += 1
-            progress.update(len(rows))
+            written.append(len(work.rows))
+            progress.update(len(work.rows))
+
+        pending: _BatchWork | None = None
+        try:
+            for planned, batch in zip(mine, timed_iter(loader, phases, "data_wait")):
+                work = self._process_batch(batch, prepared, metrics, images_dir, defer_host=lag)
+                work.planned = planned
+                if sorted(r["image"] for r in work.rows) != sorted(pairs[i].name for i in planned):
+                    raise RuntimeError("internal: a loaded batch differs from its planned images")
+                if pending is not None:
+                    done, pending = pending, None
+                    write(done)
+                if lag and work.measured is not None and work.measured.pending is not None:
+                    pending = work
+                else:  # nothing in the pool for this batch: written now
+                    write(work)
+        except BaseException:
+            if pending is not None:  # the batch before the failing one is finished: keep it
+                try:
+                    write(pending)
+                except Exception as exc:  # noqa: BLE001 - the first error is the one to report
+                    log.warning("the last finished batch could not be written (%s: %s)", type(exc).__name__, exc)
+            raise
+        if pending is not None:
+            write(pending)
         progress.close()
-        return batches
+        return len(written)
+
+    def _complete(self, work: _BatchWork, metrics: dict[str, Metric]) -> None:
+        """Fill a deferred batch's rows and states with its host metrics' values, errors and states (from the pool)."""
+        measured = work.measured
+        if measured is None or measured.pending is None:
+            return
+        host = list(measured.pending.metrics)
+        self.engine.finish(measured, merge=False)  # the batch's own states; the shared instances are untouched
+        with self.engine.phases("host_copy"):
+            values = values_to_host({n: measured.values[n] for n in host if n in measured.values})
+        for i, row in enumerate(work.measured_rows):
+            merged = {**row["values"], **{k: v[i] for k, v in values.items()}}
+            row["values"] = {n: merged[n] for n in metrics if n in merged}  # the serial path's order
+            row["metric_errors"] = measured.image_errors[i]
+        work.states.update(measured.host_states)
 
     @torch.no_grad()
     def _process_batch(self, batch: LoadedBatch, prepared: PreparedMethod, metrics: dict[str, Metric],
-                       images_dir: Path) -> list[dict]:
+                       images_dir: Path, defer_host: bool = False) -> _BatchWork:
+        """One batch: its rows and metric states; with ``defer_host`` the host pool's metrics are left in flight."""
         rows: list[dict[str, Any]] = []
         for name, reason in batch.errors.items():
             rows.append({"image": name, "status": "error", "error": reason, "values": {}})
         if not batch.names:
             for m in metrics.values():
                 m.reset()
-            return rows
+            return self._batch_work(rows, metrics)
         for m in metrics.values():
             m.reset()  # each shard holds only its own batch's state
         try:
@@ -471,7 +513,7 @@ class Runner:
                 if not keep:
                     for m in metrics.values():
                         m.reset()
-                    return rows
+                    return self._batch_work(rows, metrics)
                 out = to_uint8_levels(out.float())
             else:
                 with self.engine.phases("restore"):
@@ -484,14 +526,14 @@ class Runner:
             for name in batch.names:  # retryable: a rerun recomputes this batch (bad files are not retried)
                 rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {},
                              "retry": True})
-            return rows
+            return self._batch_work(rows, metrics)
         phases = self.engine.phases
         with phases("upload"):  # resize to the benchmark size; GT (and LQ) to the device
             out = to_benchmark_size(out, self.image_size)  # compared at the benchmark's size (recorded per method)
             gt = self.engine.to_device(batch.gt) if batch.gt is not None else None
             if lq is None and any(getattr(m, "needs_lq", False) for m in metrics.values()):
                 lq = self.engine.to_device(batch.lq)
-        measured = self.engine.measure(metrics, out, gt, lq)
+        measured = self.engine.measure(metrics, out, gt, lq, defer_host=defer_host)
         with phases("host_copy"):  # per-image values to the host (one copy per batch)
             values, metric_errors = values_to_host(measured.values), measured.image_errors
         out_paths: list[str | None] = [None] * len(batch.names)
@@ -512,7 +554,14 @@ class Runner:
                     "metric_errors": metric_errors[i],
                 }
             )
-        return rows
+        work = self._batch_work(rows, metrics)
+        work.measured, work.measured_rows = measured, rows[-len(batch.names):]
+        return work
+
+    def _batch_work(self, rows: list[dict], metrics: dict[str, Metric]) -> _BatchWork:
+        """A batch's rows with every metric's state as it is now (its own batch's: the instances are reset per batch)."""
+        with self.engine.phases("shard_write"):  # metric states to the host
+            return _BatchWork(rows=rows, states={name: m.state() for name, m in metrics.items()})
 
     def _save_images(self, out: torch.Tensor, batch: LoadedBatch, images_dir: Path, out_paths: list) -> None:
         """Each restored image as PNG (--save-images); ``out_paths`` gets its path inside the run folder."""
@@ -658,6 +707,21 @@ class Runner:
                                     datasets_info, distributed=self.dist.info())
         return RunOutcome(run_dir=self.run_dir, summary=summary, units=units, skipped=self.skipped,
                           datasets=datasets_info)
+
+
+@dataclass
+class _BatchWork:
+    """One processed batch before its shard is written: rows and states, maybe host metrics still in the pool."""
+
+    rows: list[dict[str, Any]]
+    #: every metric's state for this batch (a deferred host metric's is filled in when collected)
+    states: dict[str, dict[str, torch.Tensor]]
+    #: the engine's result, when the batch was measured (``pending``: host metrics in flight)
+    measured: Any = None
+    #: the rows of the measured images, in the batch's order
+    measured_rows: list[dict[str, Any]] = field(default_factory=list)
+    #: the batch's planned image indices (its shard is named by the first)
+    planned: list[int] = field(default_factory=list)
 
 
 def _unknown(registry, name: str) -> Exception:

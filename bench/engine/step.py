@@ -50,6 +50,20 @@ class StepResult:
     errors: dict[str, str]
     #: per image of the batch: metric -> why that image has no value
     image_errors: list[dict[str, str]] = field(default_factory=list)
+    #: host-pool work still in flight (``measure(..., defer_host=True)``); :meth:`Engine.finish` collects it
+    pending: HostJobs | None = None
+    #: per host metric: this batch's state alone, folded from the pool's slices (``finish(..., merge=False)``)
+    host_states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+@dataclass
+class HostJobs:
+    """A batch's host-metric slices in the pool: the metrics, their jobs, and every metric's name in order."""
+
+    pool: Any
+    metrics: dict[str, Any]
+    jobs: dict[str, list]
+    order: tuple[str, ...]
 
 
 class Engine:
@@ -93,10 +107,11 @@ class Engine:
 
     @torch.no_grad()
     def measure(self, metrics: Mapping[str, Any], out: torch.Tensor, gt: torch.Tensor | None,
-                lq: torch.Tensor | None = None) -> StepResult:
+                lq: torch.Tensor | None = None, *, defer_host: bool = False) -> StepResult:
         """Every metric's ``update`` on one batch; a failing image loses only its own value (error noted per image).
 
         A metric's reference is the GT (``needs_gt``), or the LQ input for one that compares with it (``needs_lq``).
+        With ``defer_host`` the host pool's metrics are left in flight (``result.pending``) for :meth:`finish`.
         """
         values: dict[str, torch.Tensor] = {}
         errors: dict[str, str] = {}
@@ -130,12 +145,29 @@ class Engine:
                     m._restore(before)
                     v, failed = m.update_images(out, ref)
             self._note(name, v, failed, values, errors, image_errors)
-        for name, m in host.items():
-            with self.phases(f"metric:{name}"):  # waiting for the pool (its work overlapped the device metrics)
-                v, failed = self._host_pool.collect(m, jobs[name])
-            self._note(name, v, failed, values, errors, image_errors)
-        values = {n: values[n] for n in metrics if n in values}  # the metrics' order, whichever finished first
-        return StepResult(out=out, values=values, errors=errors, image_errors=image_errors)
+        result = StepResult(out=out, values=values, errors=errors, image_errors=image_errors)
+        if host:
+            result.pending = HostJobs(pool=self._host_pool, metrics=host, jobs=jobs, order=tuple(metrics))
+        return result if defer_host else self.finish(result)
+
+    def finish(self, result: StepResult, *, merge: bool = True) -> StepResult:
+        """Collect a batch's host-pool metrics into ``result`` (values, errors); a no-op when none is pending.
+
+        Their slice states are folded into the metric instances (``merge``), or else kept in
+        ``result.host_states`` as the batch's own states, the instances left untouched.
+        """
+        pending, result.pending = result.pending, None
+        if pending is None:
+            return result
+        for name, m in pending.metrics.items():
+            with self.phases(f"metric:{name}"):  # waiting for the pool (its work overlapped the device work)
+                v, failed, state = pending.pool.collect(name, pending.jobs[name], into=m if merge else None)
+            if state is not None:
+                result.host_states[name] = state
+            self._note(name, v, failed, result.values, result.errors, result.image_errors)
+        # the metrics' order, whichever finished first
+        result.values = {n: result.values[n] for n in pending.order if n in result.values}
+        return result
 
     @staticmethod
     def _note(name: str, v: torch.Tensor | None, failed: dict[int, str], values: dict[str, torch.Tensor],
