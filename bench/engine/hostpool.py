@@ -15,6 +15,9 @@ import copy
 import ctypes
 import multiprocessing as mp
 import os
+import select
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from multiprocessing import forkserver
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -106,17 +109,47 @@ def _pin_threads() -> None:
 
 
 def thread_report() -> dict[str, Any]:
-    """This process's thread counts: torch intra/inter-op, OpenCV, each loaded OpenBLAS, and :data:`THREAD_ENV`."""
+    """This process's id and thread counts: torch intra/inter-op, OpenCV, each loaded OpenBLAS, and :data:`THREAD_ENV`."""
     import cv2
     import numpy  # noqa: F401 - so its OpenBLAS is loaded and reported
 
-    return {"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(),
+    return {"pid": os.getpid(), "torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(),
             "cv2": cv2.getNumThreads(), "openblas": {name: int(get()) for name, get, _ in _openblas_libs()},
             "env": {k: os.environ.get(k) for k in THREAD_ENV}}
 
 
-def _init(metrics: dict[str, Any]) -> None:
+def _exit_with(pid: int) -> None:
+    """Exit this worker when process ``pid`` (the pool's owner) ends: a SIGKILLed run leaves no orphan workers.
+
+    Orphans would otherwise wait on the pool's queue forever, keeping the forkserver alive too.
+    """
+    try:
+        fd = os.pidfd_open(pid)  # Linux >= 5.3: readable once the process has ended, no pid reuse race
+    except ProcessLookupError:
+        os._exit(0)
+    except (AttributeError, OSError):  # pragma: no cover - no pidfd: poll the pid
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+        else:  # pragma: no cover
+            while True:
+                time.sleep(1.0)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+        os._exit(0)
+
+    threading.Thread(target=watch, name="hostpool-owner-watch", daemon=True).start()
+
+
+def _init(metrics: dict[str, Any], owner: int) -> None:
     global _WORKER_METRICS
+    _exit_with(owner)
     _pin_threads()
     _WORKER_METRICS = metrics
 
@@ -143,7 +176,7 @@ class HostPool:
         with single_threaded_env():
             forkserver.ensure_running()
         self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("forkserver"), initializer=_init,
-                                         initargs=(self._cpu,))
+                                         initargs=(self._cpu, os.getpid()))
 
     def submit(self, name: str, u8: torch.Tensor) -> list[tuple[int, Future]]:
         """Score metric ``name`` on a host uint8 batch (B, 3, H, W), split into ``min(workers, B)`` even slices."""

@@ -160,3 +160,34 @@ def test_an_interrupted_pipelined_run_keeps_the_finished_batch_and_resumes(tmp_p
     assert resumed.units[0].status == "resumed" and resumed.units[0].batches_computed == 1
     serial = _run(ds, tmp_path / "serial", 2, 0, method="test-stop-once").run()
     _assert_same_shards(_shards(serial.run_dir), _shards(tmp_path / "pooled"))
+
+
+OWNER = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from bench.engine.hostpool import HostPool
+if __name__ == "__main__":
+    pool = HostPool({{}}, 2)
+    print(pool.thread_report()["pid"], flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # like kill -9 of a run
+"""
+
+
+def test_workers_exit_when_the_run_that_owns_them_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER.format(repo=str(Path(__file__).resolve().parents[3])))
+    log = tmp_path / "owner.out"
+    with log.open("w") as fh:  # a file, not a pipe: an orphan holding the pipe would block reading it
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=fh, stderr=subprocess.STDOUT)
+        assert proc.wait(timeout=120) == -9, log.read_text()
+    worker = int(log.read_text().split()[0])
+    deadline = time.time() + 30
+    while Path(f"/proc/{worker}").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    state = Path(f"/proc/{worker}/stat")
+    alive = state.exists() and state.read_text().split()[2] != "Z"
+    assert not alive, "a worker of a killed run is left behind"
