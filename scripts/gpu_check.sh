@@ -7,6 +7,9 @@
 #     PYTHONPATH=. BFRBENCH_HOME=/work/cache/home bash scripts/gpu_check.sh --prepare
 # Run on the GPU machine (carry .gpu_assets; results go to $OUT):
 #     PYTHONPATH=. bash scripts/gpu_check.sh
+# The host pool (CPU metrics scored in worker processes, overlapping the GPU; issue #9) shows with
+# NTIRE's CPU metrics added, the other two steps skipped:
+#     PYTHONPATH=. COMPILE=0 GFPGAN=0 EXTRA_METRICS="niqe-pyiqa brisque piqe" bash scripts/gpu_check.sh
 # CPU smoke test of the same steps (small):
 #     PYTHONPATH=. DEVICE=cpu METHOD=lq IMAGES=3 BS=2 DTYPE=fp32 COMPILE=0 GFPGAN=0 ONLY_METRICS="psnr ssim niqe" \
 #         bash scripts/gpu_check.sh
@@ -69,6 +72,10 @@ if [ -n "${ONLY_METRICS:-}" ]; then  # e.g. ONLY_METRICS="psnr ssim niqe" for a 
         for w in $ONLY_METRICS; do [ "${m%%:*}" = "$w" ] && KEEP+=("$m"); done
     done
     METRICS=("${KEEP[@]}")
+fi
+if [ -n "${EXTRA_METRICS:-}" ]; then  # e.g. EXTRA_METRICS="niqe-pyiqa brisque piqe": NTIRE's CPU (host-pool) metrics
+    read -r -a EXTRA <<< "$EXTRA_METRICS"
+    METRICS+=("${EXTRA[@]}")
 fi
 DATA="folder:$ASSETS/faces/lq::$ASSETS/faces/gt"
 COMMON=(--weights random --device "$DEVICE" --size "$SIZE" --dataset "$DATA" --images "$IMAGES")

@@ -60,17 +60,23 @@ def compute_floor(runner: Any, label: str, method: torch.nn.Module, metrics: dic
     if not batches:
         return float("nan")
 
-    def step(lq: torch.Tensor, gt: torch.Tensor | None) -> None:
+    def step(lq: torch.Tensor, gt: torch.Tensor | None) -> Any:
         out = to_benchmark_size(engine.restore(prepared, lq), size)
-        engine.measure(metrics, out, gt, lq if need_lq else None)
+        # host-pool metrics overlap the next batch, as in the runner (collected one batch later)
+        return engine.measure(metrics, out, gt, lq if need_lq else None, defer_host=engine.host_workers > 0)
 
-    step(*batches[0])  # warm-up: cudnn autotuning, lazy init, the host pool's start
+    engine.finish(step(*batches[0]))  # warm-up: cudnn autotuning, lazy init, the host pool's start
     for m in metrics.values():
         m.reset()
     synchronize(engine.device)
     t0 = clock()
+    previous = None
     for lq, gt in batches:
-        step(lq, gt)
+        current = step(lq, gt)
+        if previous is not None:
+            engine.finish(previous)
+        previous = current
+    engine.finish(previous)
     for m in metrics.values():
         m.compute()
     synchronize(engine.device)
