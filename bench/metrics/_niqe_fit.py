@@ -1,4 +1,4 @@
-"""NIQE's last step, batched in float64: a Gaussian fitted to each image's block features and its distance to the pristine one."""
+"""NIQE's last step, batched in float64: a Gaussian fitted to each image's block features and its pristine distance."""
 from __future__ import annotations
 
 import torch

@@ -50,7 +50,8 @@ def _measure(metrics, host_workers: int, x: torch.Tensor, bs: int):
 
 def test_pool_gives_the_serial_values_at_any_batch_and_pool_size(niqe_params):
     x = _batch()
-    metrics = {"niqe": NIQE(weights=str(niqe_params), impl="reference"), "niqe-pyiqa": NIQEPyiqa(weights=str(niqe_params))}
+    metrics = {"niqe": NIQE(weights=str(niqe_params), impl="reference"),
+               "niqe-pyiqa": NIQEPyiqa(weights=str(niqe_params))}
     assert all(m.runs_on_host for m in metrics.values())
     serial, serial_err, serial_states = _measure(metrics, 0, x, 5)
     assert set(serial_err[2]) == {"niqe", "niqe-pyiqa"} and not any(serial_err[i] for i in (0, 1, 3, 4))

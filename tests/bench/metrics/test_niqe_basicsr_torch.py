@@ -82,3 +82,25 @@ def test_aggd_is_basicsrs_per_block_fit(rng):
         want = np.array([_aggd(b) for b in blocks], dtype=np.float64)
     got = torch.stack([gam[idx], beta_l, beta_r], -1).numpy()
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("separable", [True, False])
+def test_gauss_filter_is_scipy_convolve_stored_float32(separable, rng):
+    """Integer images (full scale) and float32 ones (half scale), NIQE's Gaussian window and a non-separable one."""
+    from scipy.ndimage import convolve
+
+    from bench.metrics._matlab import fspecial_gaussian
+    from bench.metrics._niqe_basicsr_torch import _factors, _gauss_filter
+
+    window = fspecial_gaussian(7, 7 / 6)
+    if not separable:
+        window = window + rng.uniform(0, 0.01, (7, 7))
+        window[0, 6] += 0.05  # not symmetric either: convolve flips it
+    assert (_factors(window.tolist()) is not None) == separable
+    ints = rng.integers(0, 256, (3, 1, 97, 130)).astype(np.float32)
+    floats = (rng.random((3, 1, 48, 65)) * 255).astype(np.float32)
+    for x in (ints, floats, floats * floats):
+        got = _gauss_filter(torch.from_numpy(x), window.tolist()).numpy()
+        want = np.stack([convolve(a[0], window, mode="nearest") for a in x])[:, None]
+        assert got.dtype == want.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
