@@ -182,7 +182,7 @@ DEVICE_REL = 1e-10
 @pytest.mark.network
 def test_niqe_device_path_equals_the_reference_per_image(imgs, niqe_params):
     device, reference = NIQE(weights=str(niqe_params)), NIQE(weights=str(niqe_params), impl="reference")
-    names = [n for n in NAMES if _every_third(n, imgs[n]) and not n.startswith("small_64")]
+    names = [n for n in NAMES if _every_sixth(n, imgs[n]) and not n.startswith("small_64")]
     batch_of = {}  # faces of one size scored together, as the engine does
     for n in names:
         batch_of.setdefault(tuple(imgs[n].shape), []).append(n)
@@ -194,7 +194,7 @@ def test_niqe_device_path_equals_the_reference_per_image(imgs, niqe_params):
         ok = ~want.isnan()
         worst = max([worst] + ((got[ok] - want[ok]).abs() / want[ok].abs()).tolist())
     assert worst <= DEVICE_REL, f"device path differs from the reference by {worst:.2e}"
-    assert len(names) >= 25
+    assert len(names) >= 15
 
 
 @pytest.mark.network
