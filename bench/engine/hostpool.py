@@ -19,8 +19,8 @@ import select
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from multiprocessing import forkserver
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import forkserver
 from typing import Any
 
 import torch
