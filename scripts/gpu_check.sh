@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check of the evaluation engine (issue #9): the end-to-end table (model alone vs engine vs
-# official-style loop), compiled codeformer images/s, and the gfpgan channels_last profile.
+# official-style loop), compiled codeformer images/s, the gfpgan channels_last profile, and niqe's
+# device path against its host reference (NIQECHECK=0 skips it).
 #
 # Prepare once on a machine with the asset cache (copies the NIQE/BRISQUE parameters and the demo
 # faces into .gpu_assets/, about 10 MB):
@@ -80,19 +81,24 @@ fi
 DATA="folder:$ASSETS/faces/lq::$ASSETS/faces/gt"
 COMMON=(--weights random --device "$DEVICE" --size "$SIZE" --dataset "$DATA" --images "$IMAGES")
 
-say "1/3 end to end: $METHOD $DTYPE b$BS, $IMAGES faces, metrics ${METRICS[*]}"
+say "1/4 end to end: $METHOD $DTYPE b$BS, $IMAGES faces, metrics ${METRICS[*]}"
 timeout 240 "$PY" -m bench.cli profile --methods "$METHOD" "${COMMON[@]}" --metrics "${METRICS[@]}" \
     --batch-sizes "$BS" --dtype "$DTYPE" --iters 2 --warmup 1 --e2e --out "$OUT/e2e" 2>&1 | tee -a "$LOG" | tail -25
 echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 
-say "2/3 compiled codeformer $DTYPE b$BS"
+say "2/4 compiled codeformer $DTYPE b$BS"
 [ "${COMPILE:-1}" = 0 ] && echo "skipped (COMPILE=0)" | tee -a "$LOG" || timeout 180 "$PY" -m bench.cli profile --methods codeformer "${COMMON[@]}" --metrics \
     --batch-sizes "$BS" --dtype "$DTYPE" --compile --iters 6 --warmup 2 --out "$OUT/compile" 2>&1 | tee -a "$LOG" | tail -8
 echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 
-say "3/3 gfpgan channels_last on"
+say "3/4 gfpgan channels_last on"
 [ "${GFPGAN:-1}" = 0 ] && echo "skipped (GFPGAN=0)" | tee -a "$LOG" || timeout 80 "$PY" -m bench.cli profile --methods gfpgan "${COMMON[@]}" --metrics --channels-last on \
     --batch-sizes "1,$BS" --dtype "$DTYPE" --iters 4 --warmup 1 --out "$OUT/gfpgan" 2>&1 | tee -a "$LOG" | tail -8
+echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+
+say "4/4 niqe: device path against the host reference, per image"
+[ "${NIQECHECK:-1}" = 0 ] && echo "skipped (NIQECHECK=0)" | tee -a "$LOG" || timeout 120 "$PY" scripts/niqe_device_check.py \
+    "$ASSETS/faces" --device "$DEVICE" --batch "$BS" --out "$OUT/niqe_device.json" 2>&1 | tee -a "$LOG" | tail -8
 echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 
 say "summary"
