@@ -4,7 +4,9 @@
 size, dtype, channels_last and compile as the engine); (b) ``engine_s``: one unit of the real
 runner (:meth:`bench.engine.runner.Runner.evaluate`: loader, batch step, shard writes, merge,
 compute) with the chosen metrics; (c) ``official_style_s``: one image at a time with PNG round trip
-(:mod:`bench.engine.official`). Builds (networks, compile) happen before each clock starts.
+(:mod:`bench.engine.official`), each metric with the stock tool's arithmetic (``reference_options``:
+scipy ``sqrtm``, BasicSR's numpy NIQE, OpenCV grey and facexlib decoding), so ``agreement`` checks
+the device paths against the references too. Builds (networks, compile) happen before each clock starts.
 ``floor_s`` is the work no harness can avoid: the method and every metric (update and compute) on
 batches decoded and on the device beforehand; ``engine_over_floor`` is the harness's own overhead.
 ``phases`` splits ``engine_s`` into data wait, restore, each metric's update, host copies, shard
@@ -55,15 +57,17 @@ def compute_floor(runner: Any, label: str, method: torch.nn.Module, metrics: dic
     prepared = runner.prepare(label, method)
     need_gt = any(m.needs_gt for m in metrics.values())
     need_lq = any(getattr(m, "needs_lq", False) for m in metrics.values())
-    batches = [(engine.to_device(b.lq), engine.to_device(b.gt) if b.gt is not None else None)
+    # uint8 inputs for the method (as the engine's restore takes them), float [0, 1] GT for the metrics
+    batches = [(b.lq.to(engine.device), engine.to_device(b.gt) if b.gt is not None else None)
                for b in make_loader(pairs, runner.cfg.batch_size, 0, need_gt=need_gt, size=size) if b.names]
     if not batches:
         return float("nan")
 
-    def step(lq: torch.Tensor, gt: torch.Tensor | None) -> Any:
-        out = to_benchmark_size(engine.restore(prepared, lq), size)
+    def step(lq_u8: torch.Tensor, gt: torch.Tensor | None) -> Any:
+        out = to_benchmark_size(engine.restore(prepared, lq_u8), size)
+        lq = engine.to_device(lq_u8) if need_lq else None
         # host-pool metrics overlap the next batch, as in the runner (collected one batch later)
-        return engine.measure(metrics, out, gt, lq if need_lq else None, defer_host=engine.host_workers > 0)
+        return engine.measure(metrics, out, gt, lq, defer_host=engine.host_workers > 0)
 
     engine.finish(step(*batches[0]))  # warm-up: cudnn autotuning, lazy init, the host pool's start
     for m in metrics.values():
@@ -148,7 +152,9 @@ def end_to_end(
     del method, runner
     fresh = build_method()
     set_memory_format(fresh, False)
-    metrics = {n: bench.create_metric(n) for n in unit.metric_values}
+    # as the released scripts compute: each metric with the stock tool's own arithmetic where ours differs in speed only
+    stock = {n: built[n].reference_options() if n in built else {} for n in unit.metric_values}
+    metrics = {n: bench.create_metric(n, **stock[n]) for n in unit.metric_values}
     official = official_style(fresh, metrics, pairs, scratch / "official_style", device=dev, size=size, clock=clock)
     official_s = official["total_s"]
     return {
@@ -162,5 +168,6 @@ def end_to_end(
         "engine_over_floor": engine_s / floor_s if floor_s > 0 else math.nan,
         "official_over_engine": official_s / engine_s if engine_s > 0 else math.nan,
         "agreement": agreement(unit, official, pairs),
+        "official_options": {n: o for n, o in stock.items() if o},
         "notes": list(prepared.notes),
     }

@@ -214,6 +214,11 @@ class Metric(torch.nn.Module):
                 out.append(x)
         return (torch.tensor(out, dtype=torch.float64) if self.per_image else None), errors
 
+    def reference_options(self) -> dict[str, Any]:
+        """Options that switch this instance to the stock tool's own arithmetic where its default is a faster
+        equivalent (e.g. ``impl='reference'``); the official-style loop of ``profile --e2e`` builds with them."""
+        return {}
+
     def info(self) -> dict[str, Any]:
         """The facts this instance's numbers carry (options may change its protocol or ``standard``)."""
         return {"name": self.name, **{k: getattr(self, k) for k in FACTS}}

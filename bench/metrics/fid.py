@@ -345,6 +345,9 @@ class FrechetMetric(Metric):
     def _features(self, img: torch.Tensor) -> torch.Tensor:
         return self.extractor(img).float()
 
+    def reference_options(self) -> dict[str, Any]:
+        return {"sqrtm": "scipy"}  # pytorch-fid's scipy sqrtm
+
     @torch.no_grad()
     def update(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> None:
         self.features.append(self._features(pred))

@@ -173,6 +173,9 @@ class IdentityAngle(Metric):
         self.add_state("count", torch.zeros((), dtype=torch.float64), "sum")
         self.add_state("dropped", torch.zeros((), dtype=torch.float64), "sum")
 
+    def reference_options(self) -> dict[str, str]:
+        return {"impl": "reference"}  # VQFR's grey conversion through OpenCV and PNG bytes
+
     @torch.no_grad()
     def update(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
         deg = angle_degrees(self.embedder.similarity(pred, gt))
@@ -202,6 +205,9 @@ class IdentityCosine(MeanOfImages):
         super().__init__()
         self.embedder = ArcFaceEmbedder(self.name, weights, grey, impl)
         self.protocol = protocol_label("cos", grey, 0.0)
+
+    def reference_options(self) -> dict[str, str]:
+        return {"impl": "reference"}  # VQFR's grey conversion through OpenCV and PNG bytes
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         return self.embedder.similarity(pred, gt)

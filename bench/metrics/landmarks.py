@@ -67,6 +67,9 @@ class LandmarkDistance(MeanOfImages):
         except MissingWeightsError as exc:
             raise MetricUnavailable.because(self.name, exc) from exc
 
+    def reference_options(self) -> dict[str, str]:
+        return {"impl": "reference"}  # facexlib's numpy decoding
+
     @torch.no_grad()
     def landmarks(self, img: torch.Tensor) -> np.ndarray:
         """(B, 98, 2) landmarks (x, y) in the input's pixels, as facexlib ``FAN.get_landmarks``."""

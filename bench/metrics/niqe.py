@@ -147,6 +147,9 @@ class NIQE(MeanOfImages):
         for k, v in params.items():
             self.register_buffer(k, v, persistent=False)
 
+    def reference_options(self) -> dict[str, str]:
+        return {"impl": "reference"} if self.precision == "float32" else {}  # BasicSR's numpy, per image
+
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
         check_images(pred, "pred")
         _check_size(*pred.shape[-2:])

@@ -132,6 +132,23 @@ def test_e2e_model_engine_and_official_agree_in_fp32(pairs, tmp_path):
     assert entry["images"] == 3 and entry["method"] == "lq"
 
 
+def test_e2e_official_loop_uses_the_reference_paths(tmp_path, bfrbench_home, monkeypatch, caplog):
+    """The official-style loop builds niqe with BasicSR's numpy (impl=reference); the engine's device path agrees.
+    No path feeds the metrics wrong images (uint8 read as [0, 1] floats makes them black: niqe NaN, a warning)."""
+    from bench.engine.e2e import end_to_end
+    from bench.weights import fetch
+
+    monkeypatch.setenv("BFRBENCH_HOME", str(bfrbench_home))
+    spec = f"niqe:weights={fetch('niqe-pris-params', quiet=True)}"
+    faces = P.synthetic_pairs(tmp_path / "faces", 2, 192, seed=3)
+    entry = end_to_end("lq", lambda: _lq(192), [spec, "psnr"], faces, tmp_path / "e2e", device=CPU, batch_size=2,
+                       size=192)
+    assert entry["official_options"] == {spec: {"impl": "reference"}}
+    agree = entry["agreement"][spec]
+    assert agree["engine"] > 0 and agree["max_abs_diff_per_image"] <= 1e-10 * agree["engine"]
+    assert not [r.message for r in caplog.records if "failed on image" in r.getMessage()]
+
+
 def _lq(size):
     import bench
 
