@@ -32,12 +32,17 @@ from bench.engine.sizes import to_benchmark_size
 Clock = Callable[[], float]
 
 
-def model_only(runner: Any, label: str, method: torch.nn.Module, pairs: Sequence[Any], size: int,
+def decoded_batches(pairs: Sequence[Any], batch_size: int, size: int) -> list[Any]:
+    """The run's batches of ``pairs`` (LQ and GT), decoded once on the host for the untimed-input measurements."""
+    return [b for b in make_loader(pairs, batch_size, 0, size=size) if b.names]
+
+
+def model_only(runner: Any, label: str, method: torch.nn.Module, decoded: Sequence[Any],
                clock: Clock = time.perf_counter) -> float:
-    """Seconds for the prepared method alone over ``pairs`` (decoded and on the device beforehand)."""
+    """Seconds for the prepared method alone over the ``decoded`` batches (on the device beforehand)."""
     engine = runner.engine
     prepared = runner.prepare(label, method)
-    batches = [b.lq.to(engine.device) for b in make_loader(pairs, runner.cfg.batch_size, 0, size=size) if b.names]
+    batches = [b.lq.to(engine.device) for b in decoded]
     if not batches:
         return float("nan")
     engine.restore(prepared, batches[0])  # warm-up (cudnn autotuning, lazy init)
@@ -49,7 +54,7 @@ def model_only(runner: Any, label: str, method: torch.nn.Module, pairs: Sequence
     return clock() - t0
 
 
-def compute_floor(runner: Any, label: str, method: torch.nn.Module, metrics: dict[str, Any], pairs: Sequence[Any],
+def compute_floor(runner: Any, label: str, method: torch.nn.Module, metrics: dict[str, Any], decoded: Sequence[Any],
                   size: int, clock: Clock = time.perf_counter) -> float:
     """Seconds for the method plus every metric's update and compute on pre-decoded device batches (no loader,
     no shards, no host copies of values): the engine's lower bound with these metrics."""
@@ -58,8 +63,8 @@ def compute_floor(runner: Any, label: str, method: torch.nn.Module, metrics: dic
     need_gt = any(m.needs_gt for m in metrics.values())
     need_lq = any(getattr(m, "needs_lq", False) for m in metrics.values())
     # uint8 inputs for the method (as the engine's restore takes them), float [0, 1] GT for the metrics
-    batches = [(b.lq.to(engine.device), engine.to_device(b.gt) if b.gt is not None else None)
-               for b in make_loader(pairs, runner.cfg.batch_size, 0, need_gt=need_gt, size=size) if b.names]
+    batches = [(b.lq.to(engine.device), engine.to_device(b.gt) if need_gt and b.gt is not None else None)
+               for b in decoded]
     if not batches:
         return float("nan")
 
@@ -133,7 +138,8 @@ def end_to_end(
                     channels_last=channels_last, quiet=True, report=False)
     runner = Runner(cfg, image_size=size)
     method = runner.adopt_method(build_method())
-    model_s = model_only(runner, spec.label, method, pairs, size, clock)
+    decoded = decoded_batches(pairs, batch_size, size)
+    model_s = model_only(runner, spec.label, method, decoded, clock)
     built = runner.build_metrics(metric_names, "e2e")
     host_workers = runner.engine.host_workers
     runner.engine.phases = phases = Phases(runner.device, clock)  # profiling only: syncs at each phase boundary
@@ -145,7 +151,7 @@ def end_to_end(
         engine_s = clock() - t0
         runner.engine.phases = OFF
         floor_s = compute_floor(runner, spec.label, method, {n: built[n] for n in unit.metric_values if n in built},
-                                pairs, size, clock)
+                                decoded, size, clock)
     finally:
         runner.engine.close()
     prepared, dev = runner.prepare(spec.label, method), runner.device

@@ -90,7 +90,8 @@ def trace_sqrt_product(
     non-zero eigenvalues are those of the small Gram form ``X S2 X' / (n-1)`` (n x n): same value.
     """
     if centred1 is not None and centred1.shape[0] - 1 < sigma1.shape[0]:
-        m = centred1 @ sigma2 @ centred1.T / (centred1.shape[0] - 1)
+        x = centred1.to(sigma2)  # moved only when used: a large set's features stay where they are
+        m = x @ sigma2 @ x.T / (x.shape[0] - 1)
     else:
         w, v = torch.linalg.eigh(sigma2)
         root = (v * w.clamp(min=0).sqrt()) @ v.T
@@ -125,8 +126,8 @@ def frechet_distance(
         tr_covmean = _trace_sqrtm_scipy(sigma1, sigma2, eps)
     else:
         dev = torch.device(device) if device is not None else torch.device("cpu")
-        x = centred1.to(dev, torch.float64) if centred1 is not None else None
-        tr_covmean = float(trace_sqrt_product(torch.from_numpy(sigma1).to(dev), torch.from_numpy(sigma2).to(dev), x))
+        tr_covmean = float(trace_sqrt_product(torch.from_numpy(sigma1).to(dev), torch.from_numpy(sigma2).to(dev),
+                                              centred1))
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 
 
