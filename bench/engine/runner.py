@@ -161,6 +161,9 @@ class Runner:
                 self._metrics[name] = (str(exc), getattr(exc, "fix", ""))
             except UnknownNameError as exc:
                 raise UserError(str(exc)) from exc
+            except (TypeError, ValueError) as exc:  # an option it lacks, or a value it refuses
+                raise UserError(f"metric {name}: bad option ({exc})",
+                                f"see `bfrbench list metrics --verbose` for {name.split(':')[0]}'s options") from exc
             except ImportError as exc:
                 self._metrics[name] = (f"a package it needs is missing ({exc})", "pip install it")
             else:
