@@ -42,21 +42,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        # no command: the demo suite, as README promises
-        args = parser.parse_args(["run", *(argv or [])])
+    """Run one command; the one place errors are shown: never a traceback, always one line (README, "Exit status")."""
+    from bench.cli import exit_codes
+
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            # no command: the demo suite, as README promises
+            args = parser.parse_args(["run", *(argv or [])])
         return int(args._main(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except BfrBenchError as exc:  # the one place user-facing errors are shown: one line, message and fix
-        from bench.cli.exit_codes import USAGE
-
+        return exit_codes.INTERRUPTED
+    except BfrBenchError as exc:  # user-facing errors: one line, message and fix
         print(f"bfrbench: error: {format_error(exc)}", file=sys.stderr)
-        return USAGE
+        return exit_codes.USAGE
+    except Exception as exc:  # noqa: BLE001 - anything else is ours: one line, the traceback in a log
+        return _unexpected(exc, argv)
+    finally:
+        from bench.core.crashlog import note_run_folder
+
+        note_run_folder(None)
+
+
+def _unexpected(exc: BaseException, argv: Sequence[str] | None) -> int:
+    """Log ``exc``'s traceback and say in one line what happened and where the log is."""
+    import errno
+
+    from bench.cli import exit_codes
+    from bench.core.crashlog import write_crash_log
+
+    try:
+        log = write_crash_log(exc, argv)
+    except Exception:  # noqa: BLE001 - the log is a courtesy; the one line must still come out
+        log = None
+    where = f"the traceback is in {log}" if log else "no log could be written"
+    if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))):
+        what = ("out of memory: try a smaller --batch-size, fewer --workers or fewer images"
+                if isinstance(exc, MemoryError) else
+                f"no space left on the device{f' writing {exc.filename}' if exc.filename else ''}: "
+                "free some space or choose another --out or BFRBENCH_HOME")
+        print(f"bfrbench: error: {what} ({where})", file=sys.stderr)
+        return exit_codes.RESOURCES
+    detail = " ".join(str(exc).split())[:200]
+    print(f"bfrbench: internal error: {type(exc).__name__}{': ' + detail if detail else ''} ({where}; "
+          "please report it with that file)", file=sys.stderr)
+    return exit_codes.INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

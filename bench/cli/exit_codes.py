@@ -1,6 +1,7 @@
-"""The exit status of ``bfrbench run``: one definition, documented in README ("Exit status").
+"""The exit status of every ``bfrbench`` command: one definition, documented in README ("Exit status").
 
 A run always finishes everything it can first; its status then says how complete the result is.
+The last two codes are set by :mod:`bench.cli.app` for any command, never by a command itself.
 """
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ USAGE = 2
 NOTHING = 3
 #: ``--strict``: something was skipped (a method, a metric, a bad input file)
 STRICT = 4
+#: an unexpected internal error (a bug): one line naming the log file that holds the traceback
+INTERNAL = 70
+#: the machine ran out of memory or disk space (one line; the traceback is logged when it can be)
+RESOURCES = 71
+#: interrupted (Ctrl-C)
+INTERRUPTED = 130
 
 
 @dataclass

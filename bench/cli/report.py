@@ -27,8 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from bench.core.crashlog import note_run_folder
     from bench.core.errors import UserError
     from reports.render import render_report
+
+    note_run_folder(args.run_dir)
 
     if args.gallery_images < 0:
         raise UserError("--gallery-images must be 0 or more")

@@ -128,10 +128,12 @@ def main(args: argparse.Namespace) -> int:
     import sys
 
     from bench.cli.exit_codes import run_status
+    from bench.core.crashlog import note_run_folder
     from bench.engine.runner import Runner
 
     cfg = config_from_args(args)
     runner = Runner(cfg)
+    note_run_folder(runner.run_dir)  # an unexpected error's log goes beside the results
     try:
         outcome = runner.run()
     finally:
