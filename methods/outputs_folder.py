@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from bench.core.errors import UserError
+from bench.core.filehash import file_identity
 from bench.core.imageio import ImageReadError, list_images, read_image, resize_to
 from bench.core.registry import METHODS, Entry
 from methods.base import MethodInfo, RestorationMethod
@@ -36,19 +37,15 @@ def parse_outputs_spec(spec: str) -> tuple[str, str]:
     return label, folder
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def folder_content_hash(files: list[Path]) -> str:
-    """SHA-256 over (file name, SHA-256 of its bytes) of every image, sorted by name."""
+    """SHA-256 over (file name, SHA-256 of its bytes) of every image, sorted by name.
+
+    A file that cannot be read (a dangling or looping symlink) enters as its reason: reading it
+    later makes that image an error row, the run goes on.
+    """
     h = hashlib.sha256()
     for path in sorted(files, key=lambda p: p.name):
-        h.update(path.name.encode() + b"\0" + file_digest(path).encode() + b"\n")
+        h.update(path.name.encode() + b"\0" + file_identity(path).encode() + b"\n")
     return h.hexdigest()
 
 

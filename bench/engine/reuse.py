@@ -5,16 +5,20 @@ keys are made from, its output size, and the size and modification time of every
 read. A rerun with the same spec whose files are unchanged gets a :class:`RecordedMethod` instead
 of the network: it answers ``info()`` (so unit keys match) and is built for real only when a unit
 has batches left to compute.
+
+"Unchanged" means the same bytes: weights files and a unit's images are known by their SHA-256
+(``bench.core.filehash``), never by size and modification time, which a replaced file can share.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.config import MethodSpec
+from bench.config import MethodSpec, content_hash
+from bench.core.filehash import file_digest, file_identity
 from methods.base import MethodInfo, WeightsInfo
 
 RECORD = Path("method_records.json")
@@ -24,17 +28,26 @@ def _spec_key(spec: MethodSpec) -> list[Any]:
     return [spec.name, [list(p) for p in spec.params], spec.weights, spec.alias]
 
 
-def _files(info: MethodInfo) -> dict[str, list[int]] | None:
-    """Size and mtime (ns) of every weights file ``info`` names; None when one cannot be read."""
-    out: dict[str, list[int]] = {}
+def _files(info: MethodInfo) -> dict[str, str] | None:
+    """The SHA-256 of every weights file ``info`` names; None when one cannot be read."""
+    out: dict[str, str] = {}
     for w in info.weights:
         if w.path:
             try:
-                st = os.stat(w.path)
+                out[w.path] = file_digest(w.path)
             except OSError:
                 return None
-            out[w.path] = [st.st_size, st.st_mtime_ns]
     return out
+
+
+def data_fingerprint(pairs: Iterable[Any]) -> str:
+    """A unit's data: every image's name and the SHA-256 of its LQ and GT files (32 hex digits).
+
+    An unreadable file enters as its reason (it is a bad image of the run), so the fingerprint
+    changes when it is mended.
+    """
+    return content_hash([[p.name] + [file_identity(path) for path in (p.lq_path, p.gt_path) if path is not None]
+                         for p in pairs], 32)
 
 
 class RecordedMethod:

@@ -243,21 +243,10 @@ class Runner:
     # -- one unit -----------------------------------------------------------------
     def _unit_key(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> tuple[str, dict]:
         info = method.info()
-        fingerprint = []
-        for p in pairs:
-            entry = [p.name]
-            for path in (p.lq_path, p.gt_path):
-                if path is not None:
-                    try:
-                        st = os.stat(path)
-                        entry += [st.st_size, int(st.st_mtime)]
-                    except OSError:
-                        entry += [None]
-            fingerprint.append(entry)
         key = {
             "version": RESULTS_VERSION,
             "dataset": dataset.name,
-            "data": content_hash(fingerprint, 32),
+            "data": reuse.data_fingerprint(pairs),
             "method": spec.name,
             "params": info.params,
             "weights": [dataclasses.asdict(w) for w in info.weights],

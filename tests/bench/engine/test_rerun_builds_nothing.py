@@ -52,7 +52,12 @@ def test_fully_reused_rerun_builds_no_network(tmp_path):
     a, b = pd.read_csv(first.run_dir / "summary.csv"), pd.read_csv(second.run_dir / "summary.csv")
     pd.testing.assert_frame_equal(a, b)
     st = weights.stat()
-    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a changed weights file: built again
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, the same bytes: still reused
+    Runner(_cfg(ds, tmp_path / "run", weights)).run()
+    assert len(BUILT) == 1
+    st = weights.stat()
+    weights.write_bytes(b"weightz")  # other bytes, same size and mtime: built again
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
     Runner(_cfg(ds, tmp_path / "run", weights)).run()
     assert len(BUILT) == 2
 
@@ -67,3 +72,29 @@ def test_unfinished_unit_builds_the_recorded_method(tmp_path):
     assert len(BUILT) == 2
     summary = pd.read_csv(outcome.run_dir / "summary.csv")
     assert (summary[summary.method == "test-counted"].n == 3).all()
+
+
+def test_replaced_image_of_same_size_and_mtime_is_not_reused(tmp_path):
+    """A dataset file replaced by other bytes of the same size and mtime gives new results (issue 20, item 4)."""
+    import cv2
+    import numpy as np
+
+    root = make_folder(tmp_path / "faces", 3, size=64)
+    for p in (root / "gt").iterdir():  # uncompressed PNGs: the file size depends on the image size only
+        cv2.imwrite(str(p), cv2.imread(str(p)), [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    ds = register(root, "stale")
+    cfg = lambda: RunConfig(datasets=[ds], methods=["lq"], metrics=["psnr"], out=str(tmp_path / "run"),  # noqa: E731
+                            device="cpu", batch_size=2, workers=0, quiet=True, report=False)
+    rows = lambda o: pd.read_parquet(o.run_dir / "per_image.parquet").set_index("image")["psnr"]  # noqa: E731
+    before = rows(Runner(cfg()).run())
+    gt = root / "gt" / "img000.png"
+    st = gt.stat()
+    img = cv2.imread(str(gt))
+    cv2.imwrite(str(gt), np.ascontiguousarray(img[::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    os.utime(gt, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert gt.stat().st_size == st.st_size and gt.stat().st_mtime_ns == st.st_mtime_ns
+    second = Runner(cfg()).run()
+    assert {u.status for u in second.units} == {"computed"}
+    after = rows(second)
+    assert after["img000"] != before["img000"]
+    assert after["img001"] == before["img001"]
