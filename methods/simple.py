@@ -5,8 +5,6 @@ unsharp mask: a real, cheap restorer that ranks against ``lq`` from day one, bat
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
@@ -57,8 +55,8 @@ class LQMethod(RestorationMethod):
     family = "baseline"
     description = "the degraded input resized to 512 (do-nothing baseline)"
 
-    def __init__(self, weights: str | None = None, **params: Any) -> None:
-        super().__init__(**params)
+    def __init__(self, weights: str | None = None) -> None:
+        super().__init__()
         self.weights_info = [WeightsInfo(name="none", note="no learned weights")]
 
     def restore(self, lq: torch.Tensor) -> torch.Tensor:

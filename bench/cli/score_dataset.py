@@ -32,7 +32,8 @@ def main(args: argparse.Namespace) -> int:
     from bench.core.device import resolve_device
     from bench.core.errors import UserError
     from bench.core.imageio import list_images, read_image
-    from methods.iqp_bfr.quality import QualityScorer, uint8_to_tensor
+    from bench.core.inputs import uint8_to_tensor
+    from methods.iqp_bfr.quality import QualityScorer
 
     folder = Path(args.folder)
     if args.folder.split(":")[0] == "demo" and not folder.is_dir():

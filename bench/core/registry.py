@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from bench.core.errors import UnknownNameError
+from bench.core.errors import UnknownNameError, UserError
 
 T = TypeVar("T")
 
@@ -103,7 +103,7 @@ class Registry(Generic[T]):
 
         base_name, options = split_spec(name)
         if options:
-            return with_options(self.entry(base_name), options)
+            return with_options(self.entry(base_name), options, self.kind)
         if ":" in name:
             prefix, rest = name.split(":", 1)
             if prefix.lower() in self._resolvers:
@@ -116,7 +116,10 @@ class Registry(Generic[T]):
         )
 
     def create(self, name: str, **kwargs: Any) -> T:
-        return self.entry(name).factory(**kwargs)
+        """Build ``name`` with ``kwargs``; an option its factory lacks is a one-line error with a did-you-mean."""
+        entry = self.entry(name)
+        check_factory_options(self.kind, entry.name, entry.factory, kwargs)
+        return entry.factory(**kwargs)
 
     def names(self) -> list[str]:
         return sorted(e.name for e in self._entries.values())
@@ -144,7 +147,44 @@ def factory_defaults(factory: Callable[..., Any]) -> dict[str, Any]:
             if p.name not in skip and p.default is not p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
-def with_options(base: Entry[T], options: dict[str, Any]) -> Entry[T]:
+class UnknownOptionError(UserError):
+    """A keyword that a metric, method or ``bench.run`` does not take (a typo such as ``crop_bordr``)."""
+
+
+def check_keywords(where: str, given: Any, known: Any, fix: str = "") -> None:
+    """Raise :class:`UnknownOptionError` for each key of ``given`` not in ``known``: one line, with a did-you-mean."""
+    known = list(known)
+    unknown = [k for k in given if k not in known]
+    if not unknown:
+        return
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1)
+        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise UnknownOptionError(
+        f"{where} has no option {', '.join(parts)}; its options: {', '.join(known) or 'none'}", fix)
+
+
+def factory_options(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword names ``factory`` takes (following ``__wrapped__``), or None when it takes ``**kwargs``."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        params = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_factory_options(kind: str, name: str, factory: Callable[..., Any], given: Any) -> None:
+    """:func:`check_keywords` against the options ``factory`` takes (nothing checked for a ``**kwargs`` factory)."""
+    known = factory_options(factory)
+    if known is not None:
+        check_keywords(f"{kind} {name}", given, known, f"`bfrbench list {kind}s --verbose` lists each one's options")
+
+
+def with_options(base: Entry[T], options: dict[str, Any], kind: str = "entry") -> Entry[T]:
     """``base`` with ``options`` bound: its factory gets them, its label and protocol name them.
 
     A built object whose protocol is still the base protocol gets ``[key=value,...]`` appended,
@@ -152,6 +192,7 @@ def with_options(base: Entry[T], options: dict[str, Any]) -> Entry[T]:
     """
     from bench.core.options import format_spec
 
+    check_factory_options(kind, base.name, base.factory, options)
     label = format_spec(base.name, options)
     suffix = label[len(base.name) + 1 :]
     base_protocol = base.meta.get("protocol")
@@ -162,6 +203,7 @@ def with_options(base: Entry[T], options: dict[str, Any]) -> Entry[T]:
             obj.protocol = f"{base_protocol}[{suffix}]"
         return obj
 
+    factory.__wrapped__ = base.factory  # type: ignore[attr-defined]  # its signature is the base's
     meta = dict(base.meta, options=dict(options), option_base=base.name)
     if base_protocol:
         meta["protocol"] = f"{base_protocol}[{suffix}]"

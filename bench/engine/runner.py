@@ -98,6 +98,11 @@ class RunOutcome:
     #: per dataset: n, root, bad_files, conversions, validation (as in manifest.json)
     datasets: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def per_image(self) -> Any:
+        """One row per dataset, method and image, one column per metric (a pandas DataFrame, as per_image.parquet)."""
+        return results.build_per_image(self.units)
+
 
 class Runner:
     """Runs a :class:`RunConfig`; see module docstring."""

@@ -32,12 +32,26 @@ def metric_facts(name: str, built: Metric | None = None) -> dict[str, Any]:
     return facts
 
 
+class _Direction:
+    """``higher_better`` under another library's name, on the class and on an instance (options may flip it)."""
+
+    def __init__(self, invert: bool) -> None:
+        self.invert = invert
+
+    def __get__(self, obj: Any, owner: type) -> bool:
+        return bool((obj if obj is not None else owner).higher_better) != self.invert
+
+
 class Metric(torch.nn.Module):
     """Base class. Subclasses set the class attributes and implement ``update`` / ``compute``."""
 
     #: registry name, e.g. "psnr"
     name: ClassVar[str] = ""
     higher_better: ClassVar[bool] = True
+    #: pyiqa's name: ``not higher_better``
+    lower_better = _Direction(invert=True)
+    #: torchmetrics' name: ``higher_better``
+    higher_is_better = _Direction(invert=False)
     needs_gt: ClassVar[bool] = False
     #: protocol label carried by every number, e.g. "basicsr-rgb-crop0"
     protocol: ClassVar[str] = ""

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from bench.core.atomic import atomic_write_json
+from bench.core.inputs import as_batch
 
 STATS_VERSION = 1
 
@@ -196,24 +197,12 @@ class QualityScorer:
 
 def iter_batches(images: Iterable[Any] | str | os.PathLike[str]) -> Iterator[torch.Tensor]:
     """Yield (B, 3, H, W) float batches in [0, 1] from batches, uint8 arrays, paths or a folder."""
-    from bench.core.imageio import list_images, read_image
+    from bench.core.imageio import list_images
 
     if isinstance(images, (str, os.PathLike)):
         images = list_images(images)
     for item in images:
-        if isinstance(item, torch.Tensor):
-            yield item if item.ndim == 4 else item.unsqueeze(0)
-        elif isinstance(item, np.ndarray):
-            yield uint8_to_tensor(item)
-        else:
-            yield uint8_to_tensor(read_image(item).rgb)
-
-
-def uint8_to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        yield as_batch(item)
 
 
 def score_bin(score: torch.Tensor, num_bins: int = 10) -> torch.Tensor:

@@ -462,8 +462,9 @@ def test_python_api_rejects_uint8_and_0_255_tensors():
         method(u8.float())
     with pytest.raises(ImageTensorError, match=r"psnr\.update reference: .*divide by 255"):
         psnr.update(x, u8.float())
-    with pytest.raises(ImageTensorError, match=r"\(B, 3, H, W\), got shape \(3, 64, 64\)"):
-        psnr.update(x[0], x[0])
+    with pytest.raises(ImageTensorError, match=r"\(B, 3, H, W\), got shape \(64, 64\)"):
+        psnr.update(x[0, 0], x[0, 0])
+    assert torch.equal(psnr.update(x[0], x[0].clamp(0, 0.5)), psnr.update(x[:1], x[:1].clamp(0, 0.5)))  # CHW, as pyiqa
     out = method.restore(u8.float() / 255)  # the contract: float in [0, 1]
     assert out.shape == (2, 3, 512, 512) and float(out.max()) <= 1.0
     assert torch.isfinite(psnr.update(x, x.clamp(0, 0.5))).all()

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.core.inputs import uint8_to_tensor
 from bench.metrics.base import MeanOfImages
-from methods.iqp_bfr.quality import QualityScorer, score_bin, uint8_to_tensor
+from methods.iqp_bfr.quality import QualityScorer, score_bin
 
 
 class Brightness(MeanOfImages):
