@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from bench.core.atomic import atomic_write_text
+from bench.engine.ranking import RULE, rank
 from reports import gallery, plots
 from reports.data import RunData, load_run
 from reports.tables import Board, benchmark_board, fmt, fmt_rank, metric_columns, ok_rows, overall_board, spread_stats
@@ -293,7 +294,8 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
     protocols = _protocol_map(run)
     standin = _standin_methods(run)
     nonstd = _nonstandard_metrics(run)
-    overall = overall_board(summary)
+    ranking = rank(summary, run.per_image)
+    overall = overall_board(summary, ranking=ranking)
     methods_order = [r.method for r in overall.rows]
     for meth in dict.fromkeys(summary["method"]):
         if meth not in methods_order:
@@ -310,7 +312,7 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
         datasets += [d for d in dict.fromkeys(run.per_image["dataset"]) if d not in datasets]
     sections: list[BenchmarkSection] = []
     for i, ds in enumerate(datasets, 1):
-        board = benchmark_board(summary, ds, spread)
+        board = benchmark_board(summary, ds, spread, ranking=ranking)
         n_images = None
         if run.per_image is not None:
             n_images = int(run.per_image.loc[run.per_image["dataset"] == ds, "image"].nunique())
@@ -346,6 +348,7 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
         "created": str(created),
         "rendered": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "overall": overall,
+        "ranking_rule": RULE,
         "sections": sections,
         "standin": standin,
         "standin_used": standin_used,

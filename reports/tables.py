@@ -1,8 +1,9 @@
-"""Leaderboards and per-benchmark tables: ranks that honour each metric's direction, per-image spread.
+"""Leaderboards and per-benchmark tables: the ranks of :func:`bench.engine.ranking.rank`, per-image spread.
 
 A metric is identified by (metric, protocol): the same name under two protocols is two columns,
-never averaged together. Ranks are computed per (benchmark, metric) among the methods that have a
-value (ties share the average rank); a method's score is its mean rank, lower is better.
+never averaged together. Ranks follow the one rule of :mod:`bench.engine.ranking` (paired on the
+images every method has, ``n`` on every value, methods missing images flagged); a method's score
+is its mean rank, lower is better.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from bench.engine.ranking import Ranking, rank
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Row:
     per_dataset: dict[str, float | None] = field(default_factory=dict)
     position: int = 0
     partial: bool = False
+    #: e.g. "missing 1 of 10 images" (ranked on the images every method has)
+    flag: str = ""
 
 
 @dataclass
@@ -76,6 +81,8 @@ class Board:
     rows: list[Row]
     n_rankable: int
     datasets: list[str] = field(default_factory=list)
+    #: how each column was ranked (common set size, unranked columns and why)
+    notes: list[str] = field(default_factory=list)
 
 
 def fmt(value: float | None) -> str:
@@ -119,16 +126,6 @@ def metric_columns(rows: pd.DataFrame) -> list[MetricCol]:
     return list(seen.values())
 
 
-def add_ranks(rows: pd.DataFrame) -> pd.DataFrame:
-    """Add a ``rank`` column: 1 = best within (dataset, metric, protocol), honouring higher_better."""
-    out = rows.copy()
-    out["rank"] = np.nan
-    for _, group in out.groupby(["dataset", "metric", "protocol"], sort=False):
-        higher = bool(group["higher_better"].iloc[0])
-        out.loc[group.index, "rank"] = group["value"].astype(float).rank(ascending=not higher, method="average")
-    return out
-
-
 def _method_identity(summary: pd.DataFrame) -> dict[str, tuple[str, str, bool]]:
     """method label -> (method_name, config_hash, standin) from every summary row (ok or skipped)."""
     ident: dict[str, tuple[str, str, bool]] = {}
@@ -139,10 +136,10 @@ def _method_identity(summary: pd.DataFrame) -> dict[str, tuple[str, str, bool]]:
 
 
 def _order(rows: list[Row]) -> list[Row]:
-    """Full-coverage methods first, then by mean rank, then by label; number the positions."""
+    """Ranked methods on the most pairs first, by mean rank; then the partial and unranked ones; number them."""
     most = max((r.n_ranked for r in rows), default=0)
     for r in rows:
-        r.partial = r.n_ranked < most
+        r.partial = r.partial or r.n_ranked < most or r.mean_rank is None
     rows.sort(key=lambda r: (r.partial, r.mean_rank if r.mean_rank is not None else math.inf, r.method))
     for i, r in enumerate(rows, 1):
         r.position = i
@@ -168,49 +165,57 @@ def spread_stats(per_image: pd.DataFrame | None) -> dict[tuple[str, str, str], t
     return out
 
 
-def benchmark_board(summary: pd.DataFrame, dataset: str, spread: dict | None = None) -> Board:
-    """The leaderboard of one benchmark: one row per method with a value, ranked by mean rank."""
-    ranked = add_ranks(ok_rows(summary))
-    ds = ranked[ranked["dataset"] == dataset]
-    columns = metric_columns(ds)
+def _ranking(summary: pd.DataFrame, per_image: pd.DataFrame | None, ranking: Ranking | None) -> Ranking:
+    return ranking if ranking is not None else rank(summary, per_image)
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def benchmark_board(summary: pd.DataFrame, dataset: str, spread: dict | None = None,
+                    per_image: pd.DataFrame | None = None, ranking: Ranking | None = None) -> Board:
+    """The leaderboard of one benchmark: one row per method with a value, by the one ranking rule."""
+    ranking = _ranking(summary, per_image, ranking)
+    cells, methods = ranking.dataset(dataset)
+    columns = metric_columns(ok_rows(summary)[lambda d: d["dataset"] == dataset])
     ident = _method_identity(summary)
     spread = spread or {}
     rows: list[Row] = []
-    for method, group in ds.groupby("method", sort=False):
-        name, chash, standin = ident[method]
-        cells: dict[tuple[str, str], Cell] = {}
-        for r in group.itertuples(index=False):
-            med = spread.get((dataset, method, r.metric))
-            cells[(r.metric, r.protocol)] = Cell(
-                value=float(r.value),
-                n=None if pd.isna(r.n) else int(r.n),
-                rank=float(r.rank),
-                median=med[0] if med else None,
-                q1=med[1] if med else None,
-                q3=med[2] if med else None,
+    for m in methods.itertuples(index=False):
+        name, chash, standin = ident[m.method]
+        out: dict[tuple[str, str], Cell] = {}
+        for r in cells[cells["method"] == m.method].itertuples(index=False):
+            med = spread.get((dataset, m.method, r.metric))
+            out[(r.metric, r.protocol)] = Cell(
+                value=float(r.value), n=int(r.n), rank=_finite(r.rank),
+                median=med[0] if med else None, q1=med[1] if med else None, q3=med[2] if med else None,
                 n_images=med[3] if med else 0,
             )
-        ranks = [c.rank for c in cells.values() if c.rank is not None]
-        rows.append(Row(method, name, chash, standin, float(np.mean(ranks)) if ranks else None, len(ranks), cells))
+        rows.append(Row(m.method, name, chash, standin, _finite(m.mean_rank), int(m.n_ranked), out,
+                        partial=not m.position, flag=m.flag))
     for col in columns:
-        present = [r.cells[col.key] for r in rows if col.key in r.cells]
+        present = [r.cells[col.key] for r in rows if col.key in r.cells and r.cells[col.key].rank is not None]
         if len(present) > 1:
             for c in present:
                 c.best = c.rank == min(p.rank for p in present)
-    return Board(dataset, columns, _order(rows), n_rankable=len(columns))
+    return Board(dataset, columns, _order(rows), n_rankable=len(columns), notes=list(ranking.notes.get(dataset, [])))
 
 
-def overall_board(summary: pd.DataFrame) -> Board:
-    """Mean rank over every (benchmark, metric) a method was ranked on, with per-benchmark mean ranks."""
-    ranked = add_ranks(ok_rows(summary))
-    datasets = list(dict.fromkeys(ranked["dataset"]))
+def overall_board(summary: pd.DataFrame, per_image: pd.DataFrame | None = None,
+                  ranking: Ranking | None = None) -> Board:
+    """Mean rank over every (benchmark, metric) pair a method was ranked on, with per-benchmark mean ranks."""
+    ranking = _ranking(summary, per_image, ranking)
+    cells, methods = ranking.cells, ranking.methods
+    datasets = list(ranking.notes)
     ident = _method_identity(summary)
-    n_rankable = len(ranked.drop_duplicates(["dataset", "metric", "protocol"]))
+    n_rankable = len(cells[np.isfinite(cells["rank"].astype(float))].drop_duplicates(["dataset", "metric", "protocol"]))
     rows: list[Row] = []
-    for method, group in ranked.groupby("method", sort=False):
+    for method in dict.fromkeys(methods["method"]):
         name, chash, standin = ident[method]
-        per_ds = {ds: float(g["rank"].mean()) for ds, g in group.groupby("dataset", sort=False)}
-        rows.append(
-            Row(method, name, chash, standin, float(group["rank"].mean()), len(group), per_dataset=per_ds)
-        )
+        mine = cells[(cells["method"] == method) & np.isfinite(cells["rank"].astype(float))]
+        per_ds = {ds: float(g["rank"].mean()) for ds, g in mine.groupby("dataset", sort=False)}
+        flags = [f"{r.dataset}: {r.flag}" for r in methods[methods["method"] == method].itertuples() if r.flag]
+        rows.append(Row(method, name, chash, standin, float(mine["rank"].mean()) if len(mine) else None, len(mine),
+                        per_dataset=per_ds, flag="; ".join(flags)))
     return Board("overall", [], _order(rows), n_rankable=n_rankable, datasets=datasets)

@@ -312,90 +312,70 @@ def write_run(
     return summary
 
 
-def rank_methods(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean rank of each method across metrics (1 = best), honouring each metric's direction.
-
-    ``scores``: rows of one dataset with columns method, metric, value, higher_better.
-    Returns a frame indexed by method with a ``mean_rank`` column, best first.
-    """
-    import pandas as pd
-
-    ok = scores[~np.isnan(scores["value"].astype(float))]
-    ranks = []
-    for _metric, grp in ok.groupby("metric"):
-        asc = not bool(grp["higher_better"].iloc[0])
-        ranks.append(grp.set_index("method")["value"].rank(ascending=asc, method="average"))
-    if not ranks:
-        return pd.DataFrame(columns=["mean_rank"])
-    table = pd.concat(ranks, axis=1)
-    out = table.mean(axis=1).rename("mean_rank").to_frame()
-    # a method missing a metric the others have is never ranked as if complete: it follows every complete one
-    out["complete"] = table.notna().all(axis=1)
-    out["_order"] = ~out["complete"]
-    return out.sort_values(["_order", "mean_rank"], kind="stable").drop(columns="_order")
-
-
-def _cell(value: float, n: int, n_max: int, n_inf: int) -> str:
+def _cell(value: float, n: int, n_col: int | None, n_inf: int) -> str:
     text = f"{value:.4g}"
     if n_inf:
         text += f" [+{n_inf} inf]"
-    if n < n_max:
+    if n != n_col:
         text += f" (n={n})"
     return text
 
 
-def format_ranked_tables(summary: pd.DataFrame) -> str:
-    """A plain-text leaderboard per dataset: methods by mean rank, one column per metric.
+def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None = None) -> str:
+    """A plain-text leaderboard per dataset by the one ranking rule (:mod:`bench.engine.ranking`).
 
-    Only methods with a value for every metric of the table are ranked; the others follow,
-    unranked and marked. A value over fewer images than the most any method has is marked
-    ``(n=K)``; infinite per-image values counted apart are marked ``[+K inf]`` (see INF_RULE).
+    Under the header, the ``n`` each column was ranked on; a value over another number of images
+    is marked ``(n=K)``, a method missing images ``[missing K of N images]``, infinite per-image
+    values counted apart ``[+K inf]`` (see INF_RULE). Methods without every metric follow, unranked.
     """
-    import pandas as pd
+    from bench.engine.ranking import RULE, rank
 
     lines = []
     notes: set[str] = set()
-    scores = summary[(summary["kind"] == "score") & (summary["status"] == "ok")]
-    for dataset, grp in scores.groupby("dataset", sort=False):
-        metrics = list(dict.fromkeys(grp["metric"]))
-        have = grp.groupby("method", sort=False)["metric"].nunique()
-        everyone = rank_methods(grp)
-        partial = [m for m, r in everyone.iterrows() if not r.complete]
-        # complete methods are ranked among themselves: an incomplete one neither gets a rank nor shifts theirs
-        ranking = rank_methods(grp[~grp["method"].isin(partial)])
-        complete = list(ranking.index)
-        n_max = {m: int(grp[grp.metric == m]["n"].max()) for m in metrics}
-        heads = ["rank", "method"] + [
-            f"{m}{'↑' if grp[grp.metric == m]['higher_better'].iloc[0] else '↓'}"
-            + ("*" if not grp[grp.metric == m]["standard"].iloc[0] else "")
-            for m in metrics
-        ]
-        order = [(f"{pos} ({ranking.loc[m, 'mean_rank']:.2f})", m) for pos, m in enumerate(complete, 1)]
-        order += [(f"- ({have[m]}/{len(metrics)} metrics)", m) for m in partial]
-        if partial:
-            notes.add("- (k/N metrics): not ranked, values are missing for some metrics")
+    ranking = rank(summary, per_image)
+    for dataset in ranking.notes:
+        cells, methods = ranking.dataset(dataset)
+        keys = list(dict.fromkeys(zip(cells["metric"], cells["protocol"])))
+        n_metrics = len(keys)
+        col_n: dict[tuple[str, str], int | None] = {}
+        heads, n_row = ["rank", "method"], ["", "n"]
+        for key in keys:
+            col = cells[(cells["metric"] == key[0]) & (cells["protocol"] == key[1])]
+            ranked = col[np.isfinite(col["rank"].astype(float))]
+            ns = list(dict.fromkeys((ranked if len(ranked) else col)["n"].astype(int)))
+            col_n[key] = ns[0] if len(ns) == 1 else None
+            first = col.iloc[0]
+            heads.append(f"{key[0]}{'↑' if first['higher_better'] else '↓'}" + ("*" if not first["standard"] else ""))
+            n_row.append(f"n={col_n[key]}" if col_n[key] is not None else "n varies")
         body = []
-        for rank, method in order:
-            row = [rank, method + (" [stand-in]" if grp[grp.method == method]["standin"].any() else "")]
-            for m in metrics:
-                v = grp[(grp.method == method) & (grp.metric == m)]
+        for m in methods.itertuples(index=False):
+            rank_text = (f"{m.position} ({m.mean_rank:.2f})" if m.position
+                         else f"- ({m.n_metrics}/{n_metrics} metrics)")
+            if not m.position:
+                notes.add("- (k/N metrics): not ranked, values are missing for some metrics" if not m.complete
+                          else "-: not ranked, no metric could be compared")
+            standin = bool(summary[summary["method"] == m.method]["standin"].astype(bool).any())
+            label = m.method + (" [stand-in]" if standin else "") + (f" [{m.flag}]" if m.flag else "")
+            if m.flag:
+                notes.add(f"[missing K of N images]: {RULE}")
+            row = [rank_text, label]
+            for key in keys:
+                v = cells[(cells["method"] == m.method) & (cells["metric"] == key[0]) & (cells["protocol"] == key[1])]
                 if not len(v):
                     row.append("-")
                     continue
                 r = v.iloc[0]
-                n_inf = int(r["n_inf"]) if "n_inf" in v and not pd.isna(r["n_inf"]) else 0
-                n = int(r["n"]) if not pd.isna(r["n"]) else 0
-                if n_inf:
+                if r["n_inf"]:
                     notes.add(f"[+K inf]: {INF_RULE}")
-                if n < n_max[m]:
-                    notes.add("(n=K): over fewer images than other methods; compare with care")
-                row.append(_cell(float(r["value"]), n, n_max[m], n_inf))
+                if r["n"] != col_n[key]:
+                    notes.add("(n=K): over another number of images than the column's n; compare with care")
+                row.append(_cell(float(r["value"]), int(r["n"]), col_n[key], int(r["n_inf"])))
             body.append(row)
-        widths = [max(len(str(x)) for x in col) for col in zip(heads, *body)]
+        widths = [max(len(str(x)) for x in col) for col in zip(heads, n_row, *body)]
         lines.append(f"\n== {dataset} ==")
-        lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)))
-        for row in body:
-            lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+        for row in [heads, n_row, *body]:
+            lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+        lines += [f"  {note}" for note in ranking.notes[dataset]]
     lines += sorted(notes)
     skipped = summary[(summary["status"] == "skipped") & (summary["metric"] != "*")]
     skipped = skipped[["metric", "reason"]].drop_duplicates("metric")

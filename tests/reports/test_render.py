@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 
 from bench.core.errors import UserError
+from bench.engine.ranking import rank
 from reports import plots
 from reports.data import load_run
 from reports.render import render_report
-from reports.tables import add_ranks, benchmark_board, ok_rows, overall_board, spread_stats
+from reports.tables import benchmark_board, overall_board, spread_stats
 from tests._helpers.report_synth import (
     BEST,
     DS_A,
@@ -138,12 +139,12 @@ def test_ties_share_the_average_rank_and_missing_values_are_not_ranked():
             rows.append(dict(dataset="d", method=method, method_name=method, config_hash="", metric=metric,
                              protocol="p", value=value, n=1, higher_better=hb, standard=True, standin=False,
                              status="ok", reason=""))
-    ranked = add_ranks(ok_rows(pd.DataFrame(rows)))
+    ranked = rank(pd.DataFrame(rows)).cells
     r = {(x.method, x.metric): x.rank for x in ranked.itertuples()}
-    assert r[("a", "psnr")] == r[("b", "psnr")] == 1.5 and r[("c", "psnr")] == 3
+    # c lacks lpips: it is listed unranked and shifts nobody's rank (one rule with the console)
+    assert r[("a", "psnr")] == r[("b", "psnr")] == 1.5 and np.isnan(r[("c", "psnr")])
     assert r[("a", "lpips")] == 1 and r[("b", "lpips")] == 2 and ("c", "lpips") not in r
     board = benchmark_board(pd.DataFrame(rows), "d")
-    # c is ranked on one metric only: listed after the full-coverage methods although its rank is worse anyway
     assert [(x.method, x.partial) for x in board.rows] == [("a", False), ("b", False), ("c", True)]
 
 

@@ -10,7 +10,8 @@ import torch
 
 from bench.config import MethodSpec, RunConfig
 from bench.core.registry import METHODS
-from bench.engine.results import format_ranked_tables, mean_ci, rank_methods
+from bench.engine.ranking import rank
+from bench.engine.results import format_ranked_tables, mean_ci
 from bench.engine.runner import Runner
 from methods.base import RestorationMethod, WeightsInfo
 from tests._helpers.runner_helpers import make_folder, register
@@ -24,8 +25,8 @@ def test_rank_methods_honours_direction():
             ("a", "lpips", 0.1, False), ("b", "lpips", 0.2, False), ("c", "lpips", 0.3, False),
         ],
         columns=["method", "metric", "value", "higher_better"],
-    )
-    ranking = rank_methods(df)
+    ).assign(dataset="d", n=4)
+    ranking = rank(df).methods.set_index("method")
     # a: ranks 1,3,1 -> 1.67; b: 2,1,2 -> 1.67; c: 3,2,3 -> 2.67
     assert ranking.loc["a", "mean_rank"] == pytest.approx(5 / 3)
     assert ranking.loc["b", "mean_rank"] == pytest.approx(5 / 3)

@@ -15,7 +15,7 @@ import torch
 
 from bench.config import RunConfig
 from bench.core.registry import METHODS
-from bench.engine.results import rank_methods
+from bench.engine.ranking import rank
 from bench.engine.runner import Runner
 from methods.base import RestorationMethod, WeightsInfo
 from tests._helpers.runner_helpers import make_folder, register
@@ -68,7 +68,8 @@ def test_small_outputs_are_compared_at_the_benchmark_size_and_recorded(tmp_path)
 
 def test_a_method_missing_a_metric_is_ranked_after_every_complete_one():
     rows = [("a", "psnr", 20.0), ("a", "niqe", 9.0), ("b", "psnr", 30.0), ("b", "niqe", 3.0), ("c", "psnr", 40.0)]
-    df = pd.DataFrame([{"method": m, "metric": k, "value": v, "higher_better": k == "psnr"} for m, k, v in rows])
-    ranking = rank_methods(df)
-    assert list(ranking.index) == ["b", "a", "c"]  # c ranks first on psnr alone, but lacks niqe
-    assert ranking["complete"].tolist() == [True, True, False]
+    df = pd.DataFrame([{"dataset": "d", "method": m, "metric": k, "value": v, "n": 3, "higher_better": k == "psnr"}
+                       for m, k, v in rows])
+    ranking = rank(df).methods
+    assert list(ranking["method"]) == ["b", "a", "c"]  # c ranks first on psnr alone, but lacks niqe
+    assert ranking["complete"].tolist() == [True, True, False] and ranking["position"].tolist() == [1, 2, 0]
