@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench.engine.ranking import Ranking, rank
+from bench.engine.ranking import Ranking, rank, score_rows
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,8 @@ def fmt_rank(rank: float | None) -> str:
 
 
 def ok_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    """Rows that carry a usable number: status ok and a finite value; last duplicate wins."""
-    df = summary[(summary["status"] == "ok") & np.isfinite(summary["value"].astype(float))]
-    return df.drop_duplicates(subset=["dataset", "method", "metric", "protocol"], keep="last")
+    """The rows the ranking uses (score rows, status ok, a finite value; last duplicate wins)."""
+    return score_rows(summary)
 
 
 def metric_columns(rows: pd.DataFrame) -> list[MetricCol]:
