@@ -51,6 +51,56 @@ class MethodScore:
     gate: GateResult | None
     n: int
     missing: list[str] = field(default_factory=list)
+    #: the suite table's rank (0: not ranked) and why not
+    position: int = 0
+    unranked: str = ""
+
+
+#: the reason text that marks a suite result as not comparable with its protocol (read by the exit status)
+NOT_COMPARABLE = "not comparable"
+
+
+def comparability(per_image: Any, suite: Suite) -> list[str]:
+    """Each suite set whose run has another number of images than the protocol's (empty: comparable)."""
+    problems = []
+    for d in suite.datasets:
+        have = int(per_image.loc[per_image["dataset"] == d.name, "image"].nunique()) if len(per_image) else 0
+        if d.images is not None and have != d.images:
+            problems.append(f"{d.name}: {have} images, the protocol has {d.images}")
+    return problems
+
+
+def rank_scores(scores: list[MethodScore], suite: Suite, problems: list[str]) -> list[MethodScore]:
+    """Rank by the one ranking rule (bench.engine.ranking): only a computed score over the same images ranks.
+
+    A method without a score, one that failed the gate and every method of a run that is not
+    comparable with the protocol are listed after, unranked, with the reason.
+    """
+    import pandas as pd
+
+    from bench.engine.ranking import rank
+
+    for s in scores:
+        s.position, s.unranked = 0, ""
+        if problems:
+            s.unranked = f"{NOT_COMPARABLE} with {suite.tag}: " + "; ".join(problems)
+        elif not suite.score:
+            s.unranked = "the suite has no score"
+        elif not math.isfinite(s.score):
+            s.unranked = f"no score: missing {', '.join(s.missing) or 'a value'}"
+        elif s.gate is not None and not s.gate.passed:
+            s.unranked = "identity gate " + ("not computed" if not s.gate.computed else "failed")
+    rankable = [s for s in scores if not s.unranked]
+    frame = pd.DataFrame([{"dataset": suite.name, "method": s.method, "metric": "score", "value": s.score, "n": s.n,
+                           "higher_better": True} for s in rankable])
+    if len(frame):
+        ranking = rank(frame)
+        position = dict(zip(ranking.methods["method"], ranking.methods["position"]))
+        for s in rankable:
+            s.position = int(position.get(s.method, 0))
+            if not s.position:
+                s.unranked = "scored over another number of images than the other methods (see n)"
+    return sorted(scores, key=lambda s: (s.position == 0, s.position, scores.index(s)))
 
 
 def weighted_mean(means: dict[str, float], weights: dict[str, float]) -> float:
@@ -140,7 +190,8 @@ def score_run(run_dir: Path, summary: Any, per_image: Any, suite: Suite) -> list
             if not math.isfinite(values[var]):
                 missing.append(var)
         score = formula.evaluate(values) if formula else math.nan
-        n = int(((per_image["method"] == method) & per_image["dataset"].isin([d.name for d in suite.datasets])).sum())
+        n = int(((per_image["method"] == method) & per_image["dataset"].isin([d.name for d in suite.datasets])
+                 & (per_image["status"] == "ok")).sum())  # images with an output: a missing one is not scored
         out.append(MethodScore(method, values, pooled, score, gate(per_image, method, suite), n, missing))
     return out
 
@@ -165,6 +216,8 @@ def suite_rows(scores: list[MethodScore], suite: Suite, summary: Any) -> list[di
             reason = "" if ok else f"missing {', '.join(s.missing)} (see the skipped metrics)"
             if s.gate is not None and s.gate.computed and not s.gate.passed:
                 reason = (reason + "; " if reason else "") + "identity gate failed: not ranked by the challenge"
+            if s.unranked.startswith(NOT_COMPARABLE):
+                reason = (reason + "; " if reason else "") + s.unranked
             rows.append(dict(common, metric=f"{suite.name}:score", protocol=f"{suite.tag}: {suite.score.label} = "
                              f"{suite.score.formula}", value=s.score, higher_better=True,
                              status="ok" if ok else "failed", reason=reason))
@@ -183,18 +236,21 @@ def _higher_better(summary: Any, metric: str) -> bool:
 
 
 def format_suite_table(scores: list[MethodScore], suite: Suite) -> str:
-    """Methods by score (gate failures last), with each variable, the score and the gate."""
+    """Methods in rank order (see :func:`rank_scores`), with each variable, the score, the gate and n.
+
+    Only a computed score ranks: the others are listed after with ``-`` and the reason.
+    """
     if not scores:
         return ""
-    order = sorted(scores, key=lambda s: (s.gate is not None and s.gate.computed and not s.gate.passed,
-                                          -s.score if math.isfinite(s.score) else math.inf))
     variables = list(suite.score.variables) if suite.score else []
-    heads = ["rank", "method", *variables] + (["score"] if suite.score else []) + (["gate"] if suite.gate else [])
+    heads = (["rank", "method", *variables] + (["score"] if suite.score else []) + (["gate"] if suite.gate else [])
+             + ["n", "not ranked because"])
     body = []
-    for i, s in enumerate(order, 1):
-        row = [str(i), s.method] + [f"{s.values[v]:.4f}" if math.isfinite(s.values[v]) else "-" for v in variables]
+    for s in scores:
+        row = [str(s.position) if s.position else "-", s.method]
+        row += [f"{s.values[v]:.4f}" if math.isfinite(s.values[v]) else "-" for v in variables]
         if suite.score:
-            row.append(f"{s.score:.4f}" if math.isfinite(s.score) else "-")
+            row.append(f"{s.score:.4f}" if math.isfinite(s.score) else "not computed")
         if suite.gate:
             if not s.gate.computed:
                 row.append("not computed")
@@ -202,11 +258,14 @@ def format_suite_table(scores: list[MethodScore], suite: Suite) -> str:
                 row.append(f"pass ({s.gate.below}<={s.gate.max_below})")
             else:
                 row.append(f"FAIL ({s.gate.below}>{s.gate.max_below})")
+        row += [str(s.n), s.unranked if not s.unranked.startswith(NOT_COMPARABLE) else NOT_COMPARABLE]
         body.append(row)
+    if not any(s.unranked for s in scores):
+        heads, body = heads[:-1], [r[:-1] for r in body]
     widths = [max(len(x) for x in col) for col in zip(heads, *body)]
     lines = [f"\n== {suite.tag}: score and identity gate ==" if suite.gate else f"\n== {suite.tag} =="]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)))
-    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in body]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip())
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip() for r in body]
     return "\n".join(lines)
 
 
@@ -240,7 +299,8 @@ def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
     summary = read_frame(run_dir / "summary.csv")
     per_image = pd.read_parquet(run_dir / "per_image.parquet")
     summary = summary[summary["kind"] != "suite"]
-    scores = score_run(run_dir, summary, per_image, suite)
+    problems = comparability(per_image, suite)
+    scores = rank_scores(score_run(run_dir, summary, per_image, suite), suite, problems)
     extra = pd.DataFrame(suite_rows(scores, suite, summary), columns=summary.columns)
     merged = pd.concat([summary, extra], ignore_index=True) if len(extra) else summary
     write_frame(merged, run_dir / "summary.csv")
@@ -251,7 +311,9 @@ def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
         "gate": None if suite.gate is None else {"label": suite.gate.label, "metric": suite.gate.metric,
                                                  "max_below": suite.gate.max_below, "thresholds": suite.thresholds()},
         "weights": suite.weights(),
+        "comparable": not problems, "not_comparable": problems,
         "results": [{"method": s.method, "values": s.values, "pooled": s.pooled, "score": s.score, "n": s.n,
+                     "rank": s.position or None, "not_ranked": s.unranked,
                      "gate": None if s.gate is None else {"below": s.gate.below, "passed": s.gate.passed,
                                                           "computed": s.gate.computed,
                                                           "per_dataset": s.gate.per_dataset, "missing": s.gate.missing}}
@@ -259,8 +321,13 @@ def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
     })
     if not quiet:
         print(format_suite_table(scores, suite))
+    if problems:  # never only in a file: the console says it, quiet or not
+        import sys
+
+        print(f"{suite.tag}: {NOT_COMPARABLE} with the protocol, so nothing is ranked: " + "; ".join(problems),
+              file=sys.stderr)
     return merged
 
 
-__all__ = ["GateResult", "MethodScore", "weighted_mean", "per_image_suite_value", "gate", "pooled_value", "score_run",
+__all__ = ["GateResult", "MethodScore", "NOT_COMPARABLE", "comparability", "rank_scores", "weighted_mean", "per_image_suite_value", "gate", "pooled_value", "score_run",
            "suite_rows", "format_suite_table", "apply_suite"]

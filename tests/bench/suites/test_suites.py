@@ -137,9 +137,15 @@ run: {{batch_size: 2, workers: 0, device: cpu}}
 """)
     rc = main(["run", "--suite", str(suite_file), "--methods", "lq", f"outputs:team={entry}",
                "--out", str(tmp_path / "run"), "--no-report"])
-    assert rc == 0
-    printed = capsys.readouterr().out
+    # 3 and 2 images where the protocol has 30 and 10: scored, but not comparable, so nothing is ranked
+    assert rc == 1
+    printed, err = capsys.readouterr()
     assert "== My suite (2031): score and identity gate ==" in printed
+    assert "not comparable" in err
+    assert "sA: 3 images, the protocol has 30" in err and "sB: 2 images, the protocol has 10" in err
+    table = printed.split("score and identity gate ==")[1].splitlines()[2:4]
+    assert all(line.startswith("-") for line in table), table
+    assert json.loads((tmp_path / "run" / "suite.json").read_text())["comparable"] is False
     s = pd.read_csv(tmp_path / "run" / "summary.csv")
     suite_rows = s[s.kind == "suite"].set_index(["method", "metric"])
     per = pd.read_parquet(tmp_path / "run" / "per_image.parquet")
@@ -174,3 +180,30 @@ def test_list_suites_and_tables(capsys):
     assert main(["list", "suites"]) == 0
     out = capsys.readouterr().out
     assert "ntire2026-rwfr" in out and "ntire-rwfr/Wider-Test" in out and "codeformer-paper" in out
+
+
+def _scores(*entries):
+    from bench.suites.scoring import GateResult, MethodScore
+
+    return [MethodScore(m, {"X": v}, {"X": False}, v, GateResult(below=b, max_below=1, computed=c, metric="id"), n,
+                        [] if v == v else ["X"]) for m, v, b, c, n in entries]
+
+
+def test_suite_table_ranks_only_a_computed_score_over_the_same_images():
+    from bench.suites.scoring import format_suite_table, rank_scores
+
+    suite = _suite()
+    nan = float("nan")
+    # given in command-line order: a (no score), b, c (better), d (gate failed), e (gate not computed)
+    scores = rank_scores(_scores(("a", nan, 0, True, 5), ("b", 1.0, 0, True, 5), ("c", 2.0, 0, True, 5),
+                                 ("d", 3.0, 5, True, 5), ("e", 4.0, 0, False, 5)), suite, [])
+    assert [(s.method, s.position) for s in scores] == [("c", 1), ("b", 2), ("a", 0), ("d", 0), ("e", 0)]
+    text = format_suite_table(scores, suite).splitlines()
+    assert text[3].startswith("1 ") and text[4].startswith("2 ")
+    assert all(line.startswith("- ") for line in text[5:]) and "no score" in text[5] and "not computed" in text[5]
+    # over different numbers of images (a missing output): nobody is ranked on the score
+    uneven = rank_scores(_scores(("b", 1.0, 0, True, 5), ("c", 2.0, 0, True, 4)), suite, [])
+    assert [s.position for s in uneven] == [0, 0] and "another number of images" in uneven[0].unranked
+    # a run that is not comparable with the protocol ranks nothing, and says so
+    alone = rank_scores(_scores(("b", 1.0, 0, True, 5)), suite, ["A: 2 images, the protocol has 100"])
+    assert alone[0].position == 0 and alone[0].unranked.startswith("not comparable")
