@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# System packages the test suite uses: Debian's Chromium for the report's browser test.
-# Installs them when run as root on Debian/Ubuntu; otherwise says so (the browser test then skips).
+# System packages the test suite uses: Debian's Chromium for the report's browser test, and pdflatex
+# (texlive-latex-base without recommends: ~40 MB download) to compile the LaTeX of `bfrbench table`.
+# Installs them when run as root on Debian/Ubuntu; otherwise says so (those tests then skip).
 set -u
-if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
-  exit 0
+have() { command -v "$1" >/dev/null 2>&1; }
+install() {  # install PACKAGE [apt options]: quietly, a failure only warns
+  local pkg=$1; shift
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" "$pkg" >/dev/null) \
+    || echo "warning: could not install $pkg; the tests that need it will be skipped"
+}
+root=0
+if [ "$(id -u)" = "0" ] && have apt-get; then root=1; fi
+if ! have chromium && ! have chromium-browser; then
+  if [ $root = 1 ]; then
+    echo "installing chromium for the report's browser test..."
+    install chromium
+  else
+    echo "note: chromium not found and not root: the report's browser test will be skipped (apt-get install chromium)"
+  fi
 fi
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing chromium for the report's browser test..."
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-    || echo "warning: could not install chromium; the browser test will be skipped"
-else
-  echo "note: chromium not found and not root: the report's browser test will be skipped (apt-get install chromium)"
+if ! have pdflatex; then
+  if [ $root = 1 ]; then
+    echo "installing texlive-latex-base for the LaTeX compile test of bfrbench table..."
+    install texlive-latex-base --no-install-recommends
+  else
+    echo "note: pdflatex not found and not root: the LaTeX compile test will be skipped (apt-get install texlive-latex-base)"
+  fi
 fi
 exit 0

@@ -1,0 +1,131 @@
+"""Several run folders as one set of results: a leaderboard across runs and machines.
+
+Scores are keyed by (dataset, method, metric). A metric name stands for one protocol in a merged
+table: when two runs measured the same metric name under different protocols, the merge is
+refused with one line naming both runs and both protocols (values of different protocols are never
+put under one column). The same method scored twice is kept once when both runs agree and
+refused when they do not. Per-image values are merged alongside for the intervals and tests.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.core.errors import UserError
+from reports.data import PER_IMAGE_COLUMNS, RunData, load_run
+
+SCORE_COLUMNS = ("dataset", "method", "metric", "protocol", "value", "n", "higher_better", "standard", "standin",
+                 "status", "reason", "run")
+
+
+@dataclass
+class Results:
+    """Scores (one row per dataset, method, metric) and per-image values of one or more runs."""
+
+    scores: pd.DataFrame
+    per_image: pd.DataFrame | None
+    runs: list[Path]
+    #: the runs' short names (folder names), as messages and table comments show them
+    names: list[str] = field(default_factory=list)
+    #: metric -> facts from the runs' manifests (protocol, higher_better, standard, needs_gt)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def per_image_metrics(self) -> set[str]:
+        """Metrics with per-image values (set-level ones such as FID have none)."""
+        if self.per_image is None:
+            return set()
+        cols = [c for c in self.per_image.columns if c not in PER_IMAGE_COLUMNS and c != "run"]
+        return {c for c in cols if self.per_image[c].notna().any()}
+
+
+def _scores(run: RunData, name: str) -> pd.DataFrame:
+    """The run's score rows (kind score, metric set), with the run's name."""
+    s = run.summary
+    s = s[s["metric"] != "*"].copy()
+    if "kind" in s.columns:
+        s = s[s["kind"].isin(["score", ""])]
+    s["run"] = name
+    out = s[list(SCORE_COLUMNS)].reset_index(drop=True)
+    out.attrs = {}  # the summary's gain and suite rows stay with their run
+    return out
+
+
+def _metric_facts(runs: Sequence[RunData]) -> dict[str, dict[str, Any]]:
+    facts: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for metric, meta in (run.manifest.get("metrics") or {}).items():
+            if isinstance(meta, dict):
+                facts.setdefault(str(metric), {}).update({k: meta[k] for k in
+                                                          ("protocol", "higher_better", "standard", "needs_gt")
+                                                          if k in meta})
+    return facts
+
+
+def check_protocols(scores: pd.DataFrame) -> None:
+    """One protocol per metric name across the merged runs; a conflict is one line naming both."""
+    seen: dict[str, tuple[str, str]] = {}
+    for r in scores[scores["protocol"] != ""].itertuples(index=False):
+        first = seen.setdefault(r.metric, (r.protocol, r.run))
+        if first[0] != r.protocol:
+            raise UserError(
+                f"protocol conflict for metric {r.metric!r}: {first[0]!r} in {first[1]}, {r.protocol!r} in {r.run}; "
+                "values of different protocols are never put in one column",
+                fix="leave one of them out with --metrics, or rerun one run with the other's metric options",
+            )
+
+
+def _dedupe(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, method, metric): the same value from two runs is kept once; two values refused."""
+    ok = scores[scores["status"] == "ok"]
+    for key, group in ok.groupby(["dataset", "method", "metric"], sort=False):
+        if group["run"].nunique() < 2:
+            continue
+        values = group["value"].astype(float).to_numpy()
+        if not all(math.isclose(v, values[0], rel_tol=0, abs_tol=0) for v in values):
+            runs = list(dict.fromkeys(group["run"]))
+            dataset, method, metric = key
+            raise UserError(
+                f"method {method!r} has two {metric} values on {dataset!r}: {values[0]:.6g} in {runs[0]}, "
+                f"{values[1]:.6g} in {runs[1]}; a table holds one value per cell",
+                fix="give the method a different label in one run, or leave one run's copy out (--methods)",
+            )
+    # an ok row beats a skipped one; among equals the first run's row stays
+    order = scores.assign(_bad=(scores["status"] != "ok").astype(int)).sort_values("_bad", kind="stable")
+    return order.drop_duplicates(["dataset", "method", "metric"], keep="first").drop(columns="_bad").sort_index()
+
+
+def merge_runs(run_dirs: Sequence[str | Path], metrics: Sequence[str] | None = None) -> Results:
+    """Read and merge run folders (in the order given), keeping only ``metrics`` when given (so a conflict
+    in a metric left out does not matter); raises UserError on a protocol or value conflict."""
+    if not run_dirs:
+        raise UserError("no run folder given", fix="pass one or more folders written by `bfrbench run`")
+    runs = [load_run(d) for d in run_dirs]
+    names = _run_names([r.run_dir for r in runs])
+    scores = pd.concat([_scores(r, n) for r, n in zip(runs, names)], ignore_index=True)
+    if metrics:
+        scores = scores[scores["metric"].isin(list(metrics))]
+    check_protocols(scores)
+    scores = _dedupe(scores).reset_index(drop=True)
+    frames = []
+    for run, name in zip(runs, names):
+        if run.per_image is not None and not run.per_image.empty:
+            frames.append(run.per_image.assign(run=name))
+    per_image = None
+    if frames:
+        per_image = pd.concat(frames, ignore_index=True)
+        # the same (dataset, method, image) from two agreeing runs is one image
+        per_image = per_image.drop_duplicates(["dataset", "method", "image"], keep="first").reset_index(drop=True)
+    return Results(scores, per_image, [r.run_dir for r in runs], names, _metric_facts(runs))
+
+
+def _run_names(paths: Sequence[Path]) -> list[str]:
+    """Short names for messages: the folder name, or more of the path when two runs share a name."""
+    names = [p.name or str(p) for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [str(p) for p in paths]
