@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.core.errors import UserError
-from bench.core.options import format_spec, parse_options, read_yaml_file, split_spec
+from bench.core.errors import UnknownNameError, UserError
+from bench.core.options import format_spec, parse_options, parse_value, read_yaml_file, split_spec
 
 DEFAULT_DATASETS = ["demo"]
 DEFAULT_METHODS = ["lq", "classical"]
@@ -36,19 +36,18 @@ class MethodSpec:
 
             label, folder = parse_outputs_spec(spec)
             return cls(name=f"outputs:{folder}", weights=weights, alias=label)
-        name, rest = spec.partition(":")[0], spec.partition(":")[2]
+        name, rest = spec.partition(":")[0].strip(), spec.partition(":")[2]
         if rest and "=" not in rest:
             raise UserError(f"bad method spec {spec!r}: expected NAME:key=value[,key=value]")
-        params = parse_options(rest, where=f"method spec {spec!r}") if rest else {}
-        return cls(name=name.strip(), params=tuple(sorted(params.items())), weights=weights)
+        raw = parse_options(rest, where=f"method spec {spec!r}", raw=True) if rest else {}
+        name, params = typed_options("method", name, raw)
+        return cls(name=name, params=tuple(sorted(params.items())), weights=weights)
 
     @property
     def label(self) -> str:
         if self.alias:
             return self.alias
-        if not self.params:
-            return self.name
-        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.params)
+        return format_spec(self.name, dict(self.params))
 
     def kwargs(self) -> dict[str, Any]:
         return dict(self.params)
@@ -116,11 +115,32 @@ class RunConfig:
         return specs
 
 
+def typed_options(kind: str, name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A registered ``name`` with ``options`` (text or typed) read once into its factory's types, as its
+    canonical (name, options): defaults dropped, a preset's short name used (``psnr-y``). Options of a name
+    no registry knows are read as YAML and kept; the run names the unknown name."""
+    from bench.core import plugins
+    from bench.core.registry import METHODS, METRICS
+
+    plugins.load_all()
+    registry = METRICS if kind == "metric" else METHODS
+    try:
+        base = registry.entry(name)
+    except UnknownNameError:
+        return name, {k: parse_value(v) if isinstance(v, str) else v for k, v in options.items()}
+    if not options:
+        return name, {}
+    entry = registry.bind(base, options)
+    return entry.meta.get("option_base", entry.name), dict(entry.meta.get("options", {}))
+
+
 def spec_label(item: Any, options_key: str, kind: str) -> str:
     """A metric or method named as a string, ``{name: X, options: {...}}`` or ``{X: {...}}`` -> its label."""
     if isinstance(item, str):
-        name, options = split_spec(item)
-        return format_spec(name, options) if options and kind == "metric" else item
+        if kind == "method":
+            return item  # MethodSpec.parse reads it (an outputs:DIR folder is no NAME:options spec)
+        name, options = split_spec(item, raw=True)
+        return format_spec(*typed_options(kind, name, options))
     if isinstance(item, dict):
         if "name" in item:
             extra = set(item) - {"name", options_key}
@@ -135,9 +155,7 @@ def spec_label(item: Any, options_key: str, kind: str) -> str:
             raise UserError(f"{kind} {item!r}: expected NAME, {{name: NAME, {options_key}: {{...}}}} or {{NAME: {{...}}}}")
         if not isinstance(opts, dict):
             raise UserError(f"{kind} {name}: {options_key} must be a mapping, got {opts!r}")
-        if kind == "method":
-            return name if not opts else name + ":" + ",".join(f"{k}={v}" for k, v in sorted(opts.items()))
-        return format_spec(name, opts)
+        return format_spec(*typed_options(kind, name, opts))
     raise UserError(f"{kind} {item!r}: expected a name or a mapping")
 
 

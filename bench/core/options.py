@@ -2,15 +2,24 @@
 
 A spec is ``NAME`` or ``NAME:key=value[,key=value...]``. NAME may itself hold colons
 (``pyiqa:musiq``, ``outputs:DIR``): the options start at the first colon followed by
-``identifier=``. Values are read as YAML scalars (``4``, ``1e-4``, ``true``, ``[1, 2]``),
-``none`` as None, anything else as the string.
+``identifier=``. A spec's values stay text (:func:`split_spec`) until the registry knows the
+factory they go to; :func:`coerce_options` then reads each once into the type its parameter
+declares (bool, int, float, str, a ``Literal`` choice; YAML for an untyped one) or refuses it in
+one line naming the option and the values it accepts. :func:`format_spec` is the one label
+formatter (``true``, not ``True``). Untyped values (``--param``, ``--set``) are YAML scalars.
 """
 from __future__ import annotations
 
+import inspect
+import math
 import os
 import re
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 from bench.core.errors import UserError
 
@@ -66,8 +75,11 @@ def parse_value(text: str) -> Any:
     return value
 
 
-def parse_options(text: str, where: str = "options") -> dict[str, Any]:
-    """``"k=v,k2=v2"`` -> ``{"k": v, "k2": v2}`` (a comma only splits before ``identifier=``)."""
+def parse_options(text: str, where: str = "options", raw: bool = False) -> dict[str, Any]:
+    """``"k=v,k2=v2"`` -> ``{"k": v, "k2": v2}`` (a comma only splits before ``identifier=``).
+
+    ``raw=True`` keeps each value as its stripped text, for :func:`coerce_options` to type once.
+    """
     out: dict[str, Any] = {}
     if not text.strip():
         return out
@@ -76,16 +88,170 @@ def parse_options(text: str, where: str = "options") -> dict[str, Any]:
         key = key.strip()
         if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise UserError(f"{where}: bad option {item!r}; expected key=value[,key=value]")
-        out[key] = parse_value(value)
+        if key in out:
+            raise UserError(f"{where}: option {key!r} is given twice")
+        out[key] = value.strip() if raw else parse_value(value)
     return out
 
 
-def split_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"psnr:crop_border=4"`` -> ``("psnr", {"crop_border": 4})``; ``"pyiqa:musiq"`` -> no options."""
+def split_spec(spec: str, raw: bool = False) -> tuple[str, dict[str, Any]]:
+    """``"psnr:crop_border=4"`` -> ``("psnr", {"crop_border": 4})``; ``"pyiqa:musiq"`` -> no options.
+
+    ``raw=True`` keeps the values as text (``{"crop_border": "4"}``) for :func:`coerce_options`.
+    """
     m = _OPTIONS_START.match(spec.strip())
     if not m:
         return spec.strip(), {}
-    return m.group("name").strip(), parse_options(m.group("opts"), where=f"spec {spec!r}")
+    return m.group("name").strip(), parse_options(m.group("opts"), where=f"spec {spec!r}", raw=raw)
+
+
+_TRUE = ("true", "yes", "on")
+_FALSE = ("false", "no", "off")
+_NONE = ("none", "null", "~")
+
+
+@dataclass(frozen=True)
+class OptionType:
+    """What one factory parameter accepts: ``kind`` is bool, int, float, str, choice or any."""
+
+    kind: str
+    choices: tuple[Any, ...] = ()
+    optional: bool = False
+
+    def accepted(self) -> str:
+        """The accepted values in words, for the one-line error."""
+        words = {"bool": "true or false", "int": "a whole number", "float": "a finite number",
+                 "str": "text", "any": "a number, true, false, text or a list of them"}
+        text = ", ".join(format_value(c) for c in self.choices) if self.kind == "choice" else words[self.kind]
+        return text + (", or none" if self.optional else "")
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` (text from a spec, or a typed value from YAML or Python) as this type; ValueError if not."""
+        if isinstance(value, str) and self.kind not in ("str", "choice", "any"):
+            value = self._from_text(value.strip())
+        elif self.kind == "any":
+            value = parse_value(value) if isinstance(value, str) else value
+            if not _same_value(parse_value(format_value(value)), value):
+                raise ValueError  # a value its label would not give back (a nested mapping, [null] ...)
+            return value
+        elif isinstance(value, str) and self.optional and value.strip().lower() in _NONE:
+            value = None
+        if value is None:
+            if self.optional or self.kind == "any":
+                return None
+            raise ValueError
+        return self._check(value)
+
+    def _from_text(self, text: str) -> Any:
+        low = text.lower()
+        if self.optional and low in _NONE:
+            return None
+        if self.kind == "bool":
+            if low in _TRUE or low in _FALSE:
+                return low in _TRUE
+            raise ValueError
+        if self.kind == "int":
+            if not re.fullmatch(r"[-+]?[0-9]+", text) or len(text) > 30:
+                raise ValueError
+            return int(text)
+        return float(text) if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", text) else _bad()
+
+    def _check(self, value: Any) -> Any:
+        kind = self.kind
+        if kind == "any":
+            return value
+        if kind == "bool":
+            return value if isinstance(value, bool) else _bad()
+        if isinstance(value, bool):
+            return _bad() if kind != "choice" or value not in self.choices else value
+        if kind == "int":
+            return value if isinstance(value, int) else _bad()
+        if kind == "float":
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                _bad()
+            return float(value)
+        if kind == "str":
+            return str(value) if isinstance(value, (str, int, float)) else _bad()
+        for choice in self.choices:  # a choice: compared as text, so 1.4 given as a number matches "1.4"
+            if value == choice or (isinstance(value, (int, float)) and str(value) == str(choice)):
+                return choice
+        return _bad()
+
+
+def _bad() -> Any:
+    raise ValueError
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal with the same types throughout (``1`` is not ``True``; NaN equals NaN)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    return type(a) is type(b) and a == b
+
+
+def option_type(annotation: Any, default: Any = inspect.Parameter.empty) -> OptionType:
+    """The :class:`OptionType` of a parameter from its annotation, else from its default's type."""
+    optional = default is None
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = optional or len(args) < len(typing.get_args(annotation))
+        plain = [a for a in args if a in (bool, int, float, str) or typing.get_origin(a) is Literal]
+        annotation = plain[0] if len(plain) == 1 or (plain and str in args and plain[0] is str) else Any
+    if typing.get_origin(annotation) is Literal:
+        return OptionType("choice", tuple(typing.get_args(annotation)), optional)
+    for kind in (bool, int, float, str):
+        if annotation is kind:
+            return OptionType(kind.__name__, (), optional)
+    if annotation in (inspect.Parameter.empty, Any) and default is not inspect.Parameter.empty and default is not None:
+        for kind in (bool, int, float, str):
+            if type(default) is kind:
+                return OptionType(kind.__name__, (), optional)
+    return OptionType("any", (), optional)
+
+
+def option_types(factory: Callable[..., Any]) -> tuple[dict[str, OptionType], bool]:
+    """Each keyword parameter of ``factory`` (a class's ``__init__`` or a function) with its type, and
+    whether it also takes any other keyword (``**kwargs``)."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return {}, True
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - an annotation that cannot be evaluated here: fall back to defaults
+        hints = {}
+    out, open_ended = {}, False
+    for p in params.values():
+        if p.kind is p.VAR_KEYWORD:
+            open_ended = True
+        elif p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            out[p.name] = option_type(hints.get(p.name, p.annotation if not isinstance(p.annotation, str)
+                                                else inspect.Parameter.empty), p.default)
+    return out, open_ended
+
+
+def coerce_options(options: dict[str, Any], factory: Callable[..., Any], where: str, fix: str = "") -> dict[str, Any]:
+    """``options`` read once into the types ``factory`` declares; a bad key or value is one UserError naming
+    ``where``, the option and what it accepts (``fix``: where the options are listed)."""
+    types_, open_ended = option_types(factory)
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        kind = types_.get(key)
+        if kind is None:
+            if not open_ended:
+                known = ", ".join(k for k in types_ if k not in ("weights", "device")) or "none"
+                raise UserError(f"{where}: unknown option {key!r} (its options: {known})", fix)
+            kind = OptionType("any")
+        try:
+            out[key] = kind.coerce(value)
+        except (ValueError, TypeError, OverflowError):
+            shown = value if isinstance(value, str) else format_value(value)
+            raise UserError(f"{where}: option {key}={shown[:80]!r} is not accepted (accepted: {kind.accepted()})",
+                            fix) from None
+    return out
 
 
 def format_value(value: Any) -> str:
@@ -96,6 +262,8 @@ def format_value(value: Any) -> str:
         return "none"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(format_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else {"inf": ".inf", "-inf": "-.inf"}.get(repr(value), ".nan")
     return str(value)
 
 
@@ -118,4 +286,4 @@ def parse_assignments(items: list[str], flag: str) -> dict[str, Any]:
 
 
 __all__ = ["yaml_load", "parse_value", "parse_options", "split_spec", "format_value", "format_spec",
-           "parse_assignments"]
+           "parse_assignments", "OptionType", "option_type", "option_types", "coerce_options"]

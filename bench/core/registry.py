@@ -95,15 +95,16 @@ class Registry(Generic[T]):
         self._resolvers[prefix.lower()] = resolver
 
     def entry(self, name: str) -> Entry[T]:
-        """The entry for ``name``; ``NAME:key=value,...`` binds options (see :mod:`bench.core.options`)."""
+        """The entry for ``name``; ``NAME:key=value,...`` binds options, typed once against the factory
+        (see :meth:`bind`). The entry's ``name`` is the canonical label."""
         key = name.lower()
         if key in self._entries:
             return self._entries[key]
         from bench.core.options import split_spec
 
-        base_name, options = split_spec(name)
+        base_name, options = split_spec(name, raw=True)
         if options:
-            return with_options(self.entry(base_name), options, self.kind)
+            return self.bind(self.entry(base_name), options)
         if ":" in name:
             prefix, rest = name.split(":", 1)
             if prefix.lower() in self._resolvers:
@@ -114,6 +115,36 @@ class Registry(Generic[T]):
         raise UnknownNameError(
             f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._entries))}{prefixes}"
         )
+
+    def bind(self, base: Entry[T], options: dict[str, Any]) -> Entry[T]:
+        """``base`` with ``options`` (text or typed values) read into its factory's types, under its canonical
+        label: an option equal to its default is dropped, and a named preset (``alias_of``, e.g. ``psnr-y`` for
+        ``psnr:test_y_channel=true``) is used wherever its options are given. A bad option is one UserError."""
+        from bench.core.options import coerce_options
+
+        check_factory_options(self.kind, base.name, base.factory, options)  # an unknown key, with a did-you-mean
+        typed = coerce_options(options, base.factory, f"{self.kind} {base.name}",
+                               f"see `bfrbench list {self.kind}s --verbose` for {base.name}'s options")
+        root, full = base, typed
+        alias = base.meta.get("alias_of")
+        if alias and alias[0].lower() in self._entries:
+            root, full = self._entries[alias[0].lower()], {**alias[1], **typed}
+        defaults = root.meta.get("defaults", {})
+        full = {k: v for k, v in full.items() if not (k in defaults and _same(defaults[k], v))}
+        target, rest = root, full
+        for e in self._entries.values():  # the preset of ``root`` that names most of the given options
+            preset = e.meta.get("alias_of")
+            if (preset and preset[0].lower() == root.name.lower() and len(preset[1]) > len(full) - len(rest)
+                    and all(k in full and _same(full[k], v) for k, v in preset[1].items())):
+                target, rest = e, {k: v for k, v in full.items() if k not in preset[1]}
+        return with_options(target, rest, self.kind) if rest else target
+
+    def canonical(self, spec: str) -> str:
+        """The one label of ``spec`` (``psnr:test_y_channel=true`` -> ``psnr-y``); an unknown name is kept as given."""
+        try:
+            return self.entry(spec).name
+        except UnknownNameError:
+            return spec.strip()
 
     def create(self, name: str, **kwargs: Any) -> T:
         """Build ``name`` with ``kwargs``; an option its factory lacks is a one-line error with a did-you-mean."""
@@ -184,11 +215,17 @@ def check_factory_options(kind: str, name: str, factory: Callable[..., Any], giv
         check_keywords(f"{kind} {name}", given, known, f"`bfrbench list {kind}s --verbose` lists each one's options")
 
 
-def with_options(base: Entry[T], options: dict[str, Any], kind: str = "entry") -> Entry[T]:
-    """``base`` with ``options`` bound: its factory gets them, its label and protocol name them.
+def _same(a: Any, b: Any) -> bool:
+    """Equal as option values (``True`` is not ``1``)."""
+    return type(a) is type(b) and a == b
 
-    A built object whose protocol is still the base protocol gets ``[key=value,...]`` appended,
-    so a number made with options never carries the label of the default protocol.
+
+def with_options(base: Entry[T], options: dict[str, Any], kind: str = "entry") -> Entry[T]:
+    """``base`` with typed ``options`` bound: its factory gets them, its label names them.
+
+    The protocol is the built instance's (``Metric.info``), the one answer: the entry carries none. An
+    instance whose protocol is still the base protocol gets ``[key=value,...]`` appended, so a number made
+    with options never carries the label of the default protocol.
     """
     from bench.core.options import format_spec
 
@@ -206,7 +243,7 @@ def with_options(base: Entry[T], options: dict[str, Any], kind: str = "entry") -
     factory.__wrapped__ = base.factory  # type: ignore[attr-defined]  # its signature is the base's
     meta = dict(base.meta, options=dict(options), option_base=base.name)
     if base_protocol:
-        meta["protocol"] = f"{base_protocol}[{suffix}]"
+        meta["protocol"] = None  # known once built: the instance's (see Metric.info)
     return Entry(name=label, factory=factory, meta=meta)
 
 
@@ -214,7 +251,7 @@ def with_options(base: Entry[T], options: dict[str, Any], kind: str = "entry") -
 METRICS: Registry[Any] = Registry(
     "metric",
     fields=("higher_better", "needs_gt", "needs_lq", "protocol", "standard", "weights", "description",
-            "option_help", "available"),
+            "option_help", "available", "alias_of"),
 )
 #: restoration methods: subclasses of methods.base.RestorationMethod (bound there)
 METHODS: Registry[Any] = Registry("method", fields=("takes_quality", "weights", "family", "base", "description"))

@@ -22,14 +22,11 @@ from bench.core.registry import METRICS
 FACTS: tuple[str, ...] = ("protocol", "higher_better", "standard", "needs_gt")
 
 
-def metric_facts(name: str, built: Metric | None = None) -> dict[str, Any]:
-    """What a run records about metric ``name``: its registered facts and description, then the built
-    instance's own values (an option can change its protocol), in one place."""
+def metric_facts(name: str) -> dict[str, Any]:
+    """What a run records about metric ``name`` before it is built: its registered facts and description.
+    A name with options has no protocol here: the built instance's (:meth:`Metric.info`) is the answer."""
     meta = METRICS.entry(name).meta
-    facts = {k: meta.get(k) for k in (*FACTS, "description")}
-    if built is not None:
-        facts.update({k: getattr(built, k) for k in FACTS})
-    return facts
+    return {k: meta.get(k) for k in (*FACTS, "description")}
 
 
 class _Direction:
@@ -71,6 +68,9 @@ class Metric(torch.nn.Module):
     description: ClassVar[str] = ""
     #: help for its options, by factory argument name
     option_help: ClassVar[dict[str, str]] = {}
+    #: a preset of another metric, ``(name, {option: value})``: ``psnr-y`` is ``psnr:test_y_channel=true``,
+    #: and that spec is labelled ``psnr-y`` (one protocol, one name)
+    alias_of: ClassVar[tuple[str, dict[str, Any]] | tuple[()]] = ()
 
     @classmethod
     def available(cls) -> tuple[bool, str]:

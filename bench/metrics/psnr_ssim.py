@@ -77,15 +77,14 @@ class _PairMetric(MeanOfImages):
 
     needs_gt = True
     option_help = _OPTIONS
-    y_channel: bool = False
-    kind: str = ""
 
-    def __init__(self, crop_border: int = 0, test_y_channel: bool | None = None) -> None:
+    def __init__(self, crop_border: int = 0, test_y_channel: bool = False) -> None:
         super().__init__()
         if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
             raise ValueError(f"{self.name}: crop_border must be a whole number >= 0, got {crop_border!r}")
-        if test_y_channel is not None:
-            self.y_channel = bool(test_y_channel)
+        if not isinstance(test_y_channel, bool):
+            raise ValueError(f"{self.name}: test_y_channel must be true or false, got {test_y_channel!r}")
+        self.y_channel = test_y_channel
         self.crop_border = crop_border
         self.protocol = protocol_label(self.y_channel, crop_border)
 
@@ -108,6 +107,13 @@ class _PairMetric(MeanOfImages):
         return out
 
 
+class _YChannel(_PairMetric):
+    """The Y-channel preset of a pair metric: ``psnr-y`` is ``psnr:test_y_channel=true`` under its short name."""
+
+    def __init__(self, crop_border: int = 0, test_y_channel: bool = True) -> None:
+        super().__init__(crop_border, test_y_channel)
+
+
 def protocol_label(y_channel: bool, crop_border: int) -> str:
     """``basicsr-rgb-crop0``, ``basicsr-y-crop4`` ...: the channel and the border every number used."""
     return f"basicsr-{'y' if y_channel else 'rgb'}-crop{crop_border}"
@@ -124,13 +130,13 @@ class PSNR(_PairMetric):
 
 
 @METRICS.register
-class PSNRY(PSNR):
+class PSNRY(_YChannel, PSNR):
     """PSNR on the Y channel (BasicSR ``calculate_psnr``, test_y_channel=True)."""
 
     name = "psnr-y"
+    alias_of = ("psnr", {"test_y_channel": True})
     description = 'PSNR (dB) on the Y channel of MATLAB rgb2ycbcr, BasicSR calculate_psnr(test_y_channel)'
     protocol = "basicsr-y-crop0"
-    y_channel = True
 
 
 @METRICS.register
@@ -144,13 +150,13 @@ class SSIM(_PairMetric):
 
 
 @METRICS.register
-class SSIMY(SSIM):
+class SSIMY(_YChannel, SSIM):
     """SSIM on the Y channel (BasicSR ``calculate_ssim``, test_y_channel=True)."""
 
     name = "ssim-y"
+    alias_of = ("ssim", {"test_y_channel": True})
     description = 'SSIM on the Y channel of MATLAB rgb2ycbcr, BasicSR calculate_ssim(test_y_channel)'
     protocol = "basicsr-y-crop0"
-    y_channel = True
 
 
 

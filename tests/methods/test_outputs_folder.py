@@ -120,7 +120,7 @@ def test_metric_options_give_other_values_and_labels_in_one_run(tmp_path):
     s = pd.read_csv(outcome.run_dir / "summary.csv").set_index("metric")
     assert s.loc["psnr", "protocol"] == "basicsr-rgb-crop0"
     assert s.loc["psnr:crop_border=4", "protocol"] == "basicsr-rgb-crop4"
-    assert s.loc["psnr:crop_border=4,test_y_channel=true", "protocol"] == "basicsr-y-crop4"
+    assert s.loc["psnr-y:crop_border=4", "protocol"] == "basicsr-y-crop4"  # the one label of that protocol
     assert s.loc["psnr", "value"] != s.loc["psnr:crop_border=4", "value"]
     # the cropped value equals an independent numpy PSNR on the cropped images
     per = pd.read_parquet(outcome.run_dir / "per_image.parquet")
@@ -146,22 +146,4 @@ def test_metric_options_in_python_and_yaml(tmp_path):
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text("metrics:\n  - psnr\n  - name: psnr\n    options: {crop_border: 4}\n  - ssim: {test_y_channel: true}\n")
     cfg = RunConfig.from_yaml(cfg_file)
-    assert cfg.metrics == ["psnr", "psnr:crop_border=4", "ssim:test_y_channel=true"]
-
-
-def test_one_value_parser():
-    from bench.core.options import parse_options, parse_value, split_spec
-
-    assert parse_value("1e-4") == pytest.approx(1e-4) and isinstance(parse_value("1e-4"), float)
-    assert parse_value("4") == 4 and parse_value("true") is True and parse_value("none") is None
-    assert parse_value("[1, 2]") == [1, 2] and parse_value("/a/b.pth") == "/a/b.pth"
-    assert split_spec("pyiqa:musiq") == ("pyiqa:musiq", {})
-    assert split_spec("pyiqa:musiq:x=1") == ("pyiqa:musiq", {"x": 1})
-    assert split_spec("fid:stats=/s/a,b.pth") == ("fid", {"stats": "/s/a,b.pth"})
-    assert parse_options("lr=1e-4,name=x") == {"lr": 1e-4, "name": "x"}
-    with pytest.raises(UserError, match="bad option"):
-        parse_options("=3")
-    # the IQP trainer's --set reads values with the same parser
-    from methods.iqp_bfr.train.config import apply_set
-
-    assert apply_set({"train": {"lr_g": 0.1}}, ["train.lr_g=1e-4"])["train"]["lr_g"] == pytest.approx(1e-4)
+    assert cfg.metrics == ["psnr", "psnr:crop_border=4", "ssim-y"]

@@ -89,8 +89,8 @@ def test_gain_rows_for_conditioned_variant(tmp_path):
 def test_method_spec_parsing():
     spec = MethodSpec.parse("codeformer:fidelity=0.7,adain=true")
     assert spec.name == "codeformer"
-    assert spec.kwargs() == {"fidelity": 0.7, "adain": True}
-    assert spec.label == "codeformer:adain=True,fidelity=0.7"
+    assert spec.kwargs() == {"fidelity": 0.7}  # adain=true is the default: dropped, so one run has one label
+    assert spec.label == "codeformer:fidelity=0.7"  # adain=true is codeformer's default: one label
     from bench.core.errors import UserError
 
     with pytest.raises(UserError, match="NAME:key=value"):
