@@ -242,8 +242,9 @@ def coerce_options(options: dict[str, Any], factory: Callable[..., Any], where: 
         kind = types_.get(key)
         if kind is None:
             if not open_ended:
-                known = ", ".join(k for k in types_ if k not in ("weights", "device")) or "none"
-                raise UserError(f"{where}: unknown option {key!r} (its options: {known})", fix)
+                from bench.core.registry import check_keywords  # the one unknown-option message
+
+                check_keywords(where, [key], list(types_), fix)
             kind = OptionType("any")
         try:
             out[key] = kind.coerce(value)

@@ -63,8 +63,11 @@ def test_a_bad_value_is_one_line_naming_the_option_and_what_it_accepts(key, valu
 
 
 def test_an_unknown_option_names_the_known_ones():
-    with pytest.raises(UserError, match=r"unknown option 'border' \(its options: crop_border, test_y_channel\)"):
+    with pytest.raises(UserError, match=r"has no option 'border' \(did you mean 'crop_border'\?\); its options: "
+                                        r"crop_border, test_y_channel"):
         METRICS.entry("psnr:border=4")
+    with pytest.raises(UserError, match="toy has no option 'z'"):
+        coerce_options({"z": "1"}, _toy, "toy")
 
 
 def test_test_y_channel_maybe_is_an_error_not_true():  # issue 20 item 7
@@ -83,7 +86,7 @@ def test_method_options_are_typed_and_checked_when_parsed():
     assert spec.kwargs() == {"fidelity": 1.0, "adain": False} and isinstance(spec.kwargs()["fidelity"], float)
     with pytest.raises(UserError, match=r"method classical: option radius='abc'.*whole number"):
         MethodSpec.parse("classical:radius=abc")
-    with pytest.raises(UserError, match=r"method classical: unknown option 'radious' \(its options: radius, eps"):
+    with pytest.raises(UserError, match=r"method classical has no option 'radious' \(did you mean 'radius'\?\)"):
         MethodSpec.parse("classical:radious=3")
 
 
