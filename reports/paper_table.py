@@ -125,7 +125,7 @@ class PaperTable:
         if self.spec.mark_ties:
             out["ties"] = sig.method_statement(self.spec.test, self.spec.alpha, self.spec.n_boot, self.spec.seed)
             if any(p.n == 0 for t in self.tests.values() for p in t.pairs):
-                out["ties"] += " Methods with no image in common are not tested and so not told apart."
+                out["ties"] += " Where the methods share no image, nothing is tested and nothing told apart."
         out["best"] = "Best in bold, second underlined (on the printed values)."
         return out
 
@@ -242,9 +242,9 @@ def _ties(table: PaperTable, results: Results) -> None:
         if not col.per_image:
             continue
         present = _column_cells(table, idx)
-        ordered = [m for m, c in sorted(present, key=lambda mc: -mc[1].value if col.higher_better else mc[1].value)]
-        tests = sig.compare_column(results.per_image, col.dataset, col.metric, ordered, table.spec.test,
-                                   table.spec.alpha, table.spec.n_boot, table.spec.seed)
+        tests = sig.compare_column(results.per_image, col.dataset, col.metric, [m for m, _ in present],
+                                   table.spec.test, table.spec.alpha, table.spec.n_boot, table.spec.seed,
+                                   higher_better=col.higher_better)
         table.tests[idx] = tests
         for m, c in present:
             c.group = tests.groups.get(m, "")

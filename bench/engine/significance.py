@@ -1,7 +1,7 @@
 """Which rank differences are real: paired tests over the images two methods share, Holm-corrected.
 
-For one benchmark and metric, every pair of methods is compared on the images both have a finite
-value for (the pairing the ranking uses), with a two-sided Wilcoxon signed-rank test
+For one benchmark and metric, every pair of methods is compared on the images all of them have a
+finite value for (the common set :mod:`bench.engine.ranking` ranks on), with a two-sided Wilcoxon signed-rank test
 (``scipy.stats.wilcoxon``) or a paired bootstrap of the mean difference (fixed seed). The p-values
 of one (benchmark, metric) column are one family, adjusted with Holm's step-down method. Methods
 are then grouped in the compact-letter way: methods that share a letter are not significantly
@@ -33,20 +33,17 @@ ALPHA = 0.05
 LEVEL = 0.95
 
 
-def paired(per_image: pd.DataFrame, dataset: str, metric: str, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image values of methods ``a`` and ``b`` on the images both have a finite value for, by image name."""
-    ok = per_image[(per_image["dataset"] == dataset) & (per_image["status"] == "ok")]
-    if metric not in ok.columns:
-        return np.empty(0), np.empty(0)
+def common_values(per_image: pd.DataFrame, dataset: str, metric: str, methods: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-image values of ``methods`` on the images every one of them has a finite value for (the common
+    set :mod:`bench.engine.ranking` ranks on), aligned by image name; empty when the metric has none."""
+    from bench.engine.ranking import _per_image_values
 
-    def series(method: str) -> pd.Series:
-        s = ok.loc[ok["method"] == method].drop_duplicates("image", keep="last").set_index("image")[metric]
-        s = s.astype(float)
-        return s[np.isfinite(s.to_numpy())]
-
-    sa, sb = series(a), series(b)
-    common = sorted(set(sa.index) & set(sb.index))
-    return sa.loc[common].to_numpy(dtype=float), sb.loc[common].to_numpy(dtype=float)
+    per = _per_image_values(per_image, dataset, metric, list(methods)) if methods else None
+    if not per:
+        return {}
+    finite = [frozenset(s.index[np.isfinite(s.to_numpy())]) for s in per.values()]
+    common = sorted(frozenset.intersection(*finite))
+    return {m: s[~s.index.duplicated(keep="last")].loc[common].to_numpy(dtype=float) for m, s in per.items()}
 
 
 def wilcoxon(diffs: np.ndarray) -> tuple[float, float]:
@@ -147,15 +144,19 @@ class ColumnTests:
 
 def compare_column(
     per_image: pd.DataFrame, dataset: str, metric: str, ordered: Sequence[str], test: str = "wilcoxon",
-    alpha: float = ALPHA, n_boot: int = N_BOOT, seed: int = SEED,
+    alpha: float = ALPHA, n_boot: int = N_BOOT, seed: int = SEED, higher_better: bool | None = None,
 ) -> ColumnTests:
-    """Test every pair of ``ordered`` (best first) on their common images; Holm over the column; group."""
+    """Test every pair of ``ordered`` (best first; or sorted by their common-set means when ``higher_better``
+    is given) on the column's common images; Holm over the column; group."""
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
+    values = common_values(per_image, dataset, metric, ordered)
+    if higher_better is not None and values and len(next(iter(values.values()))):
+        # letters follow the order of the means the ranking compares (over the common set)
+        ordered = sorted(ordered, key=lambda m: -values[m].mean() if higher_better else values[m].mean())
     raw: list[PairTest] = []
     for a, b in combinations(ordered, 2):
-        va, vb = paired(per_image, dataset, metric, a, b)
-        d = va - vb
+        d = values[a] - values[b] if values else np.empty(0)
         if d.size == 0:
             raw.append(PairTest(a, b, 0, math.nan, math.nan, math.nan))
             continue
@@ -209,5 +210,5 @@ def _letter(k: int) -> str:
 def method_statement(test: str, alpha: float = ALPHA, n_boot: int = N_BOOT, seed: int = SEED) -> str:
     """One sentence naming the test, the pairing and the correction (shown under tables and in the report)."""
     how = TEST_NAMES[test] + (f" ({n_boot} resamples, seed {seed})" if test == "bootstrap" else "")
-    return (f"Methods sharing a letter are not significantly different: {how} on the images both methods "
-            f"have, {CORRECTION}-corrected over the pairs of each benchmark and metric, alpha = {alpha:g}.")
+    return (f"Methods sharing a letter are not significantly different: {how} on the images every method "
+            f"has (as ranked), {CORRECTION}-corrected over the pairs of each benchmark and metric, alpha = {alpha:g}.")

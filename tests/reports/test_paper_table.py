@@ -203,3 +203,22 @@ def test_markdown_escape_keeps_one_cell_and_no_html(text):
     out = markdown_escape(text)
     assert "<" not in out and ">" not in out and "\n" not in out
     assert all(out[i - 1] == "\\" for i, ch in enumerate(out) if ch == "|")  # GFM never splits a cell there
+
+
+def test_readme_table_commands_parse():
+    """Every `bfrbench table` line of README's "From run to paper" parses with today's flags."""
+    import shlex
+
+    from bench.cli.app import build_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## From run to paper", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    lines = [ln for ln in block.splitlines() if ln.startswith("bfrbench table")]
+    assert len(lines) >= 4
+    for line in lines:
+        argv = shlex.split(line, comments=True)
+        argv = argv[1:argv.index("&&")] if "&&" in argv else argv[1:]
+        argv = argv[:argv.index(">")] if ">" in argv else argv
+        args = build_parser().parse_args(argv)
+        assert args.command == "table" and args.runs

@@ -48,6 +48,25 @@ def test_pairs_use_only_the_common_images():
     assert pair.n == 17 and pair.p == stats.wilcoxon(a[keep] - b[keep]).pvalue
 
 
+def test_every_pair_uses_the_common_set_the_ranking_ranks_on():
+    """With a third method missing images, a and b are compared on the images all three have."""
+    rng = np.random.default_rng(6)
+    a, b, c = rng.normal(0, 1, 20), rng.normal(0.2, 1, 20), rng.normal(0, 1, 20)
+    per_image = _frame({"a": a, "b": b, "c": c}, missing={"c": [1, 2]})
+    col = sig.compare_column(per_image, "d", "psnr", ["a", "b", "c"])
+    keep = [i for i in range(20) if i not in (1, 2)]
+    assert {p.n for p in col.pairs} == {18}
+    assert col.pair("a", "b").p == stats.wilcoxon(a[keep] - b[keep]).pvalue
+
+
+def test_letters_follow_the_common_set_means():
+    vals = _noise_and_signal()
+    col = sig.compare_column(_frame(vals), "d", "psnr", ["a", "b", "strong"], higher_better=True)
+    assert col.groups["strong"] == "a" and col.groups["a"] == col.groups["b"] == "b"
+    low = sig.compare_column(_frame(vals), "d", "psnr", ["strong", "a", "b"], higher_better=False)
+    assert low.groups["strong"] == "b"
+
+
 def test_holm_against_hand_computation():
     # sorted p: 0.01 (x4 = 0.04), 0.02 (x3 = 0.06), 0.03 (x2 = 0.06, monotone), 0.5 (x1 = 0.5)
     assert sig.holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
