@@ -82,6 +82,8 @@ class Metric(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self._defaults: dict[str, tuple[Any, str]] = {}
+        #: where the states live (followed by :meth:`_apply`; a metric without parameters has no other record)
+        self._device = torch.device("cpu")
         #: check every input tensor (float, [0, 1], (B, 3, H, W)); set by bench.create_metric
         self.check_inputs = False
 
@@ -149,20 +151,18 @@ class Metric(torch.nn.Module):
     def device(self) -> torch.device:
         for t in list(self.parameters()) + list(self.buffers()):
             return t.device
-        return getattr(self, "_device", torch.device("cpu"))
+        return self._device
 
-    def to(self, *args: Any, **kwargs: Any) -> Metric:  # type: ignore[override]
-        result = super().to(*args, **kwargs)
-        device = torch._C._nn._parse_to(*args, **kwargs)[0]
-        if device is not None:
-            self._device = torch.device(device)
-            for name, (_, reduce) in self._defaults.items():
-                value = getattr(self, name)
-                if reduce == "cat":
-                    setattr(self, name, [v.to(device) for v in value])
-                else:
-                    setattr(self, name, value.to(device))
-        return result  # type: ignore[return-value]
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Metric:
+        """Every ``.to``, ``.cuda``, ``.cpu``, ``.half``, ``.double`` ... also reaches the states and their
+        defaults (as torchmetrics does): ``fn`` is torch's own conversion, applied to each state tensor."""
+        out = super()._apply(fn, *args, **kwargs)
+        self._device = fn(torch.zeros((), device=self.device)).device
+        for name, (default, reduce) in self._defaults.items():
+            value = getattr(self, name)
+            setattr(self, name, [fn(v) for v in value] if reduce == "cat" else fn(value))
+            self._defaults[name] = (default if isinstance(default, list) else fn(default), reduce)
+        return out  # type: ignore[return-value]
 
     # -- the work ---------------------------------------------------------------
     def update(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor | None:

@@ -106,12 +106,11 @@ class PyiqaMetric(MeanOfImages):
         self.higher_better = not bool(getattr(net, "lower_better", not self.higher_better))
         self.net = net
 
-    def to(self, *args: Any, **kwargs: Any) -> PyiqaMetric:  # type: ignore[override]
-        result = super().to(*args, **kwargs)
-        device = torch._C._nn._parse_to(*args, **kwargs)[0]
-        if device is not None:
-            self.net.device = torch.device(device)  # pyiqa also keeps a device attribute
-        return result  # type: ignore[return-value]
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> PyiqaMetric:
+        out = super()._apply(fn, *args, **kwargs)
+        if hasattr(self, "net"):
+            self.net.device = self._device  # pyiqa also keeps a device attribute
+        return out  # type: ignore[return-value]
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():
