@@ -87,7 +87,7 @@ def present(outcome: RunOutcome, cfg: RunConfig) -> None:
     from bench.engine.results import format_ranked_tables, write_minimal_index
 
     if not cfg.quiet:
-        print(format_ranked_tables(outcome.summary, _per_image(outcome.run_dir)))
+        print(format_ranked_tables(outcome.summary, outcome.per_image))
     for line in bad_file_lines(outcome):
         print(line, file=sys.stderr)
     if cfg.report:
@@ -100,16 +100,6 @@ def present(outcome: RunOutcome, cfg: RunConfig) -> None:
         if not cfg.quiet:
             print(f"report: {path}")
     print(f"run folder: {outcome.run_dir}")
-
-
-def _per_image(run_dir: Path) -> object:
-    """per_image.parquet of the run (pairs the ranking), or None where it is absent or unreadable."""
-    try:
-        import pandas as pd
-
-        return pd.read_parquet(run_dir / "per_image.parquet")
-    except (OSError, ImportError, ValueError):
-        return None
 
 
 def bad_file_lines(outcome: RunOutcome, show: int = 5) -> list[str]:

@@ -59,3 +59,90 @@ entries:
     assert 'id="reproduction"' in html and "made up for the test" in html
     with pytest.raises(UserError, match="built-in: codeformer-paper"):
         load_table("nope")
+
+
+def _synthetic_run(tmp_path):
+    """A run folder written by hand: labels a spreadsheet would run, one value over 9 of 10 images."""
+    import math
+
+    from bench.core.csvsafe import write_frame
+
+    run = tmp_path / "synth"
+    run.mkdir()
+    rows, per = [], []
+    for method, value, n in (("yes", 20.0, 10), ("+plus", 21.0, 10), ("=eq", 22.0, 10), ("@at", 23.0, 9)):
+        rows.append(dict(dataset="folder:data/celeba", method=method, method_name=method, config_hash="", metric="psnr",
+                         protocol="basicsr", value=value, n=n, higher_better=True, standard=True, standin=False,
+                         status="ok", reason="", kind="score", ci_low=math.nan, ci_high=math.nan, n_inf=0))
+        for i in range(10):
+            ok = i < n
+            per.append(dict(dataset="folder:data/celeba", method=method, image=f"i{i}", status="ok" if ok else "error",
+                            psnr=value if ok else math.nan))
+    write_frame(pd.DataFrame(rows), run / "summary.csv")
+    pd.DataFrame(per).to_parquet(run / "per_image.parquet")
+    return run
+
+
+def _table(tmp_path, entries, tolerance="{psnr: {abs: 0.5}}"):
+    path = tmp_path / "t.yaml"
+    path.write_text(f"name: t\nsource: made up\ntolerance: {tolerance}\nentries:\n" + "".join(
+        f"  - {{dataset: celeba-test, method: {m}, metric: psnr, value: {v}}}\n" for m, v in entries))
+    return path
+
+
+def test_map_is_text_escaped_labels_are_found_datasets_map_and_n_is_noted(tmp_path, capsys):
+    run = _synthetic_run(tmp_path)
+    table = _table(tmp_path, [("theirs", 20.0), ("p", 21.0), ("e", 22.0), ("a", 23.0)])
+    rc = main(["compare", str(run), "--against", str(table), "--map", "theirs=yes", "--map", "p=+plus",
+               "--map", "e==eq", "--map", "a=@at", "--map-dataset", "celeba-test=folder:data/celeba", "--no-report"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    c = pd.read_csv(run / "comparison.csv")
+    from bench.core.csvsafe import restore_frame
+
+    c = restore_frame(c)
+    assert list(c.method) == ["yes", "+plus", "=eq", "@at"]  # not True; the CSV escape undone
+    assert list(c.within) == ["yes"] * 4
+    assert c.note.fillna("").tolist() == ["", "", "", "over 9 of 10 images"]
+    assert "over 9 of 10 images" in out and "1 value(s) over fewer images" in out
+
+
+def test_a_comparison_of_nothing_fails_with_one_line(tmp_path, capsys):
+    run = _synthetic_run(tmp_path)
+    table = _table(tmp_path, [("codeformer", 20.0)])
+    rc = main(["compare", str(run), "--against", str(table), "--no-report"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "compared nothing" in err and "--map-dataset" in err and len(err.strip().splitlines()) == 1
+    assert not (run / "comparison.csv").exists()
+
+
+@pytest.mark.parametrize("tolerance", ["{psnr: {abs: .nan}}", "{psnr: {abs: .inf}}", "{psnr: {rel: -0.1}}",
+                                       "{psnr: {abs: abc}}", "{psnr: {abs: true}}", "[1, 2]"])
+def test_tolerances_that_are_not_finite_non_negative_numbers_are_refused(tmp_path, tolerance):
+    with pytest.raises(UserError, match="tolerance|abs|rel"):
+        load_table(str(_table(tmp_path, [("yes", 20.0)], tolerance=tolerance)))
+
+
+MALFORMED = [
+    "entries: 3\nsource: x",
+    "entries: [1, 2]\nsource: x",
+    "entries: [{dataset: a, method: b, metric: c, value: abc}]\nsource: x",
+    "entries: [{dataset: a, method: b, metric: c, value: 1e400}]\nsource: x",
+    "entries: [{dataset: [1], method: b, metric: c, value: 1}]\nsource: x",
+    "entries: [{dataset: a, method: b, metric: c, value: 1, tolerance: 5}]\nsource: x",
+    "entries: [{dataset: a, method: b, metric: c, value: 1, colour: red}]\nsource: x",
+    "entries: [{dataset: a, method: b, metric: c, value: 1}]\nsource: {a: 1}",
+    "entries: [{dataset: a, method: b, metric: c, value: 1}]\nsource: x\ntolerance: [1]",
+    "- just\n- a list",
+    "{{{{",
+]
+
+
+@pytest.mark.parametrize("text", MALFORMED)
+def test_a_malformed_table_is_one_line_exit_2(tmp_path, capsys, text):
+    run = _synthetic_run(tmp_path)
+    (tmp_path / "bad.yaml").write_text(text)
+    rc = main(["compare", str(run), "--against", str(tmp_path / "bad.yaml"), "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("bfrbench: error:") and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
