@@ -18,7 +18,6 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Union
 
 from bench.core.errors import UserError
@@ -36,27 +35,106 @@ _OPTIONS_START = re.compile(r"^(?P<name>.+?):(?P<opts>[A-Za-z_][A-Za-z0-9_]*=.*)
 _ITEM_SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*=)")
 
 
-def yaml_load(text: str) -> Any:
-    """``yaml.safe_load`` that also reads ``1e-4`` as a float (YAML 1.1 wants ``1.0e-4``)."""
+#: bounds of every YAML document bfrbench reads (configs, suites, paper tables, option values): a
+#: config is a few KiB; aliases may not expand it past MAX_YAML_NODES values (the "billion laughs")
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+class YamlBoundError(UserError):
+    """A YAML document over the size, expansion or nesting bounds."""
+
+
+def _yaml_error_line(exc: Exception) -> str:
+    """A YAML error as one line: the problem and where (PyYAML's own text spans several)."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if problem:
+        return f"{problem}" + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "")
+    return " ".join(str(exc).split())[:200]
+
+
+def check_yaml_bounds(data: Any, where: str = "YAML") -> Any:
+    """``data`` unchanged when its alias-expanded size and its depth are within bounds; else YamlBoundError.
+
+    Linear in the distinct containers: a shared (aliased) container is sized once and counted at
+    each use, so a nested-alias bomb is refused after a few thousand steps, and a cycle is refused.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(x: Any, depth: int) -> int:
+        if not isinstance(x, (list, tuple, dict, set, frozenset)):
+            return 1
+        if depth > MAX_YAML_DEPTH:
+            raise YamlBoundError(f"{where}: nested deeper than {MAX_YAML_DEPTH} levels", fix="flatten the file")
+        key = id(x)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise YamlBoundError(f"{where}: an alias refers to itself (a recursive structure)",
+                                 fix="remove the self-referencing alias")
+        active.add(key)
+        total = 1
+        for child in ([*x.keys(), *x.values()] if isinstance(x, dict) else x):
+            total += size(child, depth + 1)
+            if total > MAX_YAML_NODES:
+                raise YamlBoundError(f"{where}: expands to more than {MAX_YAML_NODES} values (nested aliases?)",
+                                     fix="write the values out, without aliases that multiply them")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(data, 0)
+    return data
+
+
+def yaml_load(text: str, where: str = "YAML") -> Any:
+    """``yaml.safe_load`` that also reads ``1e-4`` as a float, bounded in size, alias expansion and depth.
+
+    Over a bound is one :class:`YamlBoundError`; invalid YAML raises ``yaml.YAMLError`` as before.
+    """
     import yaml
+
+    if len(text) > MAX_YAML_BYTES:
+        raise YamlBoundError(f"{where}: {len(text)} characters, more than the {MAX_YAML_BYTES} a YAML file may have")
 
     class Loader(yaml.SafeLoader):
         pass
 
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    try:
+        data = yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError as exc:
+        raise YamlBoundError(f"{where}: nested too deeply to read", fix="flatten the file") from exc
+    return check_yaml_bounds(data, where)
 
 
 def read_yaml_file(path: str | os.PathLike[str], what: str = "file") -> Any:
-    """A YAML file's data (via :func:`yaml_load`); an unreadable or invalid file is one UserError naming it."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
+    """A YAML file's data (via :func:`yaml_load`); an unreadable, oversized or invalid file is one UserError."""
+    import stat
+
+    try:  # non-blocking open and a check after it: a FIFO or a device is refused, never waited on
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise UserError(f"{path}: the {what} is not a regular file")
+            raw = fh.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise UserError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from exc
+    if len(raw) > MAX_YAML_BYTES:
+        raise YamlBoundError(f"{path}: the {what} is larger than {MAX_YAML_BYTES} bytes")
     try:
-        return yaml_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: the {what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    try:
+        return yaml_load(text, str(path))
+    except UserError:
+        raise
     except Exception as exc:  # yaml.YAMLError and friends
-        raise UserError(f"{path}: not valid YAML ({exc})") from exc
+        raise UserError(f"{path}: not valid YAML ({_yaml_error_line(exc)})") from exc
 
 
 def parse_value(text: str) -> Any:
@@ -286,5 +364,6 @@ def parse_assignments(items: list[str], flag: str) -> dict[str, Any]:
     return out
 
 
-__all__ = ["yaml_load", "parse_value", "parse_options", "split_spec", "format_value", "format_spec",
+__all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "YamlBoundError", "check_yaml_bounds", "yaml_load",
+           "read_yaml_file", "parse_value", "parse_options", "split_spec", "format_value", "format_spec",
            "parse_assignments", "OptionType", "option_type", "option_types", "coerce_options"]
