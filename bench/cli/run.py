@@ -52,9 +52,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if getattr(args, "suite", None):
         if args.config:
             raise UserError("--suite and --config both define the run: give one (a suite file may hold run settings)")
+        if args.datasets:
+            raise UserError("--suite and --datasets: a suite defines its datasets",
+                            fix="drop --datasets, or copy the suite file and list your datasets in it")
         from bench.suites import load_suite
 
         cfg = load_suite(args.suite).run_config()
+        if args.metrics:  # added to the suite's (its score and gate need theirs)
+            args.metrics = list(cfg.metrics or []) + [m for m in args.metrics if m not in (cfg.metrics or [])]
     else:
         cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
     for attr in ("datasets", "methods", "metrics", "out", "device", "batch_size", "workers", "dtype", "limit", "seed",
@@ -62,6 +67,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, attr)
         if value is not None:
             setattr(cfg, attr, value)
+    if cfg.out:
+        check_out_folder(Path(cfg.out))
     for item in args.weights:
         method, eq, path = item.partition("=")
         if not eq:
@@ -74,6 +81,27 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if cfg.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     return cfg
+
+
+def check_out_folder(out: Path) -> None:
+    """--out must be new, empty or an earlier run folder: a run never writes its files into another folder.
+
+    An earlier run folder holds the run lock (its first file), ``units/`` or ``manifest.json`` (its last).
+    """
+    from bench.engine.runner import LOCK_NAME
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder", fix="give a new folder name")
+    try:
+        entries = [p.name for p in out.iterdir()]
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot list it ({exc.strerror or exc})") from exc
+    if entries and not {LOCK_NAME, "units", "manifest.json"} & set(entries):
+        raise UserError(f"--out {out}: holds other files ({', '.join(sorted(entries)[:3])}"
+                        f"{', ...' if len(entries) > 3 else ''}) and is not a bfrbench run folder",
+                        fix="give a new or empty folder, or an earlier run folder to resume it")
 
 
 def present(outcome: RunOutcome, cfg: RunConfig) -> None:

@@ -16,6 +16,7 @@ Top-level keys::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,64 +139,162 @@ class Suite:
         return {d.name: d.images for d in self.datasets if d.images}
 
 
+#: run settings a suite may not make: where results go is the user's choice, and the suite's own keys
+_RUN_REFUSED = {"out": "a suite does not choose where results go: give --out on the command line",
+                "datasets": "list them under the suite's datasets", "metrics": "list them under the suite's metrics",
+                "methods": "list them under the suite's methods", "suite": "a suite cannot name another suite"}
+_RUN_RANGES = {"batch_size": (1, 1 << 16), "workers": (0, 1024), "limit": (1, 1 << 31), "seed": (0, (1 << 32) - 1)}
+_RUN_CHOICES = {"dtype": ("fp32", "fp16", "bf16"), "channels_last": ("auto", "on", "off")}
+
+
+def _text(value: Any, where: str, what: str, required: bool = False) -> str:
+    """A scalar as text; a list or mapping where text belongs is one UserError."""
+    if value is None or value == "":
+        if required:
+            raise UserError(f"{where}: '{what}' is required")
+        return ""
+    if isinstance(value, (list, dict, set, tuple)) or (isinstance(value, float) and not math.isfinite(value)):
+        raise UserError(f"{where}: {what} must be text, got {_short(value)}")
+    return str(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _int(value: Any, where: str, what: str, lo: int, hi: int) -> int:
+    """A whole number in [lo, hi] (2025 or 2025.0); inf, nan, text and booleans are refused."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value, ok = int(value), True
+    if not ok or not lo <= value <= hi:
+        raise UserError(f"{where}: {what} must be a whole number from {lo} to {hi}, got {_short(value)}")
+    return int(value)
+
+
+def _float(value: Any, where: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise UserError(f"{where}: {what} must be a finite number, got {_short(value)}")
+    return float(value)
+
+
+def _mapping(value: Any, where: str, what: str, keys: set[str]) -> dict:
+    if not isinstance(value, dict):
+        raise UserError(f"{where}: {what} must be a mapping with keys {sorted(keys)}, got {_short(value)}")
+    extra = {str(k) for k in value} - keys
+    if extra:
+        raise UserError(f"{where}: {what}: unknown keys {sorted(extra)}; known: {sorted(keys)}")
+    return value
+
+
+def _list(value: Any, where: str, what: str) -> list:
+    if not isinstance(value, list):
+        raise UserError(f"{where}: {what} must be a list (- NAME per line, or [A, B]), got {_short(value)}")
+    return value
+
+
 def _dataset(item: Any, where: str) -> SuiteDataset:
     if isinstance(item, str):
-        return SuiteDataset(name=item)
+        return SuiteDataset(name=_text(item, where, "a dataset", required=True))
     if not isinstance(item, dict) or "name" not in item:
-        raise UserError(f"{where}: a dataset is a name or {{name, folder, images, threshold}}, got {item!r}")
-    extra = set(item) - {"name", "folder", "images", "threshold"}
-    if extra:
-        raise UserError(f"{where}: dataset {item['name']}: unknown keys {sorted(extra)}")
-    return SuiteDataset(name=str(item["name"]), folder=item.get("folder"),
-                        images=int(item["images"]) if item.get("images") is not None else None,
-                        threshold=float(item["threshold"]) if item.get("threshold") is not None else None)
+        raise UserError(f"{where}: a dataset is a name or {{name, folder, images, threshold}}, got {_short(item)}")
+    name = _text(item["name"], where, "a dataset's name", required=True)
+    _mapping(item, where, f"dataset {name}", {"name", "folder", "images", "threshold"})
+    at = f"{where}: dataset {name}"
+    return SuiteDataset(name=name, folder=_text(item["folder"], at, "folder") or None if "folder" in item else None,
+                        images=_int(item["images"], at, "images", 1, 10**8) if item.get("images") is not None
+                        else None,
+                        threshold=_float(item["threshold"], at, "threshold") if item.get("threshold") is not None
+                        else None)
+
+
+def _check_run(run: Any, where: str) -> dict[str, Any]:
+    """The suite's run settings, each checked against RunConfig's field type; never ``out`` (nor a suite's keys)."""
+    if run is None:
+        return {}
+    fields = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
+    run = _mapping(run, where, "run", set(fields))
+    out: dict[str, Any] = {}
+    for key, value in run.items():
+        key = str(key)
+        if key in _RUN_REFUSED:
+            raise UserError(f"{where}: run.{key} is not allowed: {_RUN_REFUSED[key]}")
+        kind = fields[key].replace(" ", "")
+        at = f"run.{key}"
+        if value is None and "None" in kind:
+            out[key] = None
+        elif kind.startswith("bool"):
+            if not isinstance(value, bool):
+                raise UserError(f"{where}: {at} must be true or false, got {_short(value)}")
+            out[key] = value
+        elif kind.startswith("int"):
+            out[key] = _int(value, where, at, *_RUN_RANGES.get(key, (0, 1 << 31)))
+        elif kind.startswith("dict"):
+            if not isinstance(value, dict):
+                raise UserError(f"{where}: {at} must be a mapping, got {_short(value)}")
+            out[key] = {_text(k, where, at, required=True): _text(v, where, at, required=True) for k, v in value.items()}
+        else:
+            out[key] = _text(value, where, at, required=True)
+            if key in _RUN_CHOICES and out[key] not in _RUN_CHOICES[key]:
+                raise UserError(f"{where}: {at} must be one of {', '.join(_RUN_CHOICES[key])}, got {_short(value)}")
+    return out
+
+
+def _score(raw: Any, where: str) -> ScoreSpec:
+    s = _mapping(raw, where, "score", {"label", "formula", "variables"})
+    formula = _text(s.get("formula"), where, "score.formula", required=True)
+    variables = {_text(k, where, "a score variable", required=True): spec_label(v, "options", "metric")
+                 for k, v in _mapping(s.get("variables") or {}, where, "score.variables",
+                                      {str(k) for k in s.get("variables") or {}}).items()}
+    score = ScoreSpec(label=_text(s.get("label", "score"), where, "score.label") or "score", formula=formula,
+                      variables=variables)
+    missing = [v for v in score.parsed().variables if v not in variables]
+    if missing:
+        raise UserError(f"{where}: score formula uses {missing}, which score.variables does not map to metrics")
+    return score
 
 
 def parse_suite(data: Any, path: str = "") -> Suite:
-    """A suite from its YAML mapping; every problem names the file and the key."""
+    """A suite from its YAML mapping; every problem is one UserError naming the file and the key, before any work."""
     where = path or "suite"
     if not isinstance(data, dict):
         raise UserError(f"{where}: a suite file is a YAML mapping")
-    unknown = set(data) - _TOP
+    unknown = {str(k) for k in data} - _TOP
     if unknown:
         raise UserError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_TOP)}")
     for key in ("name", "datasets", "metrics"):
         if not data.get(key):
             raise UserError(f"{where}: '{key}' is required")
-    score = gate = None
-    if data.get("score"):
-        s = data["score"]
-        if not isinstance(s, dict) or "formula" not in s:
-            raise UserError(f"{where}: score needs a formula (and variables: {{VAR: metric}})")
-        variables = {str(k): spec_label(v, "options", "metric") for k, v in (s.get("variables") or {}).items()}
-        score = ScoreSpec(label=str(s.get("label", "score")), formula=str(s["formula"]), variables=variables)
-        missing = [v for v in score.parsed().variables if v not in variables]
-        if missing:
-            raise UserError(f"{where}: score formula uses {missing}, which score.variables does not map to metrics")
+    score = _score(data["score"], where) if data.get("score") else None
+    gate = None
     if data.get("gate"):
-        g = data["gate"]
-        if not isinstance(g, dict) or "metric" not in g or "max_below" not in g:
+        g = _mapping(data["gate"], where, "gate", {"label", "metric", "max_below"})
+        if "metric" not in g or "max_below" not in g:
             raise UserError(f"{where}: gate needs metric and max_below")
-        gate = GateSpec(label=str(g.get("label", "identity gate")), metric=spec_label(g["metric"], "options", "metric"),
-                        max_below=int(g["max_below"]))
-    datasets = [_dataset(d, where) for d in data["datasets"]]
+        gate = GateSpec(label=_text(g.get("label", "identity gate"), where, "gate.label") or "identity gate",
+                        metric=spec_label(g["metric"], "options", "metric"),
+                        max_below=_int(g["max_below"], where, "gate.max_below", 0, 10**8))
+    datasets = [_dataset(d, where) for d in _list(data["datasets"], where, "datasets")]
+    if len({d.name for d in datasets}) != len(datasets):
+        raise UserError(f"{where}: a dataset is listed twice: {[d.name for d in datasets]}")
     if gate and not any(d.threshold is not None for d in datasets):
         raise UserError(f"{where}: the gate needs a threshold on at least one dataset")
-    data_cfg = data.get("data") or {}
+    data_cfg = _mapping(data.get("data") or {}, where, "data", {"root", "root_env"})
     return Suite(
-        name=str(data["name"]),
-        title=str(data.get("title", "")),
-        year=int(data["year"]) if data.get("year") else None,
-        source=str(data.get("source", "")),
-        description=str(data.get("description", "")),
+        name=_text(data["name"], where, "name", required=True),
+        title=_text(data.get("title"), where, "title"),
+        year=_int(data["year"], where, "year", 1900, 9999) if data.get("year") is not None else None,
+        source=_text(data.get("source"), where, "source"),
+        description=_text(data.get("description"), where, "description"),
         datasets=datasets,
-        methods=[spec_label(m, "params", "method") for m in data.get("methods") or []],
-        metrics=[spec_label(m, "options", "metric") for m in data["metrics"]],
-        data_root=data_cfg.get("root"),
-        data_root_env=data_cfg.get("root_env"),
+        methods=[spec_label(m, "params", "method") for m in _list(data.get("methods") or [], where, "methods")],
+        metrics=[spec_label(m, "options", "metric") for m in _list(data["metrics"], where, "metrics")],
+        data_root=_text(data_cfg.get("root"), where, "data.root") or None,
+        data_root_env=_text(data_cfg.get("root_env"), where, "data.root_env") or None,
         score=score,
         gate=gate,
-        run=dict(data.get("run") or {}),
+        run=_check_run(data.get("run"), where),
         path=path,
     )
 
