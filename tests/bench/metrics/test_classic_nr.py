@@ -1,15 +1,22 @@
 """NIQE, BRISQUE and PIQE against the stock BasicSR and pyiqa, image by image, plus their helpers.
 
-``fixtures/metrics_classic/reference_values.json`` holds what stock BasicSR 1.4.2 and pyiqa 0.1.16
-computed for ``images.make_images()``: real demo faces at several degradation levels, flat and
-small images (``make_reference.py`` installs the stock code from PyPI and regenerates it). Every
-default protocol must agree with its stock code to 1e-5 relative on every image; the float64 /
-MATLAB variants with the float64 runs of the same code.
+The stock float32 code itself rounds differently on another CPU (BRISQUE moves by up to 1e-2),
+so the references are the stock code run *on this machine*: ``make_reference.py`` installs stock
+BasicSR 1.4.2 and pyiqa 0.1.16 from PyPI (cached in ``$BFRBENCH_HOME/stock-classic``, reused with
+``BFRBENCH_TEST_HOME``) and computes the values of ``images.make_images()``: real demo faces at
+several degradation levels, flat and small images. Against them every default protocol must be
+equal to the last bit (NIQE's batched device path: 1e-10, its float64 fit), the float64 / MATLAB
+variants as tested below. Where the stock code cannot be installed, the stored
+``reference_values.json`` (made on another CPU) is the reference, within :data:`CROSS_MACHINE`.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +38,17 @@ _spec = importlib.util.spec_from_file_location("metrics_classic_images", FIX / "
 images = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(images)
 REF = json.loads((FIX / "reference_values.json").read_text())
-STOCK_REL = 1e-5  # the issue's bound; the implementations agree to the last bits on one machine
+#: per protocol, against the stock code on the same machine: the last bit (measured: 0 on all 75
+#: images for impl=reference, niqe-pyiqa, brisque, piqe; 2.1e-13 for NIQE's device path)
+SAME_MACHINE = {"reference": 0.0, "device": 1e-10}
+#: against the stored values made on another CPU: twice the largest difference measured between
+#: that CPU and an AMD EPYC (family 26 model 2, KVM) for the stock code itself, all 75 images, with
+#: ``python tests/fixtures/metrics_classic/make_reference.py --out here.json`` on the EPYC, then
+#: ``make_reference.py --compare tests/fixtures/metrics_classic/reference_values.json here.json``:
+#: niqe.basicsr 1.33e-3, niqe.pyiqa 2.03e-3, brisque.pyiqa 1.02e-2, brisque.live_f64 7.5e-3,
+#: piqe.pyiqa 1.22e-3, niqe.basicsr_f64 1.01e-2, piqe.pyiqa_f64 1.9e-14 (docs/metrics.md)
+CROSS_MACHINE = {"niqe.basicsr": 3e-3, "niqe.pyiqa": 4e-3, "brisque.pyiqa": 2e-2, "brisque.live_f64": 1.5e-2,
+                 "piqe.pyiqa": 3e-3, "niqe.basicsr_f64": 2e-2, "piqe.pyiqa_f64": 1e-12}
 
 EDGE = ("flat_", "small_", "odd_")
 NAMES = sorted(REF["images"])
@@ -63,6 +80,66 @@ def imgs(tmp_path_factory) -> dict[str, torch.Tensor]:
     return out
 
 
+def _load_make_reference():
+    spec = importlib.util.spec_from_file_location("metrics_classic_make_reference", FIX / "make_reference.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Stock:
+    """The stock values the tests compare with: this machine's (``here``) or the stored file's."""
+
+    def __init__(self, home: Path) -> None:
+        self.cache = home / "stock-classic"
+        self.file = self.cache / "values.json"
+        self.machine = _load_make_reference().machine()
+        self.values: dict = {}
+        self.here = True
+        self.why = ""
+
+    def tolerance(self, metric_key: str, ref_key: str, same: float) -> float:
+        return same if self.here else max(same, CROSS_MACHINE[f"{metric_key}.{ref_key}"])
+
+    def need(self, names: list[str]) -> None:
+        """Compute (once, cached) this machine's stock values of ``names``; else fall back to the stored ones."""
+        if not self.here:
+            return
+        if not self.values and self.file.is_file():
+            doc = json.loads(self.file.read_text())
+            if doc.get("machine") == self.machine:
+                self.values = doc["images"]
+        missing = sorted(n for n in names if self.values.get(n, {}).get("sha256") != REF["images"][n]["sha256"])
+        if not missing:
+            return
+        part = self.cache / "part.json"
+        env = {**os.environ, "PYTHONPATH": str(FIX.parents[2]), "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, str(FIX / "make_reference.py"), "--out", str(part), "--names", ",".join(missing),
+               "--site", str(self.cache / "stock"), "--machine"]
+        self.cache.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:  # e.g. no PyPI: the stored values, with the cross-machine tolerance
+            self.here, self.values = False, REF["images"]
+            self.why = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            warnings.warn(f"stock BasicSR/pyiqa could not run here ({self.why}); comparing with the stored "
+                          "values of another CPU within CROSS_MACHINE", stacklevel=2)
+            return
+        doc = json.loads(part.read_text())
+        self.values.update(doc["images"])
+        self.file.write_text(json.dumps({"machine": self.machine, "images": self.values}, sort_keys=True))
+
+    def ref(self, name: str, metric_key: str, ref_key: str):
+        return self.values[name][metric_key][ref_key]
+
+
+@pytest.fixture(scope="module")
+def stock(imgs, bfrbench_home) -> Stock:
+    """This machine's stock values of every image the default tests check (``slow`` asks for the rest)."""
+    st = Stock(bfrbench_home)
+    st.need([n for n in NAMES if _every_third(n, imgs[n])])
+    return st
+
+
 def _fetched(name: str, home: Path) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BFRBENCH_HOME", str(home))
@@ -79,13 +156,14 @@ def brisque_model(bfrbench_home) -> Path:
     return _fetched("brisque-live-allmodel", bfrbench_home)
 
 
-def _rel_diffs(metric, imgs: dict[str, torch.Tensor], metric_key: str, ref_key: str,
+def _rel_diffs(metric, imgs: dict[str, torch.Tensor], stock: Stock, metric_key: str, ref_key: str,
                only=lambda name, x: True) -> dict[str, float]:
-    """Relative difference to the reference per image; flat images must be non-finite where stock is."""
+    """Relative difference to the stock value per image; flat images must be non-finite where stock is."""
     out: dict[str, float] = {}
+    stock.need([n for n, x in imgs.items() if only(n, x)])
     for name, x in imgs.items():
-        ref = REF["images"][name][metric_key][ref_key]
-        if ref is None or not only(name, x):
+        ref = stock.ref(name, metric_key, ref_key) if only(name, x) else None
+        if ref is None:
             continue
         got = metric.score(x).item()
         if isinstance(ref, str):  # "nan" / "error: ..." (flat images): no finite value here either
@@ -95,65 +173,71 @@ def _rel_diffs(metric, imgs: dict[str, torch.Tensor], metric_key: str, ref_key: 
     return out
 
 
-def _check(metric, imgs: dict[str, torch.Tensor], metric_key: str, ref_key: str, rel: float,
+def _check(metric, imgs: dict[str, torch.Tensor], stock: Stock, metric_key: str, ref_key: str, same: float,
            only=lambda name, x: True) -> int:
-    """Every image within ``rel`` of its reference; returns how many finite values were compared."""
-    diffs = _rel_diffs(metric, imgs, metric_key, ref_key, only)
+    """Every image within ``same`` of this machine's stock value (or the cross-machine tolerance of the
+    stored one); returns how many finite values were compared."""
+    diffs = _rel_diffs(metric, imgs, stock, metric_key, ref_key, only)
+    rel = stock.tolerance(metric_key, ref_key, same)
+    where = "stock code on this machine" if stock.here else f"stored values of another CPU ({stock.why})"
     bad = {k: f"{v:.2e}" for k, v in diffs.items() if not v <= rel}
-    assert not bad, f"relative differences over {rel:g}: {bad}"
+    assert not bad, f"relative differences to the {where} over {rel:g}: {bad}"
     return len(diffs)
 
 
 # ---- stock agreement -------------------------------------------------------------------------
 @pytest.mark.network
 @pytest.mark.parametrize("impl", ["device", "reference"])
-def test_niqe_equals_basicsr_stock(imgs, niqe_params, impl):
+def test_niqe_equals_basicsr_stock(imgs, stock, niqe_params, impl):
     metric = NIQE(weights=str(niqe_params), impl=impl)
     assert metric.protocol == "basicsr-1.4.2-niqe-y" and metric.runs_on_host == (impl == "reference")
-    assert _check(metric, imgs, "niqe", "basicsr", STOCK_REL, only=_every_third) >= 25
+    assert _check(metric, imgs, stock, "niqe", "basicsr", SAME_MACHINE[impl], only=_every_third) >= 25
 
 
 @pytest.mark.network
-def test_niqe_float64_variant(imgs, niqe_params):
+def test_niqe_float64_variant(imgs, stock, niqe_params):
     metric = NIQE(weights=str(niqe_params), precision="float64")
     assert metric.protocol == "basicsr-niqe-y-f64"
-    diffs = _rel_diffs(metric, imgs, "niqe", "basicsr_f64", only=_every_sixth)
+    diffs = _rel_diffs(metric, imgs, stock, "niqe", "basicsr_f64", only=_every_sixth)
     # float64 NIQE is ill-conditioned on flat areas: MSCN values of +-1e-14 there take their sign
     # (and so the left/right AGGD counts) from the last bit of the filter sums, which differ
     # between any two float64 implementations; float32 rounds them to exactly 0
-    assert len(diffs) >= 14 and max(diffs.values()) < 3e-2, diffs
-    assert sum(v < 1e-9 for v in diffs.values()) >= 4, diffs  # the images without such areas: exact
+    # (measured 1.00e-2 at most on this machine's stock values; the stored ones add 1.01e-2)
+    assert len(diffs) >= 14 and max(diffs.values()) < stock.tolerance("niqe", "basicsr_f64", 3e-2), diffs
+    exact = stock.tolerance("niqe", "basicsr_f64", 1e-9)
+    assert sum(v < exact for v in diffs.values()) >= 4, diffs  # the images without such areas: exact
     with pytest.raises(ValueError, match="precision must be one of"):
         NIQE(weights=str(niqe_params), precision="half")
 
 
 @pytest.mark.network
-def test_niqe_pyiqa_equals_pyiqa_stock(imgs, niqe_params):
+def test_niqe_pyiqa_equals_pyiqa_stock(imgs, stock, niqe_params):
     metric = METRICS.create("niqe-pyiqa", weights=str(niqe_params))
     assert isinstance(metric, NIQEPyiqa) and metric.protocol == "pyiqa-0.1.16-niqe-yiq"
-    assert _check(metric, imgs, "niqe", "pyiqa", STOCK_REL, only=_every_third) >= 25
+    assert _check(metric, imgs, stock, "niqe", "pyiqa", SAME_MACHINE["reference"], only=_every_third) >= 25
 
 
 @pytest.mark.network
-def test_brisque_equals_pyiqa_stock(imgs, brisque_model):
+def test_brisque_equals_pyiqa_stock(imgs, stock, brisque_model):
     metric = BRISQUE(weights=str(brisque_model))
     assert metric.protocol == "pyiqa-0.1.16-brisque"
-    assert _check(metric, imgs, "brisque", "pyiqa", STOCK_REL, only=_every_third) >= 25
+    assert _check(metric, imgs, stock, "brisque", "pyiqa", SAME_MACHINE["reference"], only=_every_third) >= 25
     live = BRISQUE(weights=str(brisque_model), variant="live")
     assert live.protocol == "live-brisque-allmodel-gray-f64"
-    assert _check(live, imgs, "brisque", "live_f64", 1e-9, only=_every_sixth) >= 14
+    # two float64 implementations: measured 6.3e-12 at most on this machine
+    assert _check(live, imgs, stock, "brisque", "live_f64", 1e-9, only=_every_sixth) >= 14
 
 
 @pytest.mark.network
-def test_piqe_equals_pyiqa_stock(imgs):
+def test_piqe_equals_pyiqa_stock(imgs, stock):
     metric = PIQE()
     assert metric.protocol == "pyiqa-0.1.16-piqe"
-    assert _check(metric, imgs, "piqe", "pyiqa", STOCK_REL, only=_every_third) >= 25
+    assert _check(metric, imgs, stock, "piqe", "pyiqa", SAME_MACHINE["reference"], only=_every_third) >= 25
     matlab = PIQE(variant="matlab")
     assert matlab.protocol == "matlab-piqe-f64"
     # pyiqa pads sizes that are not multiples of 16 differently from MATLAB: compare the others
     mult16 = lambda name, x: x.shape[-1] % 16 == 0 and x.shape[-2] % 16 == 0 and _every_sixth(name, x)  # noqa: E731
-    diffs = _rel_diffs(matlab, imgs, "piqe", "pyiqa_f64", only=mult16)
+    diffs = _rel_diffs(matlab, imgs, stock, "piqe", "pyiqa_f64", only=mult16)
     # PIQE's thresholds (block variance > 0.1, edge std < 0.1) flip on last-bit differences of
     # two float64 implementations now and then: one block more or less is ~0.5 %
     assert len(diffs) >= 14 and max(diffs.values()) < 1e-2, diffs
@@ -164,13 +248,14 @@ def test_piqe_equals_pyiqa_stock(imgs):
 
 @pytest.mark.slow
 @pytest.mark.network
-def test_every_image_equals_stock(imgs, niqe_params, brisque_model):
-    """The issue's acceptance: every default protocol within 1e-5 of its stock code on all 75 images."""
-    for metric, key, ref in ((NIQE(weights=str(niqe_params)), "niqe", "basicsr"),
-                             (NIQE(weights=str(niqe_params), impl="reference"), "niqe", "basicsr"),
-                             (NIQEPyiqa(weights=str(niqe_params)), "niqe", "pyiqa"),
-                             (BRISQUE(weights=str(brisque_model)), "brisque", "pyiqa"), (PIQE(), "piqe", "pyiqa")):
-        assert _check(metric, imgs, key, ref, STOCK_REL) >= 70
+def test_every_image_equals_stock(imgs, stock, niqe_params, brisque_model):
+    """Every default protocol equal to its stock code on this machine on all 75 images."""
+    for metric, key, ref, same in ((NIQE(weights=str(niqe_params)), "niqe", "basicsr", SAME_MACHINE["device"]),
+                                   (NIQE(weights=str(niqe_params), impl="reference"), "niqe", "basicsr", 0.0),
+                                   (NIQEPyiqa(weights=str(niqe_params)), "niqe", "pyiqa", 0.0),
+                                   (BRISQUE(weights=str(brisque_model)), "brisque", "pyiqa", 0.0),
+                                   (PIQE(), "piqe", "pyiqa", 0.0)):
+        assert _check(metric, imgs, stock, key, ref, same) >= 70
 
 
 # ---- NIQE: the batched device path against the per-image reference ------------------------------
