@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.tables import Board, fmt
+from reports.tables import fmt
 
 DPI = 90
 _RC = {
@@ -28,7 +28,6 @@ _RC = {
     "axes.spines.right": False,
     "svg.fonttype": "none",
 }
-STANDIN_HATCH = "///"
 
 
 def _short(label: str, limit: int = 28) -> str:
@@ -81,43 +80,6 @@ def _rc():
 def _grid(n: int, cols: int = 3) -> tuple[int, int]:
     cols = max(1, min(cols, n))
     return math.ceil(n / cols), cols
-
-
-def metric_bars(board: Board, colors: dict[str, Any], standin: set[str]) -> str | None:
-    """One horizontal bar panel per metric of a benchmark; stand-in methods hatched."""
-    if not board.columns or not board.rows:
-        return None
-    methods = [r.method for r in board.rows]
-    labels = [_short(m) for m in methods]
-    nrows, ncols = _grid(len(board.columns), 4)
-    per_panel_h = 0.3 * len(methods) + 1.0
-    with _rc():
-        fig = _new_figure(min(15.0, 1.6 + 3.3 * ncols), per_panel_h * nrows)
-        axes = _panels(fig, nrows, ncols, max(map(len, labels)))
-        for ax, col in zip(axes, board.columns):
-            ys, vals, cols, hatches = [], [], [], []
-            for i, row in enumerate(board.rows):
-                cell = row.cells.get(col.key)
-                ys.append(i)
-                vals.append(cell.value if cell else 0.0)
-                cols.append(colors[row.method] if cell else (0, 0, 0, 0))
-                hatches.append(STANDIN_HATCH if row.method in standin else "")
-            bars = ax.barh(ys, vals, color=cols, edgecolor="#333333", linewidth=0.4)
-            for bar, hatch in zip(bars, hatches):
-                bar.set_hatch(hatch)
-            for i, row in enumerate(board.rows):
-                cell = row.cells.get(col.key)
-                ax.text(
-                    vals[i], i, " " + (fmt(cell.value) if cell else "n/a"), va="center", ha="left", fontsize=7,
-                )
-            ax.set_yticks(ys, labels)
-            ax.margins(x=0.3)
-            tag = "" if col.standard else " (non-standard)"
-            ax.set_title(f"{_short(col.label, 40)} {col.arrow}{tag}\n{_short(col.protocol, 48)}", loc="left")
-        axes[0].invert_yaxis()  # shared y: once for all panels
-        for ax in axes[len(board.columns):]:
-            ax.set_visible(False)
-        return _to_uri(fig)
 
 
 def distributions(

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from bench.core.atomic import atomic_write_text
+from bench.engine import significance as sig
 from bench.engine.ranking import RULE, rank
-from reports import gallery, plots
+from reports import gallery, paper_plots, plots
 from reports.data import RunData, load_run
 from reports.tables import Board, benchmark_board, fmt, fmt_rank, metric_columns, ok_rows, overall_board, spread_stats
 
@@ -38,7 +39,15 @@ class BenchmarkSection:
     name: str
     board: Board
     n_images: int | None
-    bars: str | None = None
+    #: dot-and-interval panels (zoomed axes, bootstrap intervals) and the perception-distortion plot
+    dots: str | None = None
+    pd_plot: str | None = None
+    pd_axes: tuple[str, str] | None = None
+    #: (method, metric) -> mean and 95% bootstrap interval over the method's images
+    intervals: dict[tuple[str, str], paper_plots.Interval] = field(default_factory=dict)
+    #: (method, metric) -> significance letters; metric -> the column's tests
+    groups: dict[tuple[str, str], str] = field(default_factory=dict)
+    tested: list[str] = field(default_factory=list)
     dists: str | None = None
     table_data: dict[str, Any] | None = None
     gallery: list[gallery.GalleryRow] = field(default_factory=list)
@@ -174,7 +183,7 @@ def _gains(run: RunData) -> list[dict[str, Any]]:
             "dataset": r.dataset, "base": r.base_method, "cond": r.cond_method, "metric": r.metric,
             "protocol": r.protocol, "direction": "higher is better" if r.higher_better else "lower is better",
             "arrow": "\u2191" if r.higher_better else "\u2193",
-            "delta": fmt(d), "ci_low": fmt(lo), "ci_high": fmt(hi), "delta_v": d,
+            "delta": fmt(d), "ci_low": fmt(lo), "ci_high": fmt(hi), "delta_v": d, "ci_low_v": lo, "ci_high_v": hi,
             "n": "" if _finite(r.n) is None else int(r.n), "verdict": verdict, "note": note,
             "standin": bool(getattr(r, "standin", False)),
         })
@@ -282,6 +291,37 @@ def _errors(run: RunData) -> list[dict[str, str]]:
             for r in bad[["dataset", "method", "image", "error"]].itertuples(index=False)]
 
 
+def _needs_gt(run: RunData) -> dict[str, bool]:
+    """metric -> whether it is full-reference (from the manifest): the perception-distortion axes."""
+    out = {}
+    for name, meta in (run.manifest.get("metrics") or {}).items():
+        if isinstance(meta, dict) and isinstance(meta.get("needs_gt"), bool):
+            out[str(name)] = meta["needs_gt"]
+    return out
+
+
+def _paper_figures(sec: BenchmarkSection, run: RunData, colors: dict[str, Any], standin: set[str]) -> None:
+    """Intervals, significance letters, dot-and-interval panels and the perception-distortion plot."""
+    board = sec.board
+    methods = [r.method for r in board.rows]
+    for col in board.columns:
+        for m, iv in paper_plots.intervals(run.per_image, sec.name, methods, col.metric).items():
+            sec.intervals[(m, col.metric)] = iv
+        with_value = [r.method for r in board.rows if col.key in r.cells]
+        if run.per_image is not None and col.metric in run.per_image.columns and len(with_value) > 1:
+            tests = sig.compare_column(run.per_image, sec.name, col.metric, with_value,
+                                       higher_better=col.higher_better)
+            if tests.family:
+                sec.tested.append(col.metric)
+                sec.groups.update({(m, col.metric): g for m, g in tests.groups.items()})
+    sec.dots = paper_plots.dot_intervals(board, sec.intervals, colors, standin)
+    needs_gt = _needs_gt(run)
+    axes = paper_plots.pd_axes(board, needs_gt)
+    if axes is not None:
+        sec.pd_axes = (axes[0].label, axes[1].label)
+        sec.pd_plot = paper_plots.perception_distortion(board, sec.intervals, needs_gt, colors, standin)
+
+
 def _static(name: str) -> str:
     return (STATIC_DIR / name).read_text(encoding="utf-8")
 
@@ -317,7 +357,7 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
         if run.per_image is not None:
             n_images = int(run.per_image.loc[run.per_image["dataset"] == ds, "image"].nunique())
         sec = BenchmarkSection(i, ds, board, n_images)
-        sec.bars = plots.metric_bars(board, colors, standin)
+        _paper_figures(sec, run, colors, standin)
         ds_methods = [m for m in methods_order if m in {r.method for r in board.rows}]
         if run.per_image is not None:
             in_ds = set(run.per_image.loc[run.per_image["dataset"] == ds, "method"])
@@ -359,6 +399,9 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
         "reproduction": _reproduction(run),
         "profile_rows": profile_rows,
         "profile_chart": plots.profile_chart(run.profile),
+        "rank_chart": paper_plots.rank_chart(overall, colors),
+        "forest": paper_plots.forest(gains),
+        "significance": sig.method_statement("wilcoxon"),
         "manifest": _manifest_view(run),
         "skipped": skipped,
         "errors": _errors(run),

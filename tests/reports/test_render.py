@@ -16,7 +16,7 @@ import pytest
 
 from bench.core.errors import UserError
 from bench.engine.ranking import rank
-from reports import plots
+from reports import paper_plots, plots
 from reports.data import load_run
 from reports.render import render_report
 from reports.tables import benchmark_board, overall_board, spread_stats
@@ -342,8 +342,14 @@ def test_worst_and_best_are_the_planted_images(dom):
 
 def test_plots_are_embedded_pngs(dom):
     plots_ = dom.find_all("img", cls="plot")
-    # bars + distributions for the celeba set, bars + distributions + quality histogram for the wild set, profile
-    assert len(plots_) == 6
+    # dots + distributions for the celeba set, dots + distributions + quality histogram for the wild set, profile,
+    # perception-distortion (celeba: psnr full-reference, musiq no-reference; wild has no full-reference metric),
+    # the rank chart and the forest plot of gains
+    assert len(plots_) == 9
+    kinds = [p.attrs.get("data-kind") for p in dom.find_all("img", cls="paper-plot")]
+    assert sorted(kinds) == ["dots", "dots", "forest", "pd", "ranks"]
+    pd_plot = next(p for p in plots_ if p.attrs.get("data-kind") == "pd")
+    assert "psnr against musiq" in pd_plot.attrs["alt"]
     for p in plots_:
         assert p.attrs["src"].startswith("data:image/png;base64,")
         assert decode_data_uri(p.attrs["src"]).shape[0] > 100
@@ -354,7 +360,7 @@ def test_plot_labels_are_not_math_text(run_dir):
     summary.loc[summary["method"] == "lq", "method"] = r"a$\frac{$b"
     board = benchmark_board(summary, DS_A)
     colors = plots.method_colors([r.method for r in board.rows])
-    assert plots.metric_bars(board, colors, set()).startswith("data:image/png")
+    assert paper_plots.dot_intervals(board, {}, colors, set()).startswith("data:image/png")
     assert plots.quality_histogram({r"_x$\frac{$": [0.1, 0.2]}, colors, "t").startswith("data:image/png")
 
 
