@@ -145,28 +145,6 @@ def parse_map(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def read_summary(path: Path) -> Any:
-    """A run's summary.csv with the CSV escape undone (labels starting with + - = @ come back as written)."""
-    from bench.core.csvsafe import read_frame
-
-    try:
-        df = read_frame(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable summary.csv ({str(exc)[:160]}); pass the folder `bfrbench run` "
-                        "wrote") from exc
-    missing = [c for c in ("dataset", "method", "metric", "value") if c not in df.columns]
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; pass the folder `bfrbench run` wrote")
-    for col in ("dataset", "method", "metric"):
-        df[col] = df[col].astype(str)
-    import pandas as pd
-
-    for col in ("value", "n"):
-        if col in df:
-            df[col] = pd.to_numeric(df[col], errors="coerce")
-    return df
-
-
 def _coverage(summary: Any, per_image: Any) -> dict[tuple[str, str, str], tuple[int, int | None]]:
     """(dataset, method, metric) -> (n, images of the benchmark), from the one ranking's cells."""
     from bench.engine.ranking import rank
@@ -195,7 +173,7 @@ def compare(summary: Any, table: PaperTable, method_map: dict[str, str] | None =
     import pandas as pd
 
     method_map, dataset_map = method_map or {}, dataset_map or {}
-    scores = summary[(summary["kind"] == "score")] if "kind" in summary else summary
+    scores = summary
     coverage = _coverage(scores, per_image)
     rows = []
     for e in table.entries:
@@ -255,18 +233,10 @@ def format_comparison(df: Any, table: PaperTable) -> str:
 
 def write_comparison(run_dir: Path, df: Any) -> Path:
     """comparison.csv in the run folder (rows of earlier tables with another name are kept)."""
-    import pandas as pd
+    from bench.engine.run_folder import RunFolder
 
-    from bench.core.csvsafe import read_frame, write_frame
-
-    path = run_dir / "comparison.csv"
-    if path.is_file():
-        old = read_frame(path)
-        if "table" in old:
-            df = pd.concat([old[~old["table"].isin(set(df["table"]))], df], ignore_index=True)
-    write_frame(df, path)
-    return path
+    return RunFolder(run_dir).write_comparison(df)
 
 
 __all__ = ["PaperTable", "TableEntry", "Tolerance", "builtin_tables", "compare", "format_comparison", "load_table",
-           "parse_map", "parse_table", "read_summary", "write_comparison", "COLUMNS"]
+           "parse_map", "parse_table", "write_comparison", "COLUMNS"]

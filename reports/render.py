@@ -192,7 +192,7 @@ def _gains(run: RunData) -> list[dict[str, Any]]:
 
 def _suite_rows(run: RunData) -> list[dict[str, Any]]:
     """A suite's variables, score and gate per method (summary rows of kind ``suite``)."""
-    rows = run.summary.attrs.get("suite_rows")
+    rows = run.suite_rows
     if rows is None or rows.empty:
         return []
     out = []

@@ -150,7 +150,7 @@ def spread_stats(per_image: pd.DataFrame | None) -> dict[tuple[str, str, str], t
     out: dict[tuple[str, str, str], tuple[float, float, float, int]] = {}
     if per_image is None or per_image.empty:
         return out
-    from reports.data import PER_IMAGE_COLUMNS
+    from bench.engine.run_folder import PER_IMAGE_COLUMNS
 
     metrics = [c for c in per_image.columns if c not in PER_IMAGE_COLUMNS]
     ok = per_image[per_image["status"] == "ok"]

@@ -24,31 +24,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="do not re-render RUN/index.html")
 
 
-def _per_image(run_dir: Path) -> object:
-    """per_image.parquet (how many images each value is over), or None where it is absent or unreadable."""
-    try:
-        import pandas as pd
-
-        return pd.read_parquet(run_dir / "per_image.parquet")
-    except (OSError, ImportError, ValueError):
-        return None
-
-
 def main(args: argparse.Namespace) -> int:
-    from bench.compare import compare, format_comparison, load_table, parse_map, read_summary, write_comparison
-    from bench.core.errors import UserError
+    from bench.compare import compare, format_comparison, load_table, parse_map, write_comparison
+    from bench.engine.run_folder import RunFolder, layout
 
     run_dir = Path(args.run_dir)
-    summary_path = run_dir / "summary.csv"
-    if not summary_path.is_file():
-        raise UserError(f"{summary_path}: missing; pass the folder `bfrbench run` wrote")
+    folder = RunFolder(run_dir)
+    summary = folder.summary()
     method_map, dataset_map = parse_map(args.map, "--map"), parse_map(args.map_dataset, "--map-dataset")
     table = load_table(args.against)
-    df = compare(read_summary(summary_path), table, method_map, dataset_map, _per_image(run_dir))
+    df = compare(summary, table, method_map, dataset_map, folder.per_image())
     path = write_comparison(run_dir, df)
     print(format_comparison(df, table))
     print(f"wrote {path}")
-    if not args.no_report and (run_dir / "index.html").is_file():
+    if not args.no_report and (run_dir / layout.INDEX).is_file():
         try:
             from reports.render import render_report
 

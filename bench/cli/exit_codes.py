@@ -34,13 +34,13 @@ class RunStatus:
     reasons: list[str] = field(default_factory=list)
 
 
-def _suite_failures(summary: Any) -> list[str]:
+def _suite_failures(suite_rows: Any) -> list[str]:
     """A suite whose score was not computed, or whose run is not comparable with its protocol (one line each)."""
     from bench.suites.scoring import NOT_COMPARABLE
 
-    if "kind" not in summary:
+    if suite_rows is None or suite_rows.empty:
         return []
-    rows = summary[(summary["kind"] == "suite") & summary["metric"].astype(str).str.endswith(":score")]
+    rows = suite_rows[suite_rows["metric"].astype(str).str.endswith(":score")]
     out = [f"suite {r['metric']} not computed for {r['method']}: {str(r['reason'])[:160]}"
            for _, r in rows[rows["status"] == "failed"].iterrows()]
     incomparable = rows[rows["reason"].fillna("").astype(str).str.contains(NOT_COMPARABLE)]
@@ -50,9 +50,9 @@ def _suite_failures(summary: Any) -> list[str]:
     return out
 
 
-def run_status(summary: Any, units: list, strict: bool = False) -> RunStatus:
-    """The status of a finished run from its summary frame and units (see the codes above)."""
-    scores = summary[summary["kind"] == "score"] if "kind" in summary else summary
+def run_status(summary: Any, units: list, strict: bool = False, suite_rows: Any = None) -> RunStatus:
+    """The status of a finished run from its summary frame, units and suite rows (see the codes above)."""
+    scores = summary
     failed: list[str] = []
     reported: set[tuple[str, str, str]] = set()
     for u in units:
@@ -68,7 +68,7 @@ def run_status(summary: Any, units: list, strict: bool = False) -> RunStatus:
             failed.append(f"method {r['method']} failed: {str(r['reason'])[:200]}")
         elif (r["dataset"], r["method"], r["metric"]) not in reported:
             failed.append(f"metric {r['metric']} failed for {r['method']} on {r['dataset']}")
-    failed += _suite_failures(summary)
+    failed += _suite_failures(suite_rows)
     if scores.empty or not (scores["status"] == "ok").any():
         return RunStatus(NOTHING, ["nothing was computed: every method or metric was skipped or failed"] + failed)
     if failed:

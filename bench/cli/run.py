@@ -115,7 +115,7 @@ def present(outcome: RunOutcome, cfg: RunConfig) -> None:
     from bench.engine.results import format_ranked_tables, write_minimal_index
 
     if not cfg.quiet:
-        print(format_ranked_tables(outcome.summary, outcome.per_image))
+        print(format_ranked_tables(outcome.summary, outcome.per_image, outcome.gains))
     for line in bad_file_lines(outcome):
         print(line, file=sys.stderr)
     if cfg.report:
@@ -168,13 +168,16 @@ def main(args: argparse.Namespace) -> int:
         runner.dist.close()
     if not runner.dist.is_main:
         return 0
-    if cfg.suite:  # the suite's score and gate join summary.csv before anything presents it
+    suite_rows = None
+    if cfg.suite:  # the suite's score and gate (suite.json) before anything presents the run
+        import pandas as pd
+
         from bench.suites import load_suite
         from bench.suites.scoring import apply_suite
 
-        outcome.summary = apply_suite(outcome.run_dir, load_suite(cfg.suite), quiet=cfg.quiet)
+        suite_rows = pd.DataFrame(apply_suite(outcome.run_dir, load_suite(cfg.suite), quiet=cfg.quiet)["rows"])
     present(outcome, cfg)
-    status = run_status(outcome.summary, outcome.units, strict=cfg.strict)
+    status = run_status(outcome.summary, outcome.units, strict=cfg.strict, suite_rows=suite_rows)
     if status.code:
         print(f"bfrbench: exit status {status.code}:", file=sys.stderr)
         for reason in status.reasons[:10]:

@@ -1,8 +1,10 @@
-"""The results store of a run folder: summary.csv, per_image.parquet, gains.csv, manifest.json.
+"""A run's results from its units: the summary, gains and per-image tables, the manifest, the console tables.
 
-summary.csv has one row per (dataset, method, metric) with the protocol of the number and
-whether it is standard and whether stand-in weights made it, plus rows of kind ``gain``
-for a method against its quality-conditioned variant (paired per-image deltas, 95% CI).
+The tables' columns and the files they go to belong to the run folder
+(:mod:`bench.engine.run_folder`); this module builds their rows. summary.csv has one row per
+(dataset, method, metric) with the protocol of the number, whether it is standard and whether
+stand-in weights made it; gains.csv has a method against its quality-conditioned variant
+(paired per-image deltas, 95% CI).
 """
 from __future__ import annotations
 
@@ -17,23 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.core.atomic import atomic_open, atomic_write_json
 from bench.core.registry import METHODS
+from bench.engine.run_folder import GAINS_COLUMNS, PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, RunFolder, layout
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-SUMMARY_COLUMNS = [
-    "dataset", "method", "method_name", "config_hash", "metric", "protocol", "value", "n",
-    "higher_better", "standard", "standin", "status", "reason", "kind", "ci_low", "ci_high", "n_inf",
-]
 #: the one rule for infinite per-image values (PSNR of an output identical to its GT): counted apart
 INF_RULE = ("infinite per-image values (e.g. PSNR of an output identical to its GT) are left out of the mean "
             "and of n, and counted in n_inf")
-GAIN_COLUMNS = [
-    "dataset", "base_method", "cond_method", "metric", "protocol", "higher_better",
-    "delta_mean", "ci_low", "ci_high", "n", "standard", "standin", "note",
-]
 #: gains.csv's note when the conditioned side's score embedding is the untrained zero table
 ZERO_EMBEDDING_NOTE = ("zero by construction: the score embedding is untrained (zero-initialised), so the "
                        "conditioned outputs equal the base's; fine-tune one with `bfrbench train finetune_codeformer`")
@@ -107,7 +101,7 @@ def build_summary(
                     "standard": bool(mi.get("standard", True)), "standin": standin,
                     "status": "ok" if not math.isnan(value) else "failed",
                     "reason": "; ".join(notes) if not math.isnan(value) else _failure_reason(u, metric, skipped),
-                    "kind": "score", "ci_low": math.nan, "ci_high": math.nan, "n_inf": n_inf,
+                    "n_inf": n_inf,
                 }
             )
     for s in skipped:
@@ -123,8 +117,7 @@ def build_summary(
                         "value": math.nan, "n": 0, "higher_better": bool(mi.get("higher_better", True)),
                         "standard": bool(mi.get("standard", True)),
                         "standin": bool(methods_info.get(u.label, {}).get("standin", False)),
-                        "status": "skipped", "reason": _reason_with_fix(s),
-                        "kind": "score", "ci_low": math.nan, "ci_high": math.nan, "n_inf": 0,
+                        "status": "skipped", "reason": _reason_with_fix(s), "n_inf": 0,
                     }
                 )
     for s in skipped:
@@ -137,11 +130,10 @@ def build_summary(
                     "config_hash": "", "metric": "*", "protocol": "", "value": math.nan, "n": 0,
                     "higher_better": True, "standard": True, "standin": False,
                     "status": "failed" if s.get("failed") else "skipped",
-                    "reason": _reason_with_fix(s), "kind": "score",
-                    "ci_low": math.nan, "ci_high": math.nan, "n_inf": 0,
+                    "reason": _reason_with_fix(s), "n_inf": 0,
                 }
             )
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS])
 
 
 def conditioned_pairs(labels: list[str], names: dict[str, str]) -> list[tuple[str, str]]:
@@ -219,7 +211,7 @@ def build_gains(units: list, metrics_info: dict, methods_info: dict | None = Non
                         "note": ZERO_EMBEDDING_NOTE if zero and _zero_embedding(ic) else "",
                     }
                 )
-    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+    return pd.DataFrame(rows, columns=[*GAINS_COLUMNS])
 
 
 def build_per_image(units: list) -> pd.DataFrame:
@@ -242,50 +234,32 @@ def build_per_image(units: list) -> pd.DataFrame:
             for m in metric_names:
                 row[m] = float(r["values"].get(m, math.nan))
             rows.append(row)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=[*PER_IMAGE_COLUMNS, *metric_names])
     if not df.empty:
         df = df.sort_values(["dataset", "method", "image"], kind="stable").reset_index(drop=True)
     return df
 
 
-def write_frame_csv(df: pd.DataFrame, path: Path) -> None:
-    """``df`` as CSV, atomically, with text cells a spreadsheet would evaluate neutralised."""
-    from bench.core.csvsafe import write_frame
-
-    write_frame(df, path)
-
-
-def write_frame_parquet(df: pd.DataFrame, path: Path) -> None:
-    with atomic_open(path, "wb") as fh:
-        df.to_parquet(fh, index=False)
-
-
 def write_run(
     run_dir: Path, cfg: Any, device: Any, skipped: list[dict[str, Any]], units: list,
     methods_info: dict, metrics_info: dict, datasets_info: dict, distributed: dict[str, Any] | None = None,
-) -> pd.DataFrame:
-    """Write every result file of the run folder; return the summary (presenting it is the command's job)."""
-    import pandas as pd
-    import torch
-
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write every result file of the run folder; return (summary, gains) (presenting them is the command's job)."""
     summary = build_summary(units, methods_info, metrics_info, skipped, list(datasets_info))
     gains = build_gains(units, metrics_info, methods_info)
-    if not gains.empty:
-        extra = pd.DataFrame(
-            {
-                "dataset": gains["dataset"], "method": gains["cond_method"] + " vs " + gains["base_method"],
-                "method_name": gains["cond_method"], "config_hash": "", "metric": gains["metric"],
-                "protocol": gains["protocol"], "value": gains["delta_mean"], "n": gains["n"],
-                "higher_better": gains["higher_better"], "standard": gains["standard"], "standin": gains["standin"],
-                "status": "ok", "reason": gains["note"], "kind": "gain", "ci_low": gains["ci_low"],
-                "ci_high": gains["ci_high"], "n_inf": 0,
-            }
-        )
-        summary = pd.concat([summary, extra], ignore_index=True)
-        write_frame_csv(gains, run_dir / "gains.csv")
-    write_frame_csv(summary, run_dir / "summary.csv")
-    write_frame_parquet(build_per_image(units), run_dir / "per_image.parquet")
-    manifest = {
+    manifest = build_manifest(cfg, device, skipped, units, methods_info, metrics_info, datasets_info, distributed)
+    RunFolder(run_dir).write_run(summary, gains, build_per_image(units), manifest)
+    return summary, gains
+
+
+def build_manifest(
+    cfg: Any, device: Any, skipped: list[dict[str, Any]], units: list,
+    methods_info: dict, metrics_info: dict, datasets_info: dict, distributed: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """manifest.json's content: how the run was made (config, environment, datasets, methods, metrics, skips)."""
+    import torch
+
+    return {
         "bfrbench_version": __import__("bench").__version__,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
@@ -308,8 +282,6 @@ def write_run(
             for u in units
         },
     }
-    atomic_write_json(run_dir / "manifest.json", manifest)
-    return summary
 
 
 def _cell(value: float, n: int, n_col: int | None, n_inf: int) -> str:
@@ -321,7 +293,8 @@ def _cell(value: float, n: int, n_col: int | None, n_inf: int) -> str:
     return text
 
 
-def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None = None) -> str:
+def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None = None,
+                         gains: pd.DataFrame | None = None) -> str:
     """A plain-text leaderboard per dataset by the one ranking rule (:mod:`bench.engine.ranking`).
 
     Under the header, the ``n`` each column was ranked on; a value over another number of images
@@ -397,22 +370,30 @@ def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None =
             lines.append(f"  {r.method}: {r.reason}")
     if (summary["standard"] == False).any():  # noqa: E712
         lines.append("* non-standard protocol (offline stand-in network or data); not comparable with papers")
-    gains = summary[summary["kind"] == "gain"]
-    if len(gains):
-        lines.append("\nconditioning gains (conditioned - base, 95% CI):")
-        for _, r in gains.iterrows():
-            flag = (" [stand-in]" if r.standin else "") + ("*" if not r.standard else "")
-            lines.append(f"  {r.dataset} {r.method}{flag} {r.metric}: {r.value:+.4g} [{r.ci_low:+.4g}, {r.ci_high:+.4g}]"
-                         + (f"  ({r.reason.split(':')[0]})" if isinstance(r.reason, str) and r.reason else ""))
+    lines += format_gains(gains)
     return "\n".join(lines)
+
+
+def format_gains(gains: pd.DataFrame | None) -> list[str]:
+    """gains.csv's rows as console lines (conditioned vs base, delta and its 95% CI)."""
+    if gains is None or not len(gains):
+        return []
+    lines = ["\nconditioning gains (conditioned - base, 95% CI):"]
+    for _, r in gains.iterrows():
+        flag = (" [stand-in]" if r.standin else "") + ("*" if not r.standard else "")
+        note = f"  ({r.note.split(':')[0]})" if isinstance(r.note, str) and r.note else ""
+        lines.append(f"  {r.dataset} {r.cond_method} vs {r.base_method}{flag} {r.metric}: {r.delta_mean:+.4g} "
+                     f"[{r.ci_low:+.4g}, {r.ci_high:+.4g}]{note}")
+    return lines
 
 
 def write_minimal_index(run_dir: Path, summary: pd.DataFrame) -> Path:
     """A bare index.html (the summary table) for installs without the report's dependencies."""
     from bench.core.atomic import atomic_write_text
 
-    atomic_write_text(run_dir / "index.html", _minimal_index(summary))
-    return run_dir / "index.html"
+    path = RunFolder(run_dir).file(layout.INDEX)
+    atomic_write_text(path, _minimal_index(summary))
+    return path
 
 
 def _minimal_index(summary: pd.DataFrame) -> str:

@@ -27,14 +27,15 @@ import numpy as np
 import torch
 
 from bench.config import MethodSpec, RunConfig, content_hash
-from bench.core.atomic import atomic_write_bytes, atomic_write_json
 from bench.core.device import dtype_support, run_dtype, to_uint8_levels
 from bench.core.errors import UserError
-from bench.core.names import folder_name, safe_text
+from bench.core.names import folder_name
 from bench.core.registry import DATASETS, METHODS, METRICS, UnknownNameError
 from bench.engine import distributed, results, reuse
 from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
 from bench.engine.phases import timed_iter
+from bench.engine.run_folder import RunFolder, layout
+from bench.engine.run_folder import shards as shard_io
 from bench.engine.sizes import COMPARE_INTERPOLATION, size_record, to_benchmark_size
 from bench.engine.step import Engine, PreparedMethod, values_to_host
 from bench.metrics.base import FACTS, Metric, MetricUnavailable, metric_facts
@@ -43,7 +44,7 @@ from bench.weights import MissingWeightsError, WeightsFileError
 log = logging.getLogger("bfrbench")
 
 #: the lock file in a run folder (see :func:`bench.core.locks.file_lock`)
-LOCK_NAME = ".bfrbench.lock"
+LOCK_NAME = layout.LOCK
 
 #: bump when a change alters the numbers a unit produces (invalidates cached units)
 RESULTS_VERSION = 1
@@ -93,6 +94,8 @@ class UnitResult:
 class RunOutcome:
     run_dir: Path
     summary: Any  # pandas.DataFrame
+    #: gains.csv's rows (conditioned vs base); empty when the run has no conditioned pair
+    gains: Any = None
     units: list[UnitResult] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     #: per dataset: n, root, bad_files, conversions, validation (as in manifest.json)
@@ -269,22 +272,21 @@ class Runner:
         with phases("setup"):  # the unit's key, its folder, the shards already there
             chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
             # the unit hash covers the dataset and method names: a readable prefix is enough here
-            unit_dir = self.run_dir / "units" / f"{safe_text(dataset.name)}__{safe_text(spec.label)}__{chash}"
-            if isinstance(method, reuse.RecordedMethod) and not (unit_dir / "done.json").exists():
+            folder = RunFolder(self.run_dir)
+            unit_dir = folder.unit_dir(dataset.name, spec.label, chash)
+            if isinstance(method, reuse.RecordedMethod) and not shard_io.is_done(unit_dir):
                 method = self._materialize(spec)  # batches to compute: now the network is needed
                 chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
-                unit_dir = self.run_dir / "units" / f"{safe_text(dataset.name)}__{safe_text(spec.label)}__{chash}"
+                unit_dir = folder.unit_dir(dataset.name, spec.label, chash)
             distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
-            done_file = unit_dir / "done.json"
             metrics = self.build_metrics(metric_names, dataset.name)
-            reused = done_file.exists()
             unit_dir.mkdir(parents=True, exist_ok=True)
             if self.dist.is_main:
                 self._drop_untrustworthy_shards(unit_dir)
             self.dist.barrier()
-            reused = done_file.exists()
+            reused = shard_io.is_done(unit_dir)
             if self.dist.is_main and not reused:
-                atomic_write_json(unit_dir / "unit.json", key)
+                shard_io.write_unit_key(unit_dir, key)
             shards = self._load_shards(unit_dir)
             done_names: set[str] = set()
             for names in self.dist.all_gather(sorted(r["image"] for s in shards.values() for r in s["rows"])):
@@ -310,7 +312,7 @@ class Runner:
         for m in totals.values():
             m.reset()
         with phases("merge"):
-            for shard_name in sorted(all_shards, key=_shard_order):
+            for shard_name in sorted(all_shards, key=layout.shard_order):
                 shard = all_shards[shard_name]
                 for name, m in totals.items():
                     if name in shard["states"]:
@@ -336,8 +338,8 @@ class Runner:
             why = next((r["metric_errors"][name] for r in per_image if name in r.get("metric_errors", {})), "")
             if why:
                 errors[name] = why
-        if not done_file.exists() and not any(r.get("retry") for r in per_image):
-            atomic_write_json(done_file, {"finished": _dt.datetime.now().isoformat(), "images": len(per_image)})
+        if not shard_io.is_done(unit_dir) and not any(r.get("retry") for r in per_image):
+            shard_io.mark_done(unit_dir, len(per_image))
         return UnitResult(
             dataset=dataset.name,
             label=spec.label,
@@ -358,49 +360,58 @@ class Runner:
         return {"batch_size": int(self.cfg.batch_size)}
 
     def _drop_untrustworthy_shards(self, unit_dir: Path) -> None:
-        """Remove a unit's shards (and ``done.json``) when they cannot be merged as they are.
+        """Remove shards that cannot be merged as they are; the unit then computes those batches again.
 
-        That is: an unfinished unit started with another batch geometry, a unit whose shards mix
-        geometries, or two shards holding the same image (two writers, before run folders were
-        locked). The unit is then computed afresh; its result never mixes geometries.
+        A shard that cannot be read (truncated, foreign) is dropped alone. The whole unit is
+        dropped when an unfinished unit was started with another batch geometry, its shards mix
+        geometries, or two shards hold the same image (two writers, before run folders were
+        locked): its result never mixes geometries.
         """
-        paths = sorted(unit_dir.glob("shard_*.pt"))
+        paths = shard_io.shard_paths(unit_dir)
         if not paths:
             return
-        done = (unit_dir / "done.json").exists()
-        geometries, seen, problem = [], set(), ""
+        readable, unreadable = [], []
         for path in paths:
-            shard = torch.load(path, map_location="cpu", weights_only=True)
-            geometries.append(shard.get("geometry"))
-            names = [r["image"] for r in shard["rows"]]
-            if geometries[-1] != geometries[0]:
-                problem = f"its shards mix batch geometries ({geometries[0]}, {geometries[-1]})"
-            elif not done and geometries[-1] != self._geometry():
-                problem = f"it was started with another batch geometry ({geometries[-1]})"
-            elif seen.intersection(names) or len(set(names)) != len(names):
-                problem = "two shards hold the same image"
-            if problem:
-                break
-            seen.update(names)
+            shard = shard_io.read_shard(path)
+            (unreadable if shard is None else readable).append((path, shard))
+        if unreadable:
+            names = ", ".join(p.name for p, _ in unreadable)
+            self._warn(f"  {unit_dir.name}: {len(unreadable)} unreadable shard(s) ({names}); computing them again")
+            shard_io.remove_unit_files([p for p, _ in unreadable], unit_dir)
+        problem = self._shard_problem([s for _, s in readable], shard_io.is_done(unit_dir))
         if not problem:
             return
         log.warning("%s: %s; computing it afresh", unit_dir.name, problem)
         self._warn(f"  {unit_dir.name}: {problem}; computing it afresh")
-        for path in paths + [unit_dir / "done.json"]:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        shard_io.remove_unit_files([p for p, _ in readable], unit_dir)
+
+    def _shard_problem(self, loaded: list[dict], done: bool) -> str:
+        """Why a unit's readable shards cannot be merged as they are ("" when they can)."""
+        seen: set[str] = set()
+        geometries = [shard.get("geometry") for shard in loaded]
+        for shard, geometry in zip(loaded, geometries):
+            names = [r["image"] for r in shard["rows"]]
+            if geometry != geometries[0]:
+                return f"its shards mix batch geometries ({geometries[0]}, {geometry})"
+            if not done and geometry != self._geometry():
+                return f"it was started with another batch geometry ({geometry})"
+            if seen.intersection(names) or len(set(names)) != len(names):
+                return "two shards hold the same image"
+            seen.update(names)
+        return ""
 
     def _load_shards(self, unit_dir: Path) -> dict[str, dict]:
         """The finished shards this rank owns (each file is owned by one rank); failed batches are deleted."""
-        names = sorted(p.name for p in unit_dir.glob("shard_*.pt"))
+        names = [p.name for p in shard_io.shard_paths(unit_dir)]
         owners = distributed.assign_owners(self.dist.all_gather(names))
         shards: dict[str, dict] = {}
         for name in names:
             if owners[name] != self.dist.rank:
                 continue
-            shard = torch.load(unit_dir / name, map_location="cpu", weights_only=True)
-            if any(r.get("retry") for r in shard["rows"]):
-                (unit_dir / name).unlink()  # a batch the method failed on (e.g. out of memory): compute it again
+            shard = shard_io.read_shard(unit_dir / name)
+            if shard is None or any(r.get("retry") for r in shard["rows"]):
+                # a batch the method failed on (e.g. out of memory), or a shard gone bad: compute it again
+                shard_io.remove_unit_files([unit_dir / name], unit_dir)
                 continue
             shards[name] = shard
         return shards
@@ -435,8 +446,7 @@ class Runner:
             self._complete(work, metrics)
             with phases("shard_write"):  # serialised and written atomically
                 shard = {"rows": work.rows, "states": work.states, "geometry": self._geometry()}
-                name = shard_file_name(work.planned[0])
-                atomic_write_bytes(unit_dir / name, _torch_bytes(shard))
+                name = shard_io.write_shard(unit_dir, work.planned[0], shard)
             shards[name] = shard
             written.append(len(work.rows))
             progress.update(len(work.rows))
@@ -593,7 +603,7 @@ class Runner:
             print(f"bfrbench: run folder {self.run_dir} is in use by another bfrbench run ({holder}); "
                   "waiting for it to finish (Ctrl-C to stop, or pass another --out)", file=sys.stderr, flush=True)
 
-        lock = file_lock(self.run_dir / LOCK_NAME, on_wait=waiting) if self.dist.is_main else contextlib.nullcontext()
+        lock = file_lock(self.run_dir / layout.LOCK, on_wait=waiting) if self.dist.is_main else contextlib.nullcontext()
         with lock:
             self.dist.barrier()
             try:
@@ -691,6 +701,9 @@ class Runner:
             datasets_info[ds_name] = {
                 "n": len(pairs),
                 "root": str(getattr(dataset, "root", "")),
+                # per_image.parquet's lq_path / gt_path are relative to these (the run folder can move)
+                "lq_dir": _absolute(getattr(dataset, "lq_dir", None)),
+                "gt_dir": _absolute(getattr(dataset, "gt_dir", None)),
                 "has_gt": bool(dataset.has_gt),
                 "bad_files": [{"file": k, "reason": v} for k, v in sorted(bad.items())],
                 "conversions": conversions,
@@ -700,9 +713,9 @@ class Runner:
             metrics_info[name] = {**metrics_info.get(name, {}), **{k: built[k] for k in FACTS if k in built}}
         if not self.dist.is_main:  # rank 0 alone writes the run folder
             return RunOutcome(run_dir=self.run_dir, summary=results.build_summary([], {}, {}, []), skipped=self.skipped)
-        summary = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info, metrics_info,
-                                    datasets_info, distributed=self.dist.info())
-        return RunOutcome(run_dir=self.run_dir, summary=summary, units=units, skipped=self.skipped,
+        summary, gains = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info,
+                                           metrics_info, datasets_info, distributed=self.dist.info())
+        return RunOutcome(run_dir=self.run_dir, summary=summary, gains=gains, units=units, skipped=self.skipped,
                           datasets=datasets_info)
 
 
@@ -730,29 +743,12 @@ def _unknown(registry, name: str) -> Exception:
 
 
 def _absolute(path: Any) -> str | None:
-    """A dataset file's path as stored in per_image.parquet: absolute, so the run folder can move."""
+    """A dataset file's absolute path (the run folder stores it relative to its dataset folder)."""
     return None if path is None else os.path.abspath(os.path.expanduser(str(path)))
 
 
 def _create_prefixed(name: str):
     return DATASETS.entry(name).factory()
-
-
-def shard_file_name(first_index: int) -> str:
-    """A finished batch's file, named by its first image's index in the dataset (not by rank or order)."""
-    return f"shard_{first_index:07d}.pt"
-
-
-def _shard_order(name: str) -> tuple[int, str]:
-    return int(name.split("_")[1].split(".")[0]), name
-
-
-def _torch_bytes(obj: Any) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
 
 
 class _NullProgress:

@@ -148,29 +148,25 @@ def gate(per_image: Any, method: str, suite: Suite) -> GateResult | None:
 
 def pooled_value(run_dir: Path, summary: Any, method: str, metric: str, suite: Suite) -> float:
     """A set-level metric over every suite set at once: the metric's saved states of all units merged."""
-    import torch
-
     from bench.core.registry import METRICS
+    from bench.engine.run_folder.shards import unit_states
 
-    rows = summary[(summary["method"] == method) & (summary["metric"] == metric) & (summary["kind"] == "score")]
+    rows = summary[(summary["method"] == method) & (summary["metric"] == metric)]
     rows = rows[rows["dataset"].isin([d.name for d in suite.datasets])]
     if rows.empty or len(rows) < len(suite.datasets) or (rows["status"] != "ok").any():
         return math.nan
     m = METRICS.create(metric)
     m.reset()
     for chash in rows["config_hash"]:
-        for unit_dir in (run_dir / "units").glob(f"*__{chash}"):
-            for shard in sorted(unit_dir.glob("shard_*.pt")):
-                states = torch.load(shard, map_location="cpu", weights_only=True)["states"]
-                if metric in states:
-                    m.merge_state(states[metric])
+        for state in unit_states(run_dir, chash, metric):
+            m.merge_state(state)
     return float(m.compute())
 
 
 def score_run(run_dir: Path, summary: Any, per_image: Any, suite: Suite) -> list[MethodScore]:
     """Every method's suite values, score and gate."""
     out = []
-    methods = list(dict.fromkeys(summary[summary["kind"] == "score"]["method"]))
+    methods = list(dict.fromkeys(summary["method"]))
     variables = dict(suite.score.variables) if suite.score else {}
     formula = suite.score.parsed() if suite.score else None
     for method in methods:
@@ -197,10 +193,9 @@ def score_run(run_dir: Path, summary: Any, per_image: Any, suite: Suite) -> list
 
 
 def suite_rows(scores: list[MethodScore], suite: Suite, summary: Any) -> list[dict[str, Any]]:
-    """summary.csv rows (kind ``suite``) for each method's variables, score and gate, labelled with the suite."""
+    """Summary-like rows (suite.json's ``rows``) for each method's variables, score and gate, labelled with the suite."""
     rows = []
-    base = {"dataset": suite.name, "config_hash": "", "standard": True, "standin": False, "kind": "suite",
-            "ci_low": math.nan, "ci_high": math.nan}
+    base = {"dataset": suite.name, "config_hash": "", "standard": True, "standin": False, "n_inf": 0}
     names = dict(zip(summary["method"], summary["method_name"]))
     for s in scores:
         common = dict(base, method=s.method, method_name=names.get(s.method, s.method), n=s.n)
@@ -288,23 +283,9 @@ def with_run_names(suite: Suite) -> Suite:
     return dataclasses.replace(suite, datasets=renamed)
 
 
-def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
-    """Add the suite's rows to summary.csv, write suite.json, print the suite table; returns the new summary."""
-    import pandas as pd
-
-    suite = with_run_names(suite)
-    from bench.core.atomic import atomic_write_json
-    from bench.core.csvsafe import read_frame, write_frame
-
-    summary = read_frame(run_dir / "summary.csv")
-    per_image = pd.read_parquet(run_dir / "per_image.parquet")
-    summary = summary[summary["kind"] != "suite"]
-    problems = comparability(per_image, suite)
-    scores = rank_scores(score_run(run_dir, summary, per_image, suite), suite, problems)
-    extra = pd.DataFrame(suite_rows(scores, suite, summary), columns=summary.columns)
-    merged = pd.concat([summary, extra], ignore_index=True) if len(extra) else summary
-    write_frame(merged, run_dir / "summary.csv")
-    atomic_write_json(run_dir / "suite.json", {
+def suite_document(suite: Suite, scores: list[MethodScore], summary: Any, problems: list[str]) -> dict[str, Any]:
+    """suite.json's content: the suite's facts, its rows (as the report shows them) and each method's result."""
+    return {
         "name": suite.name, "title": suite.title, "year": suite.year, "source": suite.source, "path": suite.path,
         "score": None if suite.score is None else {"label": suite.score.label, "formula": suite.score.formula,
                                                    "variables": suite.score.variables},
@@ -312,13 +293,30 @@ def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
                                                  "max_below": suite.gate.max_below, "thresholds": suite.thresholds()},
         "weights": suite.weights(),
         "comparable": not problems, "not_comparable": problems,
+        "rows": suite_rows(scores, suite, summary),
         "results": [{"method": s.method, "values": s.values, "pooled": s.pooled, "score": s.score, "n": s.n,
                      "rank": s.position or None, "not_ranked": s.unranked,
                      "gate": None if s.gate is None else {"below": s.gate.below, "passed": s.gate.passed,
                                                           "computed": s.gate.computed,
                                                           "per_dataset": s.gate.per_dataset, "missing": s.gate.missing}}
                     for s in scores],
-    })
+    }
+
+
+def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> dict[str, Any]:
+    """Score a finished run folder by ``suite``: write suite.json, print the suite table; returns the document."""
+    from bench.core.errors import UserError
+    from bench.engine.run_folder import RunFolder
+
+    suite = with_run_names(suite)
+    folder = RunFolder(run_dir)
+    summary, per_image = folder.summary(), folder.per_image()
+    if per_image is None:
+        raise UserError(f"{run_dir}: no per_image.parquet; run `bfrbench run` into this folder first")
+    problems = comparability(per_image, suite)
+    scores = rank_scores(score_run(run_dir, summary, per_image, suite), suite, problems)
+    document = suite_document(suite, scores, summary, problems)
+    folder.write_suite(document)
     if not quiet:
         print(format_suite_table(scores, suite))
     if problems:  # never only in a file: the console says it, quiet or not
@@ -326,8 +324,8 @@ def apply_suite(run_dir: Path, suite: Suite, quiet: bool = False) -> Any:
 
         print(f"{suite.tag}: {NOT_COMPARABLE} with the protocol, so nothing is ranked: " + "; ".join(problems),
               file=sys.stderr)
-    return merged
+    return document
 
 
 __all__ = ["GateResult", "MethodScore", "NOT_COMPARABLE", "comparability", "rank_scores", "weighted_mean", "per_image_suite_value", "gate", "pooled_value", "score_run",
-           "suite_rows", "format_suite_table", "apply_suite"]
+           "suite_rows", "suite_document", "format_suite_table", "apply_suite"]

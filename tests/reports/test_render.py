@@ -450,7 +450,8 @@ def test_boolean_and_name_parsing(tmp_path):
 
 
 def test_runner_gain_rows_and_skip_rows(tmp_path):
-    """The runner's summary.csv: a ``kind`` column with gain rows ("COND vs BASE") and "REASON | fix: FIX"."""
+    """A schema-1 summary.csv (a ``kind`` column with gain rows "COND vs BASE") still renders: the gain rows
+    are left out of the scores (gains.csv holds them), and skip rows show "REASON | fix: FIX"."""
     run = make_run(tmp_path, n_images=3, save_images=False)
     s = pd.read_csv(run / "summary.csv")
     s["kind"] = "score"
@@ -467,7 +468,6 @@ def test_runner_gain_rows_and_skip_rows(tmp_path):
     skipped_metric = s.iloc[[0]].assign(metric="niqe", status="skipped", value=float("nan"),
                                         reason="params missing | fix: bfrbench fetch niqe-pris-params")
     pd.concat([s, gain_rows, skipped_method, skipped_metric]).to_csv(run / "summary.csv", index=False)
-    (run / "gains.csv").unlink()
     (run / "manifest.json").unlink()
     dom = Tree(render_report(run, include_images=False).read_text()).root
     assert [r.attrs["data-method"] for r in dom.find("table", id="overall").find("tbody").find_all("tr")] == EXPECTED_ORDER

@@ -296,8 +296,7 @@ def test_cli_leaderboard_does_not_rank_a_method_missing_metrics():
         for metric, v in (("psnr", psnr), ("ssim", ssim)):
             rows.append(dict(dataset="d", method=method, method_name=method, config_hash="", metric=metric,
                              protocol="", value=v, n=4, higher_better=True, standard=True, standin=False,
-                             status="ok" if v == v else "failed", reason="", kind="score", ci_low=np.nan,
-                             ci_high=np.nan, n_inf=0))
+                             status="ok" if v == v else "failed", reason="", n_inf=0))
     table = format_ranked_tables(pd.DataFrame(rows)).splitlines()
     body = [line for line in table if line.split()[:1] and line.split()[0] in ("1", "2", "3", "-")]
     assert body[0].startswith("1 (1.00)") and "other" in body[0]

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from bench.config import RunConfig
-from bench.engine.runner import Runner, shard_file_name
+from bench.engine.run_folder.layout import shard_file_name
+from bench.engine.runner import Runner
 from tests._helpers.runner_helpers import make_folder, register
 
 REPO = Path(__file__).resolve().parents[3]

@@ -14,6 +14,7 @@ import torch
 from bench.cli import main
 from bench.core.errors import UserError
 from bench.core.registry import METRICS
+from bench.engine.run_folder import RunFolder
 from bench.metrics.base import MeanOfImages
 from bench.suites import builtin_suites, load_suite, parse_suite
 from bench.suites.formula import Formula
@@ -146,8 +147,8 @@ run: {{batch_size: 2, workers: 0, device: cpu}}
     table = printed.split("score and identity gate ==")[1].splitlines()[2:4]
     assert all(line.startswith("-") for line in table), table
     assert json.loads((tmp_path / "run" / "suite.json").read_text())["comparable"] is False
-    s = pd.read_csv(tmp_path / "run" / "summary.csv")
-    suite_rows = s[s.kind == "suite"].set_index(["method", "metric"])
+    suite_rows = RunFolder(tmp_path / "run").suite_rows().set_index(["method", "metric"])
+    assert "mine" not in set(pd.read_csv(tmp_path / "run" / "summary.csv").dataset)  # a suite's rows: its own file
     per = pd.read_parquet(tmp_path / "run" / "per_image.parquet")
     team = per[per.method == "team"]
     # B: per-set means weighted 30:10
