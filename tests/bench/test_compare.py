@@ -76,7 +76,8 @@ def _synthetic_run(tmp_path):
                          status="ok", reason="", kind="score", ci_low=math.nan, ci_high=math.nan, n_inf=0))
         for i in range(10):
             ok = i < n
-            per.append(dict(dataset="folder:data/celeba", method=method, image=f"i{i}", status="ok" if ok else "error",
+            per.append(dict(dataset="folder:data/celeba", method=method, config_hash="", image=f"i{i}",
+                            lq_path=None, gt_path=None, out_path=None, status="ok" if ok else "error", error="",
                             psnr=value if ok else math.nan))
     write_frame(pd.DataFrame(rows), run / "summary.csv")
     pd.DataFrame(per).to_parquet(run / "per_image.parquet")

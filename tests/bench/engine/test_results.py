@@ -82,7 +82,7 @@ def test_gain_rows_for_conditioned_variant(tmp_path):
     assert row.n == 6 and row.base_method == "lq" and row.cond_method == "test-lq-plus"
     pd.testing.assert_frame_equal(outcome.gains, RunFolder(outcome.run_dir).gains(), check_dtype=False)
     assert set(outcome.summary.metric) == {"test-mae"}  # the summary holds scores only; gains are written once
-    text = format_ranked_tables(outcome.summary, outcome.gains)
+    text = format_ranked_tables(outcome.summary, gains=outcome.gains)
     assert "conditioning gains" in text and "test-lq-plus vs lq" in text
 
 
