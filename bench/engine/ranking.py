@@ -77,9 +77,10 @@ def _ok_images(per_image: pd.DataFrame | None, dataset: str) -> tuple[dict[str, 
     return sets, int(rows["image"].nunique())
 
 
-def _per_image_values(per_image: pd.DataFrame | None, dataset: str, metric: str,
-                      methods: list[str]) -> dict[str, pd.Series] | None:
-    """method -> per-image values (indexed by image) of a metric that has them; None for a set-level metric."""
+def per_image_values(per_image: pd.DataFrame | None, dataset: str, metric: str,
+                     methods: list[str]) -> dict[str, pd.Series] | None:
+    """method -> per-image values (indexed by image, the last row of a repeated image) of a metric that has
+    them; None for a set-level metric."""
     if per_image is None or metric not in per_image:
         return None
     rows = per_image[(per_image["dataset"] == dataset) & per_image["method"].isin(methods)]
@@ -91,8 +92,15 @@ def _per_image_values(per_image: pd.DataFrame | None, dataset: str, metric: str,
     out = {}
     for m in methods:
         sub = rows[rows["method"] == m]
-        out[m] = sub.set_index(sub["image"].astype(str))[metric].astype(float)
+        values = sub.set_index(sub["image"].astype(str))[metric].astype(float)
+        out[m] = values[~values.index.duplicated(keep="last")]
     return out
+
+
+def common_images(values: dict[str, pd.Series]) -> frozenset[str]:
+    """The images every method has a finite value for (the set a per-image metric is ranked on)."""
+    finite = [frozenset(s.index[np.isfinite(s.to_numpy())]) for s in values.values()]
+    return frozenset.intersection(*finite) if finite else frozenset()
 
 
 def _rank_values(values: dict[str, float], higher_better: bool) -> dict[str, float]:
@@ -121,11 +129,11 @@ def _rank_dataset(scores: pd.DataFrame, per_image: pd.DataFrame | None, dataset:
         higher = bool(rows["higher_better"].iloc[0])
         shown: dict[str, tuple[float, int, bool]] = {
             m: (float(r["value"]), int(r["n"]) if not _nan(r.get("n")) else 0, False) for m, r in rows.iterrows()}
-        per = _per_image_values(per_image, dataset, metric, complete) if protocols_of[metric] == 1 else None
+        per = per_image_values(per_image, dataset, metric, complete) if protocols_of[metric] == 1 else None
         rankable: bool
         if per is not None and complete:
             finite = {m: frozenset(s.index[np.isfinite(s.to_numpy())]) for m, s in per.items()}
-            common = frozenset.intersection(*finite.values())
+            common = common_images(per)
             if all(f == common for f in finite.values()):
                 rankable = bool(common) or all(shown[m][1] == shown[complete[0]][1] for m in complete)
             else:
@@ -203,4 +211,4 @@ def rank(summary: pd.DataFrame, per_image: pd.DataFrame | None = None) -> Rankin
     return Ranking(pd.DataFrame(cells, columns=CELL_COLUMNS), pd.DataFrame(methods, columns=METHOD_COLUMNS), notes)
 
 
-__all__ = ["RULE", "Ranking", "rank", "score_rows", "CELL_COLUMNS", "METHOD_COLUMNS"]
+__all__ = ["RULE", "Ranking", "rank", "score_rows", "per_image_values", "common_images", "CELL_COLUMNS", "METHOD_COLUMNS"]

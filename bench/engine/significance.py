@@ -36,14 +36,13 @@ LEVEL = 0.95
 def common_values(per_image: pd.DataFrame, dataset: str, metric: str, methods: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-image values of ``methods`` on the images every one of them has a finite value for (the common
     set :mod:`bench.engine.ranking` ranks on), aligned by image name; empty when the metric has none."""
-    from bench.engine.ranking import _per_image_values
+    from bench.engine.ranking import common_images, per_image_values
 
-    per = _per_image_values(per_image, dataset, metric, list(methods)) if methods else None
+    per = per_image_values(per_image, dataset, metric, list(methods)) if methods else None
     if not per:
         return {}
-    finite = [frozenset(s.index[np.isfinite(s.to_numpy())]) for s in per.values()]
-    common = sorted(frozenset.intersection(*finite))
-    return {m: s[~s.index.duplicated(keep="last")].loc[common].to_numpy(dtype=float) for m, s in per.items()}
+    common = sorted(common_images(per))
+    return {m: s.loc[common].to_numpy(dtype=float) for m, s in per.items()}
 
 
 def wilcoxon(diffs: np.ndarray) -> tuple[float, float]:
