@@ -11,6 +11,7 @@ and an image above :func:`pixel_limit` (``$BFRBENCH_MAX_IMAGE_PIXELS``, default 
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,16 +241,50 @@ def _decode(data: bytes, path: str | os.PathLike[str]) -> DecodedImage:
     return DecodedImage(path=str(path), rgb=np.ascontiguousarray(arr), conversions=conversions)
 
 
+#: bytes read first: enough for the header of any supported format (a JPEG's frame header may
+#: follow up to a few 64 KiB metadata segments)
+HEADER_BYTES = 1 << 18
+#: metadata an encoded file may carry beyond its pixels (EXIF, ICC profiles, thumbnails)
+METADATA_ALLOWANCE = 16 << 20
+
+
+def max_file_bytes(width: int, height: int) -> int:
+    """The largest file an image of this size may be: 16-bit RGBA stored raw, plus metadata."""
+    return 8 * width * height + 16 * height + METADATA_ALLOWANCE
+
+
 def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> DecodedImage:
-    """Read an image file as RGB uint8; raises :class:`ImageReadError` naming the file."""
+    """Read an image file as RGB uint8; raises :class:`ImageReadError` naming the file.
+
+    Only a regular file is read (a FIFO or device is refused without blocking), and its header
+    and size are checked before the whole file is: a huge or sparse file never reaches memory.
+    """
     p = Path(path)
     if p.is_symlink() and not p.exists():
         raise ImageReadError(path, f"dangling symlink (its target {os.readlink(p)} does not exist)",
                              "point the link at an existing file, or remove it")
     try:
-        data = p.read_bytes()
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ImageReadError(path, f"cannot read file: {exc.strerror or exc}", "check the path and permissions") from exc
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageReadError(path, "not a regular file (a FIFO, device or folder)", "give an image file")
+        try:
+            head = fh.read(HEADER_BYTES)
+            if len(head) < st.st_size:
+                check_bounded(head, path, max_pixels=max_pixels)
+                w, h = header_size(head) or (0, 0)
+                if st.st_size > max_file_bytes(w, h):
+                    raise ImageReadError(path, f"{st.st_size:,} bytes for a {w}x{h} image: far more than its pixels "
+                                         "need (a damaged or padded file)", "re-save the image")
+                data = head + fh.read(st.st_size - len(head))
+            else:
+                data = head
+        except OSError as exc:
+            raise ImageReadError(path, f"cannot read file: {exc.strerror or exc}",
+                                 "check the path and permissions") from exc
     return decode_image(data, path, max_pixels=max_pixels)
 
 

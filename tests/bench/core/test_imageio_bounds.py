@@ -131,3 +131,39 @@ def test_mangled_files_only_ever_raise_the_unreadable_image_error(ext):
         except ImageReadError:
             continue
         assert out.rgb.dtype == np.uint8 and out.rgb.ndim == 3 and out.rgb.shape[2] == 3
+
+
+def test_a_huge_sparse_file_is_refused_before_it_is_read(tmp_path):
+    """A 3 GiB sparse file behind a valid 64x64 PNG header: refused from its header and size (issue 20, item 18)."""
+    import os
+    import subprocess
+    import sys
+
+    ok, buf = cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))
+    path = tmp_path / "sparse.png"
+    with open(path, "wb") as fh:
+        fh.write(buf.tobytes())
+        fh.truncate(3 << 30)
+    assert path.stat().st_size == 3 << 30
+    with pytest.raises(ImageReadError, match="bytes for a 64x64 image"):
+        read_image(path)
+    (tmp_path / "zeros.png").write_bytes(b"")
+    with open(tmp_path / "zeros.png", "wb") as fh:
+        fh.truncate(3 << 30)
+    with pytest.raises(ImageReadError, match="not a PNG"):
+        read_image(tmp_path / "zeros.png")
+    # the peak memory of a process that reads it stays far below the file's size
+    code = ("import resource, sys; from bench.core.imageio import read_image\n"
+            "try:\n    read_image(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout.split()
+    assert out[0] == "ImageReadError" and int(out[1]) * 1024 < 1 << 30, out  # ru_maxrss: KiB on Linux
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.png")  # opening it for reading would wait for a writer forever
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        read_image(tmp_path / "pipe.png")
