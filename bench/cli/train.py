@@ -15,10 +15,17 @@ DESCRIPTION = (
 )
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from methods.iqp_bfr.train.chain import shipped_configs
+def shipped_config_names() -> list[str]:
+    """The shipped configs' names, read from the files without importing the training code (and torch)."""
+    import importlib.util
 
-    names = ", ".join(sorted({path.stem for path in shipped_configs().values()}))
+    spec = importlib.util.find_spec("methods")
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    return sorted({p.stem for root in roots for p in (Path(root) / "iqp_bfr" / "configs").glob("*.yaml")})
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    names = ", ".join(shipped_config_names())
     p.add_argument("config", help=f"a shipped config name ({names}) or a YAML file")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage")
     p.add_argument("--out", default=None,

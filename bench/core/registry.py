@@ -250,8 +250,8 @@ def with_options(base: Entry[T], options: dict[str, Any], kind: str = "entry") -
 #: metrics: subclasses of bench.metrics.base.Metric (bound there)
 METRICS: Registry[Any] = Registry(
     "metric",
-    fields=("higher_better", "needs_gt", "needs_lq", "protocol", "standard", "weights", "description",
-            "option_help", "available", "alias_of"),
+    fields=("higher_better", "needs_gt", "needs_lq", "protocol", "standard", "weights", "requires", "description",
+            "option_help", "available", "alias_of", "listing_check"),
 )
 #: restoration methods: subclasses of methods.base.RestorationMethod (bound there)
 METHODS: Registry[Any] = Registry("method", fields=("takes_quality", "weights", "family", "base", "description"))

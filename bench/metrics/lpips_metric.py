@@ -17,6 +17,7 @@ import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -144,6 +145,8 @@ class LPIPS(MeanOfImages):
     protocol = "lpips-0.1-vgg"
     standard = True
     net = "vgg"
+    #: what ``bfrbench list`` checks, from data (as :meth:`available`: the linear layers ship with the package)
+    listing_check: ClassVar[dict[str, Any]] = {"weights": [BACKBONE_WEIGHTS["vgg"]], "module": "lpips"}
 
     def __init__(self, weights: str | None = None, linear: str | None = None) -> None:
         super().__init__()
@@ -156,7 +159,9 @@ class LPIPS(MeanOfImages):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        """Its backbone and linear weights present (the linear layers may come from the lpips package)."""
+        """Its backbone and linear weights present (the linear layers may come from the lpips package).
+
+        ``bfrbench list`` checks the same from data: :attr:`listing_check`."""
         return _available(cls.net)()
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
@@ -173,6 +178,7 @@ class LPIPSAlex(LPIPS):
     description = "LPIPS v0.1, AlexNet backbone (the lpips package default), RGB in [-1, 1]"
     protocol = "lpips-0.1-alex"
     net = "alex"
+    listing_check: ClassVar[dict[str, Any]] = {"weights": [BACKBONE_WEIGHTS["alex"]], "module": "lpips"}
 
 
 def _available(net: str) -> Callable[[], tuple[bool, str]]:

@@ -97,6 +97,7 @@ def _register(spec: NRIQA) -> None:
         weights=[spec.weights],
         description=f"{spec.description}, pyiqa {spec.pyiqa_name!r} with its defaults; range {spec.score_range}",
         available=lambda: available(spec),
+        listing_check={"weights": [], "module": "pyiqa"},  # pyiqa fetches its checkpoint itself when it is absent
         install=INSTALL,
         pyiqa_name=spec.pyiqa_name,
     )
