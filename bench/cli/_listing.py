@@ -74,6 +74,12 @@ def metric_row(entry: Any) -> dict[str, Any]:
             "description": meta.get("description", ""), "check": check_of(entry)}
 
 
+def builtin(entry: Any) -> bool:
+    """An entry bfrbench itself defines (not a third-party plugin's, nor one a test registered)."""
+    module = getattr(entry.meta.get("cls") or entry.factory, "__module__", "") or ""
+    return module.split(".")[0] in ("bench", "methods")
+
+
 def snapshot(entries: tuple[Any, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """The rows of the live registries (imports every plugin, and torch)."""
     if entries is None:
@@ -81,7 +87,7 @@ def snapshot(entries: tuple[Any, Any] | None = None) -> dict[str, list[dict[str,
         from bench.core.registry import METHODS, METRICS
 
         plugins.load_all(third_party=False)
-        entries = (list(METHODS), list(METRICS))
+        entries = ([e for e in METHODS if builtin(e)], [e for e in METRICS if builtin(e)])
     methods, metrics = entries
     return {"methods": [method_row(e) for e in methods], "metrics": [metric_row(e) for e in metrics]}
 
