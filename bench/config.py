@@ -119,6 +119,8 @@ def typed_options(kind: str, name: str, options: dict[str, Any]) -> tuple[str, d
     """A registered ``name`` with ``options`` (text or typed) read once into its factory's types, as its
     canonical (name, options): defaults dropped, a preset's short name used (``psnr-y``). Options of a name
     no registry knows are read as YAML and kept; the run names the unknown name."""
+    if not options:  # nothing to type: no registry needed (a suite is read without importing torch)
+        return name, {}
     from bench.core import plugins
     from bench.core.registry import METHODS, METRICS
 
@@ -128,8 +130,6 @@ def typed_options(kind: str, name: str, options: dict[str, Any]) -> tuple[str, d
         base = registry.entry(name)
     except UnknownNameError:
         return name, {k: parse_value(v) if isinstance(v, str) else v for k, v in options.items()}
-    if not options:
-        return name, {}
     entry = registry.bind(base, options)
     return entry.meta.get("option_base", entry.name), dict(entry.meta.get("options", {}))
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 TESTS = ("wilcoxon", "bootstrap")
@@ -47,6 +46,8 @@ def common_values(per_image: pd.DataFrame, dataset: str, metric: str, methods: S
 
 def wilcoxon(diffs: np.ndarray) -> tuple[float, float]:
     """(statistic, two-sided p) of the Wilcoxon signed-rank test; p = 1 when every difference is zero."""
+    import numpy as np
+
     d = np.asarray(diffs, dtype=np.float64)
     if d.size == 0:
         return math.nan, math.nan
@@ -64,6 +65,8 @@ def bootstrap_test(diffs: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED) ->
     p = (1 + #{|mean*| >= |mean|}) / (1 + n_boot), the resampled means drawn under the null (Efron &
     Tibshirani, ch. 16); deterministic for a given seed.
     """
+    import numpy as np
+
     d = np.asarray(diffs, dtype=np.float64)
     if d.size == 0:
         return math.nan, math.nan
@@ -79,6 +82,8 @@ def bootstrap_test(diffs: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED) ->
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (finite ones), resampling images; NaN if < 2."""
+    import numpy as np
+
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size < 2:
@@ -91,6 +96,8 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED, lev
 
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (monotone, capped at 1); NaN stays NaN and is not counted."""
+    import numpy as np
+
     p = np.asarray(pvalues, dtype=np.float64)
     out = np.full(p.shape, math.nan)
     idx = np.flatnonzero(np.isfinite(p))
@@ -147,6 +154,8 @@ def compare_column(
 ) -> ColumnTests:
     """Test every pair of ``ordered`` (best first; or sorted by their common-set means when ``higher_better``
     is given) on the column's common images; Holm over the column; group."""
+    import numpy as np
+
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
     values = common_values(per_image, dataset, metric, ordered)
