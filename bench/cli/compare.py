@@ -28,11 +28,11 @@ def main(args: argparse.Namespace) -> int:
     from bench.compare import compare, format_comparison, load_table, parse_map, write_comparison
     from bench.engine.run_folder import RunFolder, layout
 
+    method_map, dataset_map = parse_map(args.map, "--map"), parse_map(args.map_dataset, "--map-dataset")
+    table = load_table(args.against)  # the arguments first: a bad table is refused before the run is read
     run_dir = Path(args.run_dir)
     folder = RunFolder(run_dir)
     summary = folder.summary()
-    method_map, dataset_map = parse_map(args.map, "--map"), parse_map(args.map_dataset, "--map-dataset")
-    table = load_table(args.against)
     df = compare(summary, table, method_map, dataset_map, folder.per_image())
     path = write_comparison(run_dir, df)
     print(format_comparison(df, table))
