@@ -208,3 +208,20 @@ def test_suite_table_ranks_only_a_computed_score_over_the_same_images():
     # a run that is not comparable with the protocol ranks nothing, and says so
     alone = rank_scores(_scores(("b", 1.0, 0, True, 5)), suite, ["A: 2 images, the protocol has 100"])
     assert alone[0].position == 0 and alone[0].unranked.startswith("not comparable")
+
+
+def test_a_suite_score_not_computed_or_not_comparable_is_exit_1():
+    from bench.cli.exit_codes import FAILED, OK, run_status
+
+    scores = pd.DataFrame([dict(dataset="d", method="m", metric="psnr", value=20.0, n=3, status="ok", reason="")])
+
+    def suite_rows(status, reason):
+        return pd.DataFrame([dict(dataset="s", method="m", metric="s:score", n=3, status=status, reason=reason,
+                                  value=float("nan") if status == "failed" else 1.0)])
+
+    assert run_status(scores, [], suite_rows=suite_rows("ok", "")).code == OK
+    failed = run_status(scores, [], suite_rows=suite_rows("failed", "missing CLIPIQA (see the skipped metrics)"))
+    assert failed.code == FAILED and "s:score not computed for m" in failed.reasons[0]
+    why = "not comparable with S: A: 2 images, the protocol has 100"
+    incomparable = run_status(scores, [], suite_rows=suite_rows("ok", why))
+    assert incomparable.code == FAILED and incomparable.reasons == [why]
