@@ -109,6 +109,7 @@ def main(args: argparse.Namespace) -> int:
     from bench.core.device import dtype_support, resolve_device, run_dtype
     from bench.core.errors import UserError
     from bench.core.imageio import ImageReadError, list_images, read_image, resize_to, write_image
+    from bench.core.progress import progress
     from bench.engine.step import Engine
 
     plugins.load_all()
@@ -140,6 +141,7 @@ def main(args: argparse.Namespace) -> int:
     if any(w.standin for w in method.weights_info):
         print("note: stand-in (random) weights: outputs are not results", flush=True)
     skipped: list[Path] = []
+    bar = progress(len(files), f"restore | {args.method}", args.quiet)
 
     def read_or_skip(f: Path):
         """The decoded image, or None after saying why it is skipped (one bad file never stops the rest)."""
@@ -148,6 +150,7 @@ def main(args: argparse.Namespace) -> int:
         except ImageReadError as exc:
             print(f"skipped {exc}", flush=True)
             skipped.append(f)
+            bar.update(1)
             return None
 
     def run_batch(faces: list) -> list:
@@ -162,6 +165,7 @@ def main(args: argparse.Namespace) -> int:
         def flush() -> None:
             for name, img in zip(batch_names, run_batch(batch_imgs)):
                 write_image(out_dir / name, img)
+            bar.update(len(batch_names))
             batch_imgs.clear()
             batch_names.clear()
 
@@ -179,16 +183,21 @@ def main(args: argparse.Namespace) -> int:
         from bench.data.align import align_face, paste_faces
         from bench.data.detect import detect_faces
 
+        n_faces = 0
         for f in files:
             img = read_or_skip(f)
             if img is None:
                 continue
             whole = img.rgb
             faces = detect_faces(whole)
+            bar.update(1)
             if not faces:
                 print(f"{f}: no face found; written unchanged", flush=True)
                 write_image(out_dir / out_names[f], whole)
                 continue
+            n_faces += len(faces)
+            if not args.quiet:
+                print(f"{f.name}: {len(faces)} face{'s' if len(faces) > 1 else ''}", flush=True)
             crops, affines = [], []
             for face in faces:
                 crop, affine = align_face(whole, face.landmarks5, size=method.input_size)
@@ -197,7 +206,9 @@ def main(args: argparse.Namespace) -> int:
             restored = [face for i in range(0, len(crops), args.batch_size)
                         for face in run_batch(crops[i:i + args.batch_size])]
             write_image(out_dir / out_names[f], paste_faces(whole, restored, affines))
+    bar.close()
     if not args.quiet:
-        print(f"wrote {len(files) - len(skipped)} image(s) to {out_dir}"
+        faces_note = "" if args.aligned else f" ({n_faces} face{'s' if n_faces != 1 else ''} restored)"
+        print(f"wrote {len(files) - len(skipped)} image(s) to {out_dir}{faces_note}"
               + (f"; {len(skipped)} skipped" if skipped else ""))
     return 1 if len(skipped) == len(files) else 0

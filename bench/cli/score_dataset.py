@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ref.add_argument("--stats", help="normalisation statistics JSON from an earlier run (scores.stats.json)")
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="images scored together (consecutive images of one size; the values do not depend on it)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,6 +36,7 @@ def main(args: argparse.Namespace) -> int:
     from bench.core.errors import UserError
     from bench.core.imageio import list_images, read_image
     from bench.core.inputs import uint8_to_tensor
+    from bench.core.progress import progress
     from methods.iqp_bfr.quality import QualityScorer
 
     folder = Path(args.folder)
@@ -52,10 +56,26 @@ def main(args: argparse.Namespace) -> int:
             scorer.load_stats(args.stats)
     except ValueError as exc:
         raise UserError(f"{exc}" + (f" (--iqa {' '.join(args.iqa)})" if args.stats else "")) from exc
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
     raw: dict[str, list[float]] = {n: [] for n in scorer.names}
+    pending: list[torch.Tensor] = []
+    bar = progress(len(paths), f"score-dataset | {', '.join(scorer.names)}", args.quiet)
+
+    def flush() -> None:
+        for name, v in scorer.raw(torch.cat(pending).to(device)).items():
+            raw[name].extend(float(x) for x in v.reshape(-1))
+        bar.update(len(pending))
+        pending.clear()
+
     for p in paths:
-        for name, v in scorer.raw(uint8_to_tensor(read_image(p).rgb).to(device)).items():
-            raw[name].append(float(v[0]))
+        x = uint8_to_tensor(read_image(p).rgb)
+        if pending and (x.shape != pending[0].shape or len(pending) == args.batch_size):
+            flush()
+        pending.append(x)
+    if pending:
+        flush()
+    bar.close()
     if args.reference:
         ref_paths = list_images(args.reference) if Path(args.reference).is_dir() else []
         if not ref_paths:

