@@ -296,9 +296,9 @@ def test_register_tolerates_identical_and_compatible_specs(home):
 
 def test_a_failed_fetch_says_each_error_once_and_not_the_same_command(home, monkeypatch, capsys):
     """An unreachable host: the URL error once with its count, and advice other than `bfrbench fetch NAME` itself."""
-    from bench.cli import main
-
     import time
+
+    from bench.cli import main
 
     W.register_weights(W.WeightSpec(name="t-dead", filename="t-dead.pth", url="http://127.0.0.1:9/dead.pth"))
     monkeypatch.setattr(time, "sleep", lambda s: None)
