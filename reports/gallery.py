@@ -1,9 +1,9 @@
 """Image gallery: LQ | each method | GT side by side, eye and mouth crops, worst and best per metric.
 
 Crops are fixed regions of the aligned FFHQ 512 template (the 5 landmarks facexlib aligns every
-benchmark face to), scaled to the image size. Images are embedded as small JPEG data URIs
-(thumbnails and native-resolution crops) or, in link mode, referenced relative to the report and
-cropped with CSS, so the report never requests anything outside the run folder. Only files
+benchmark face to), scaled to the image size. Images are embedded as lossless WebP data URIs
+(thumbnails, native-resolution crops and the full images of the before/after slider: JPEG would hide
+the textures being compared) or, in link mode, referenced relative to the report and cropped with CSS, so the report never requests anything outside the run folder. Only files
 under the run folder or a dataset folder the manifest names are shown: a crafted per_image.parquet
 cannot pull other local images into a report that is later shared.
 """
@@ -41,8 +41,8 @@ MOUTH_512 = _box(FFHQ_TEMPLATE_512[3:5].mean(axis=0), 160, 80)
 REGIONS = {"eyes": EYES_512, "mouth": MOUTH_512}
 
 THUMB_SIZE = 192
-JPEG_QUALITY = 88
-CROP_JPEG_QUALITY = 92
+#: OpenCV's WebP quality above 100 selects lossless coding
+WEBP_LOSSLESS = 101
 
 
 @dataclass
@@ -108,8 +108,10 @@ def crop_box(region: tuple[int, int, int, int], width: int, height: int) -> tupl
 class ImageEncoder:
     """Turns image paths into ImgRefs (embedded data URIs or relative links), with a cache."""
 
-    def __init__(self, run_dir: Path, out_dir: Path, embed: bool = True, roots: Sequence[Path] = ()) -> None:
+    def __init__(self, run_dir: Path, out_dir: Path, embed: bool = True, roots: Sequence[Path] = (),
+                 thumb_size: int = THUMB_SIZE) -> None:
         self.run_dir = run_dir
+        self.thumb_size = thumb_size
         self.out_dir = out_dir
         self.embed = embed
         #: the folders images may come from: the run folder and the manifest's dataset folders
@@ -145,14 +147,19 @@ class ImageEncoder:
                 self._pixels.pop(next(iter(self._pixels)))
         return self._pixels[key]
 
-    def _uri(self, rgb: np.ndarray, quality: int) -> str:
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, quality])
+    def _uri(self, rgb: np.ndarray) -> str:
+        """A lossless data URI: WebP (smaller), or PNG where OpenCV was built without WebP."""
+        bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".webp", bgr, [cv2.IMWRITE_WEBP_QUALITY, WEBP_LOSSLESS])
+        mime = "image/webp"
+        if not ok:  # pragma: no cover - OpenCV without libwebp
+            ok, buf = cv2.imencode(".png", bgr)
+            mime = "image/png"
         if not ok:  # pragma: no cover - OpenCV encodes any uint8 HxWx3
-            raise RuntimeError("JPEG encoding failed")
+            raise RuntimeError("image encoding failed")
         data = base64.b64encode(buf.tobytes()).decode("ascii")
         self.bytes_embedded += len(data)
-        return "data:image/jpeg;base64," + data
+        return f"data:{mime};base64," + data
 
     def _link(self, path: Path) -> str:
         try:
@@ -162,8 +169,12 @@ class ImageEncoder:
         return urllib.parse.quote(Path(rel).as_posix())
 
     def thumb(self, path: Path | None, alt: str) -> ImgRef:
-        """A thumbnail (longest side THUMB_SIZE, never upscaled)."""
+        """A thumbnail (longest side ``thumb_size``, never upscaled)."""
         return self._get(path, alt, "thumb")
+
+    def full(self, path: Path | None, alt: str) -> ImgRef:
+        """The whole image at its own resolution (the before/after slider zooms into it)."""
+        return self._get(path, alt, "full")
 
     def crop(self, path: Path | None, alt: str, region: str) -> ImgRef:
         """The native-resolution crop of a template region ("eyes" or "mouth")."""
@@ -191,7 +202,7 @@ class ImageEncoder:
             if not path.is_file():
                 return ImgRef(None, alt, missing=f"file not found: {path}")
             src = self._link(path)
-            if kind == "thumb":
+            if kind in ("thumb", "full"):
                 return ImgRef(src, alt)
             x0, y0, x1, y1 = REGIONS[kind]
             rw, rh = (x1 - x0) / 512.0, (y1 - y0) / 512.0
@@ -204,17 +215,19 @@ class ImageEncoder:
         if isinstance(rgb, str):
             return ImgRef(None, alt, missing=f"{rgb}: {path}")
         h, w = rgb.shape[:2]
+        if kind == "full":
+            return ImgRef(self._uri(rgb), alt)
         if kind == "thumb":
-            scale = min(1.0, THUMB_SIZE / max(h, w))
+            scale = min(1.0, self.thumb_size / max(h, w))
             if scale < 1.0:
                 size = (max(1, round(w * scale)), max(1, round(h * scale)))
                 rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            return ImgRef(self._uri(rgb, JPEG_QUALITY), alt)
+            return ImgRef(self._uri(rgb), alt)
         x0, y0, x1, y1 = crop_box(REGIONS[kind], w, h)
         if x1 <= x0 or y1 <= y0:
             return ImgRef(None, alt, missing=f"image too small to crop ({w}x{h}): {path}")
         rx0, ry0, rx1, ry1 = REGIONS[kind]
-        return ImgRef(self._uri(rgb[y0:y1, x0:x1], CROP_JPEG_QUALITY), alt, aspect=f"{rx1 - rx0} / {ry1 - ry0}")
+        return ImgRef(self._uri(rgb[y0:y1, x0:x1]), alt, aspect=f"{rx1 - rx0} / {ry1 - ry0}")
 
 
 def output_path(enc: ImageEncoder, out_path: Any, dataset: str, method: str, image: str) -> Path | None:
@@ -297,6 +310,35 @@ def gallery_rows(
             tiles.append(Tile("GT", "gt", thumb, crops))
         rows.append(GalleryRow(image, tiles))
     return rows
+
+
+@dataclass
+class CompareSide:
+    """One image the before/after slider can show (LQ, a method's output, GT)."""
+
+    label: str
+    kind: str
+    ref: ImgRef
+
+
+def compare_sides(enc: ImageEncoder, per_image: pd.DataFrame, dataset: str, image: str,
+                  methods: Sequence[str]) -> list[CompareSide]:
+    """LQ, each method's saved output (leaderboard order) and GT of one image, full resolution."""
+    recs = per_image[(per_image["dataset"] == dataset) & (per_image["image"] == image)].to_dict("records")
+    if not recs:
+        return []
+    by_method = {r["method"]: r for r in recs}
+    sides = [CompareSide("LQ", "lq", enc.full(enc.resolve(recs[0]["lq_path"]), f"{image} LQ"))]
+    for meth in methods:
+        rec = by_method.get(meth)
+        path = output_path(enc, rec.get("out_path"), dataset, meth, image) if rec else None
+        if path is not None and rec["status"] == "ok":
+            sides.append(CompareSide(meth, "method", enc.full(path, f"{image} {meth}")))
+    gt = next((enc.resolve(r["gt_path"]) for r in recs if enc.resolve(r["gt_path"])), None)
+    if gt is not None:
+        sides.append(CompareSide("GT", "gt", enc.full(gt, f"{image} GT")))
+    sides = [s for s in sides if s.ref.src]
+    return sides if len(sides) > 1 else []
 
 
 def _extreme(enc: ImageEncoder, rec: pd.Series, dataset: str, method: str, metric: str, tag: str) -> Extreme:

@@ -183,12 +183,11 @@ def forest(gains: Sequence[dict[str, Any]]) -> str | None:
         return None
     metrics = list(dict.fromkeys(g["metric"] for g in rows))
     colour = {"better": "#2e7d32", "worse": "#c62828"}
-    nrows, ncols = _grid(len(metrics), 3)
     per = max(sum(1 for g in rows if g["metric"] == m) for m in metrics)
     labels = [_short(f"{g['cond']} vs {g['base']} \u00b7 {g['dataset']}", 44) for g in rows]
-    with _rc():
-        fig = _new_figure(min(15.0, 2.5 + 3.6 * ncols), (0.32 * per + 1.2) * nrows)
-        axes = _panels(fig, nrows, ncols, max(map(len, labels)), sharey=False)
+    with _rc():  # one column: every panel's row labels have the left margin to themselves
+        fig = _new_figure(10.0, (0.32 * per + 1.2) * len(metrics))
+        axes = _panels(fig, len(metrics), 1, max(map(len, labels)), sharey=False)
         for ax, metric in zip(axes, metrics):
             group = [(g, lab) for g, lab in zip(rows, labels) if g["metric"] == metric]
             for i, (g, _) in enumerate(group):

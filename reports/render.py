@@ -48,6 +48,9 @@ class BenchmarkSection:
     #: (method, metric) -> significance letters; metric -> the column's tests
     groups: dict[tuple[str, str], str] = field(default_factory=dict)
     tested: list[str] = field(default_factory=list)
+    #: the before/after slider: one image's LQ, outputs and GT at full resolution
+    compare: list[gallery.CompareSide] = field(default_factory=list)
+    compare_image: str = ""
     dists: str | None = None
     table_data: dict[str, Any] | None = None
     gallery: list[gallery.GalleryRow] = field(default_factory=list)
@@ -327,7 +330,7 @@ def _static(name: str) -> str:
 
 
 def build_context(run: RunData, out: Path, embed_images: bool = True, include_images: bool = True,
-                  gallery_images: int = 4) -> dict[str, Any]:
+                  gallery_images: int = 4, thumb_size: int = gallery.THUMB_SIZE) -> dict[str, Any]:
     """Everything the template needs (all data still plain text: the template escapes it)."""
     summary = run.summary
     hb = _direction_map(run)
@@ -342,7 +345,8 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
             methods_order.append(meth)
     colors = plots.method_colors(methods_order)
     spread = spread_stats(run.per_image)
-    enc = gallery.ImageEncoder(run.run_dir, out.parent, embed=embed_images, roots=gallery.dataset_roots(run.manifest, run.run_dir))
+    enc = gallery.ImageEncoder(run.run_dir, out.parent, embed=embed_images,
+                               roots=gallery.dataset_roots(run.manifest, run.run_dir), thumb_size=thumb_size)
     per_image_metrics = run.metric_columns
     quality = run.manifest.get("quality_scores") or {}
     skipped = _skipped(run)
@@ -371,6 +375,9 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
                 sec.gallery = gallery.gallery_rows(enc, run.per_image, ds, ds_methods, ordered, standin,
                                                    k=gallery_images)
                 sec.outputs_saved = any(t.kind == "method" for r in sec.gallery for t in r.tiles)
+                if sec.gallery:
+                    sec.compare_image = sec.gallery[0].image
+                    sec.compare = gallery.compare_sides(enc, run.per_image, ds, sec.compare_image, ds_methods)
                 extremes, sec.no_direction = gallery.extremes(enc, run.per_image, ds, ds_methods, ordered, hb)
                 sec.extremes = gallery.group_extremes(extremes)
         if isinstance(quality, dict) and isinstance(quality.get(ds), dict):
@@ -409,6 +416,7 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
         "include_images": include_images,
         "embed_images": embed_images,
         "regions": gallery.REGIONS,
+        "thumb_size": thumb_size,
         "fmt": fmt,
         "bytes_embedded": enc.bytes_embedded,
         "has_per_image": run.per_image is not None,
@@ -439,11 +447,11 @@ def csp(script: str, embed_images: bool) -> str:
 
 
 def render_html(run: RunData, out: Path, embed_images: bool = True, include_images: bool = True,
-                gallery_images: int = 4) -> str:
+                gallery_images: int = 4, thumb_size: int = gallery.THUMB_SIZE) -> str:
     """The report HTML for a loaded run (``out`` is where it will live: links are relative to it)."""
     from markupsafe import Markup
 
-    ctx = build_context(run, out, embed_images, include_images, gallery_images)
+    ctx = build_context(run, out, embed_images, include_images, gallery_images, thumb_size)
     script = _static("report.js")
     ctx["css"] = Markup(_static("report.css"))
     ctx["script"] = Markup(script)
@@ -452,12 +460,12 @@ def render_html(run: RunData, out: Path, embed_images: bool = True, include_imag
 
 
 def render_report(run_dir: str | Path, out: str | Path | None = None, embed_images: bool = True, *,
-                  include_images: bool = True, gallery_images: int = 4) -> Path:
+                  include_images: bool = True, gallery_images: int = 4, thumb_size: int = gallery.THUMB_SIZE) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default RUN_DIR/index.html) atomically; return its path."""
     run = load_run(run_dir)
     target = Path(out) if out is not None else run.run_dir / "index.html"
     html = render_html(run, target, embed_images=embed_images, include_images=include_images,
-                       gallery_images=gallery_images)
+                       gallery_images=gallery_images, thumb_size=thumb_size)
     atomic_write_text(target, html)
     return target
 

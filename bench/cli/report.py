@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gallery-images", type=int, default=4, metavar="N",
                         help="sample images per benchmark in the gallery (default 4)")
+    parser.add_argument("--thumb-size", type=int, default=192, metavar="PX",
+                        help="longest side of the gallery's thumbnails in pixels, 64 to 1024 (default 192)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -35,12 +37,14 @@ def main(args: argparse.Namespace) -> int:
 
     if args.gallery_images < 0:
         raise UserError("--gallery-images must be 0 or more")
+    if not 64 <= args.thumb_size <= 1024:
+        raise UserError(f"--thumb-size {args.thumb_size}: must be 64 to 1024 pixels (default 192)")
     out = Path(args.out) if args.out else None
     if out is not None and out.is_dir():
         out = out / "index.html"
     path = render_report(
         args.run_dir, out, embed_images=not args.link_images, include_images=not args.no_images,
-        gallery_images=args.gallery_images,
+        gallery_images=args.gallery_images, thumb_size=args.thumb_size,
     )
     size = path.stat().st_size
     print(f"wrote {path} ({size / 1e6:.1f} MB)")

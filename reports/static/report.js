@@ -166,9 +166,48 @@
     box.setAttribute("data-ready", "1");
   }
 
+  /* the before/after slider: two layers of one face, the right one clipped at the slider, both zoomed alike */
+  function initCompare(box) {
+    var layers = Array.prototype.slice.call(box.querySelectorAll(".cmp-layer"));
+    var left = box.querySelector(".cmp-left"), right = box.querySelector(".cmp-right");
+    var zoom = box.querySelector(".cmp-zoom"), pos = box.querySelector(".cmp-pos");
+    var view = box.querySelector(".cmp-view"), line = box.querySelector(".cmp-line");
+    var origin = "50% 50%";
+
+    function draw() {
+      var a = Number(left.value), b = Number(right.value), x = Number(pos.value), z = Number(zoom.value);
+      layers.forEach(function (layer, i) {
+        layer.hidden = i !== a && i !== b;
+        layer.classList.toggle("cmp-a", i === a);
+        layer.classList.toggle("cmp-b", i === b && i !== a);
+        layer.style.clipPath = (i === b && i !== a) ? "inset(0 0 0 " + x + "%)" : "none";
+        layer.style.zIndex = i === b ? "2" : "1";
+        var img = layer.querySelector("img");
+        img.style.transformOrigin = origin;
+        img.style.transform = z > 1 ? "scale(" + z + ")" : "none";
+      });
+      line.style.left = x + "%";
+      box.setAttribute("data-zoom", String(z));
+    }
+
+    view.addEventListener("pointermove", function (ev) {
+      if (Number(zoom.value) <= 1) return;
+      var r = view.getBoundingClientRect();
+      var fx = Math.min(100, Math.max(0, 100 * (ev.clientX - r.left) / r.width));
+      var fy = Math.min(100, Math.max(0, 100 * (ev.clientY - r.top) / r.height));
+      origin = fx.toFixed(1) + "% " + fy.toFixed(1) + "%";
+      draw();
+    });
+    [left, right, zoom].forEach(function (s) { s.addEventListener("change", draw); });
+    pos.addEventListener("input", draw);
+    draw();
+    box.setAttribute("data-ready", "1");
+  }
+
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), initSortable);
     Array.prototype.forEach.call(document.querySelectorAll("div.pi-table"), initPerImage);
+    Array.prototype.forEach.call(document.querySelectorAll("div.compare"), initCompare);
     document.documentElement.setAttribute("data-js", "ready");
   }
 

@@ -217,6 +217,11 @@ def run_dir(tmp_path_factory) -> Path:
     return make_run(tmp_path_factory.mktemp("browser_run"), n_images=14)
 
 
+@pytest.fixture(scope="module")
+def report(run_dir) -> Path:
+    return render_report(run_dir)
+
+
 def _save(shot: Path) -> None:
     if os.environ.get("BFRBENCH_SAVE_SCREENSHOT"):
         keep = REPO / "reports" / "_screenshots"
@@ -233,8 +238,7 @@ Promise.all(Array.from(document.images).map(function (img) {
 """
 
 
-def test_report_in_headless_chromium(browser, run_dir, tmp_path):
-    report = render_report(run_dir)
+def test_report_in_headless_chromium(browser, report, tmp_path):
     html = report.read_text()
     assert "http://" not in html and "https://" not in html
     page = Page(browser)
@@ -345,4 +349,68 @@ def test_relative_data_root_run_shows_every_gallery_image(browser, tmp_path, mon
     assert missing == []
     assert gallery >= N_IMAGES * 4  # LQ, lq, classical and GT thumbnails of each face (plus crops)
     assert decoded["bad"] == [] and decoded["n"] >= gallery
+    assert page.problems() == []
+
+
+def _not_blank(png: Path) -> float:
+    """The standard deviation of a screenshot's grey levels (a blank or failed plot is ~0)."""
+    import cv2
+
+    img = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+    assert img is not None
+    return float(img.std())
+
+
+def test_paper_plots_slider_and_page_width(browser, report, tmp_path):
+    """The figures for paper readers are present, decoded and large enough to read; the before/after
+    slider clips and zooms; nothing is wider than a 1400 px window; every leaderboard value shows n."""
+    page = Page(browser)
+    page.goto(report.as_uri())
+    page.js(ALL_IMAGES_DECODE)
+    plots = page.js("""Array.from(document.querySelectorAll('img.paper-plot')).map(function (img) {
+        var r = img.getBoundingClientRect();
+        return {kind: img.dataset.kind, w: img.naturalWidth, h: img.naturalHeight, shown: r.width,
+                y: r.top + window.scrollY, alt: img.alt}; })""")
+    assert sorted(p["kind"] for p in plots) == ["dots", "dots", "forest", "pd", "ranks"]
+    for p in plots:  # drawn at (almost) their own size: labels at 7-9 pt stay readable
+        assert p["w"] >= 400 and p["h"] >= 200 and p["shown"] >= 0.75 * min(p["w"], 1350), p
+    for p in plots:
+        shot = page.screenshot(tmp_path / f"plot-{p['kind']}-{int(p['y'])}.png",
+                               clip={"x": 0, "y": p["y"], "width": 1400, "height": min(p["h"], 900), "scale": 1})
+        assert _not_blank(shot) > 10, p
+        _save(shot)
+
+    # no page-wide horizontal scrolling at 1400 px: wide tables scroll inside their own box
+    assert page.js("document.documentElement.scrollWidth") <= 1400
+    # every value of the per-benchmark leaderboards shows its n, and the significance letters are there
+    cells = page.js("""Array.from(document.querySelectorAll('table.board tbody td.num[title]'))
+        .filter(td => td.title.indexOf(' = ') > 0).map(td => td.innerText)""")
+    assert cells and all("n=" in c for c in cells)
+    assert page.js("document.querySelectorAll('table.board sup.grp').length") >= 12
+    assert "Holm" in page.js("document.querySelector('.sig-note').textContent")
+
+    # the slider: right side clipped at the slider, both sides zoomed about the pointer
+    assert page.js("document.querySelector('#cmp-1').dataset.ready") == "1"
+    state = page.js("""(() => { const box = document.querySelector('#cmp-1');
+        const pos = box.querySelector('.cmp-pos'), zoom = box.querySelector('.cmp-zoom');
+        const right = box.querySelector('.cmp-right');
+        right.value = String(right.options.length - 1); right.dispatchEvent(new Event('change'));
+        pos.value = '20'; pos.dispatchEvent(new Event('input'));
+        zoom.value = '4'; zoom.dispatchEvent(new Event('change'));
+        const r = box.querySelector('.cmp-view').getBoundingClientRect();
+        box.querySelector('.cmp-view').dispatchEvent(new PointerEvent('pointermove',
+            {clientX: r.left + r.width * 0.25, clientY: r.top + r.height * 0.75, bubbles: true}));
+        const shown = Array.from(box.querySelectorAll('.cmp-layer')).filter(l => !l.hidden);
+        const b = box.querySelector('.cmp-layer.cmp-b');
+        return {shown: shown.map(l => l.dataset.label), clip: b.style.clipPath, label: b.dataset.label,
+                transform: b.querySelector('img').style.transform, origin: b.querySelector('img').style.transformOrigin,
+                zoom: box.dataset.zoom, line: box.querySelector('.cmp-line').style.left}; })()""")
+    assert state["shown"] == ["LQ", "GT"] and state["label"] == "GT"
+    assert state["clip"] == "inset(0px 0px 0px 20%)" and state["line"] == "20%"
+    assert state["transform"] == "scale(4)" and state["origin"] == "25% 75%" and state["zoom"] == "4"
+    box = page.js("""(() => { const r = document.querySelector('#cmp-1').getBoundingClientRect();
+        return {x: r.left, y: r.top + window.scrollY, width: r.width, height: r.height, scale: 1}; })()""")
+    shot = page.screenshot(tmp_path / "report-slider.png", clip=box)
+    assert _not_blank(shot) > 10
+    _save(shot)
     assert page.problems() == []

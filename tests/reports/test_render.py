@@ -30,6 +30,7 @@ from tests._helpers.report_synth import (
     EXPECTED_ORDER,
     METRICS,
     WORST,
+    face_image,
     make_run,
 )
 
@@ -322,9 +323,12 @@ def test_gallery_crops_are_the_eye_and_mouth_regions(dom):
     assert max(thumb.shape[:2]) == 192
     eyes, mouth = (decode_data_uri(c.find("img").attrs["src"]) for c in gt.find_all("div", cls="crop"))
     assert eyes.shape[:2] == (80, 240) and mouth.shape[:2] == (80, 160)
-    # the synthetic faces paint the eye band red and the mouth band blue (JPEG: allow some bleed)
+    # the synthetic faces paint the eye band red and the mouth band blue; crops are lossless, so exact
     assert (eyes[..., 0] > 180).mean() > 0.95 and (eyes[..., 2] < 80).mean() > 0.95
     assert (mouth[..., 2] > 180).mean() > 0.95 and (mouth[..., 0] < 80).mean() > 0.95
+    image = gt.find("img", cls="thumb").attrs["alt"].split()[0]
+    face = face_image(int(image.split("_")[1]))
+    assert np.array_equal(eyes, face[200:280, 136:376]) and np.array_equal(mouth, face[331:411, 177:337])
 
 
 def test_gallery_without_saved_outputs_shows_lq_and_gt_only(dom):
@@ -385,8 +389,30 @@ def test_no_images_mode_is_small(run_dir, tmp_path, html):
 
 
 def test_report_size_is_sane(html):
-    assert len(html) < 1_500_000
-    assert len(re.findall(r"data:image/jpeg", html)) < 150
+    images = re.findall(r"data:image/(webp|png);base64,[A-Za-z0-9+/=]+", html)
+    page = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", html)
+    assert len(page) < 600_000  # the page itself, without its images
+    assert "data:image/jpeg" not in html  # thumbnails, crops and the slider are lossless
+    assert images.count("webp") < 150
+
+
+def test_thumb_size_option(run_dir, tmp_path):
+    dom = Tree(render_report(run_dir, tmp_path / "r.html", thumb_size=96).read_text()).root
+    thumb = decode_data_uri(dom.find("section", id="bench-1").find("img", cls="thumb").attrs["src"])
+    assert max(thumb.shape[:2]) == 96
+    assert dom.find("div", cls="gallery-row").attrs["style"] == "--thumb: 96px"
+
+
+def test_before_after_slider_has_every_side_at_full_resolution(dom):
+    box = dom.find("div", cls="compare")
+    options = [o.text for o in box.find("select", cls="cmp-left").find_all("option")]
+    assert options[0] == "LQ" and options[-1] == "GT" and len(options) == 6  # LQ, 4 methods, GT
+    assert box.attrs["data-image"] == "face_000"
+    layers = box.find_all("div", cls="cmp-layer")
+    assert [layer.attrs["data-label"] for layer in layers] == options
+    gt = decode_data_uri(layers[-1].find("img").attrs["src"])
+    assert gt.shape == (512, 512, 3) and np.array_equal(gt, face_image(0))  # lossless, full size
+    assert not dom.find("section", id="bench-2").find_all("div", cls="compare")  # LQ only: nothing to compare
 
 
 # ---------------------------------------------------------------- files, errors, CLI
