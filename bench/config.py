@@ -86,19 +86,31 @@ class RunConfig:
     suite: str | None = None
 
     def __post_init__(self) -> None:
-        """YAML may give a metric or method as ``{name: ..., options: {...}}``; keep each as its label."""
+        """Every field checked against its type and range; YAML may give a metric or method as
+        ``{name: ..., options: {...}}``: each is kept as its label."""
+        for key, value in check_settings(dataclasses.asdict(self), "run config").items():
+            setattr(self, key, value)
         self.methods = [spec_label(m, "params", "method") for m in self.methods]
         if self.metrics is not None:
             self.metrics = [spec_label(m, "options", "metric") for m in self.metrics]
 
+    def validate(self, where: str = "run config") -> None:
+        """Check the fields again after they were set one by one (command-line overrides, the API)."""
+        for key, value in check_settings(dataclasses.asdict(self), where).items():
+            setattr(self, key, value)
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
-        data = read_yaml_file(path, "run config") or {}
+        data = read_yaml_file(path, "run config")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: a run config is a YAML mapping of settings, got {_short(data)}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
+        unknown = {str(k) for k in data} - known
         if unknown:
             raise UserError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+        return cls(**check_settings(data, str(path)))
 
     def method_specs(self) -> list[MethodSpec]:
         specs = []
@@ -113,6 +125,69 @@ class RunConfig:
         if len(set(labels)) != len(labels):
             raise UserError(f"a method is listed twice: {labels}")
         return specs
+
+
+#: the whole-number settings' ranges: the one place (run configs, suites' run settings, the command line)
+INT_RANGES = {"batch_size": (1, 1 << 16), "workers": (0, 1024), "limit": (1, (1 << 31) - 1),
+              "seed": (0, (1 << 32) - 1)}
+#: the settings with a fixed set of values
+CHOICES = {"dtype": ("fp32", "fp16", "bf16"), "channels_last": ("auto", "on", "off")}
+#: the list settings whose items may be ``{name: ..., options: {...}}`` mappings
+_SPEC_LISTS = ("methods", "metrics")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_settings(data: dict[str, Any], where: str, *, flags: bool = False, prefix: str = "") -> dict[str, Any]:
+    """Run settings checked against :class:`RunConfig`'s field types and :data:`INT_RANGES` / :data:`CHOICES`.
+
+    Returns them typed (``4.0`` -> 4); a wrong type or value is one :class:`UserError` naming
+    ``where`` and the setting (``--batch-size`` with ``flags``, else ``prefix + name``).
+    """
+    import math
+
+    fields = {f.name: str(f.type).replace(" ", "") for f in dataclasses.fields(RunConfig)}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        key = str(key)
+        if key not in fields:
+            raise UserError(f"{where}: unknown setting {key!r}; known: {sorted(fields)}")
+        kind, at = fields[key], (f"--{key.replace('_', '-')}" if flags else prefix + key)
+        if value is None and "None" in kind:
+            out[key] = None
+        elif kind.startswith("bool"):
+            if not isinstance(value, bool):
+                raise UserError(f"{where}: {at} must be true or false, got {_short(value)}")
+            out[key] = value
+        elif kind.startswith("int"):
+            lo, hi = INT_RANGES.get(key, (0, 1 << 31))
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+                value, ok = int(value), True
+            if not ok or not lo <= value <= hi:
+                raise UserError(f"{where}: {at} must be a whole number from {lo} to {hi}, got {_short(value)}")
+            out[key] = int(value)
+        elif kind.startswith("dict"):
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and k and v
+                                                      for k, v in value.items()):
+                raise UserError(f"{where}: {at} must be a mapping of names to paths, got {_short(value)}")
+            out[key] = dict(value)
+        elif kind.startswith("list"):
+            items_ok = all(isinstance(v, str) and v.strip() or (key in _SPEC_LISTS and isinstance(v, dict))
+                           for v in value) if isinstance(value, list) else False
+            if not items_ok or not value:
+                raise UserError(f"{where}: {at} must be a non-empty list of names, got {_short(value)}")
+            out[key] = list(value)
+        else:
+            if not isinstance(value, str) or not value.strip():
+                raise UserError(f"{where}: {at} must be text, got {_short(value)}")
+            if key in CHOICES and value not in CHOICES[key]:
+                raise UserError(f"{where}: {at} must be one of {', '.join(CHOICES[key])}, got {_short(value)}")
+            out[key] = value
+    return out
 
 
 def typed_options(kind: str, name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -77,8 +77,13 @@ class OutputsFolder(RestorationMethod):
                     return subdirs[key]
         return self.folder if list_images(self.folder) else None
 
-    def bind_dataset(self, dataset: str, pairs: list[Any], aliases: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Match this dataset's images to the folder's files; returns the validation report."""
+    def bind_dataset(self, dataset: str, pairs: list[Any], aliases: tuple[str, ...] = (),
+                     known: list[str] | None = None) -> dict[str, Any]:
+        """Match this dataset's images to the folder's files; returns the validation report.
+
+        ``known``: every image name of the dataset when ``pairs`` is a part of it (``--limit``):
+        outputs of the images left out are not "extra files".
+        """
         self.dataset = dataset
         self.subfolder = self._locate((dataset, *aliases))
         files = list_images(self.subfolder) if self.subfolder is not None else []
@@ -88,7 +93,8 @@ class OutputsFolder(RestorationMethod):
         self.files = {stem: paths[0] for stem, paths in by_stem.items()}
         expected = {p.name for p in pairs}
         missing = sorted(expected - set(self.files))
-        extra = sorted(p.name for stem, paths in by_stem.items() if stem not in expected for p in paths)
+        of_dataset = expected | set(known or ())
+        extra = sorted(p.name for stem, paths in by_stem.items() if stem not in of_dataset for p in paths)
         duplicates = {stem: [p.name for p in paths] for stem, paths in by_stem.items() if len(paths) > 1}
         self.content_hash = folder_content_hash(files)
         problems = [f"missing output for {n} (no {n}.* in {self.subfolder or self.folder})" for n in missing]

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.config import RunConfig
+from bench.config import RunConfig, check_settings
 from bench.core.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,11 +62,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             args.metrics = list(cfg.metrics or []) + [m for m in args.metrics if m not in (cfg.metrics or [])]
     else:
         cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
-    for attr in ("datasets", "methods", "metrics", "out", "device", "batch_size", "workers", "dtype", "limit", "seed",
-                 "compile", "channels_last"):
-        value = getattr(args, attr)
-        if value is not None:
-            setattr(cfg, attr, value)
+    given = {attr: getattr(args, attr) for attr in ("datasets", "methods", "metrics", "out", "device", "batch_size",
+                                                     "workers", "dtype", "limit", "seed", "compile", "channels_last")
+             if getattr(args, attr) is not None}
+    for attr, value in check_settings(given, "command line", flags=True).items():
+        setattr(cfg, attr, value)
     if cfg.out:
         check_out_folder(Path(cfg.out))
     for item in args.weights:
@@ -78,8 +78,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     cfg.strict = cfg.strict or args.strict
     cfg.quiet = args.quiet
     cfg.report = not args.no_report
-    if cfg.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
+    cfg.validate("command line")
     return cfg
 
 

@@ -115,6 +115,7 @@ class Runner:
         from bench.core import plugins
 
         plugins.load_all()
+        config.validate()  # fields set one by one after construction (the API) are checked too
         self.cfg = config
         self.image_size = int(image_size)
         self.engine = Engine(distributed.pick_device(config.device), "fp32", compile=config.compile,
@@ -653,9 +654,8 @@ class Runner:
                 dataset = DATASETS.create(ds_name) if ":" not in ds_name else _create_prefixed(ds_name)
             except UnknownNameError as exc:
                 raise UserError(str(exc)) from exc
-            pairs = list(dataset.pairs())
-            if cfg.limit:
-                pairs = pairs[: cfg.limit]
+            all_pairs = list(dataset.pairs())
+            pairs = all_pairs[: cfg.limit] if cfg.limit else all_pairs
             if not pairs:
                 raise UserError(f"dataset {ds_name}: no images found under {getattr(dataset, 'root', '?')}")
             names = cfg.metrics if cfg.metrics is not None else default_metrics(dataset.has_gt)
@@ -672,7 +672,7 @@ class Runner:
             ds_units = []
             for label, (spec, method) in methods.items():
                 if hasattr(method, "bind_dataset"):  # an outputs folder: match its files to this dataset
-                    report = method.bind_dataset(ds_name, pairs, (dataset.name,))
+                    report = method.bind_dataset(ds_name, pairs, (dataset.name,), known=[p.name for p in all_pairs])
                     methods_info[label].setdefault("outputs", {})[ds_name] = report
                     methods_info[label]["content_hash"] = {**methods_info[label].get("content_hash", {}),
                                                            ds_name: report["content_hash"]}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import RunConfig, spec_label
+from bench.config import RunConfig, check_settings, spec_label
 from bench.core.errors import UserError
 from bench.suites.formula import Formula
 
@@ -143,8 +143,6 @@ class Suite:
 _RUN_REFUSED = {"out": "a suite does not choose where results go: give --out on the command line",
                 "datasets": "list them under the suite's datasets", "metrics": "list them under the suite's metrics",
                 "methods": "list them under the suite's methods", "suite": "a suite cannot name another suite"}
-_RUN_RANGES = {"batch_size": (1, 1 << 16), "workers": (0, 1024), "limit": (1, 1 << 31), "seed": (0, (1 << 32) - 1)}
-_RUN_CHOICES = {"dtype": ("fp32", "fp16", "bf16"), "channels_last": ("auto", "on", "off")}
 
 
 def _text(value: Any, where: str, what: str, required: bool = False) -> str:
@@ -213,32 +211,11 @@ def _check_run(run: Any, where: str) -> dict[str, Any]:
     """The suite's run settings, each checked against RunConfig's field type; never ``out`` (nor a suite's keys)."""
     if run is None:
         return {}
-    fields = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
-    run = _mapping(run, where, "run", set(fields))
-    out: dict[str, Any] = {}
-    for key, value in run.items():
-        key = str(key)
-        if key in _RUN_REFUSED:
-            raise UserError(f"{where}: run.{key} is not allowed: {_RUN_REFUSED[key]}")
-        kind = fields[key].replace(" ", "")
-        at = f"run.{key}"
-        if value is None and "None" in kind:
-            out[key] = None
-        elif kind.startswith("bool"):
-            if not isinstance(value, bool):
-                raise UserError(f"{where}: {at} must be true or false, got {_short(value)}")
-            out[key] = value
-        elif kind.startswith("int"):
-            out[key] = _int(value, where, at, *_RUN_RANGES.get(key, (0, 1 << 31)))
-        elif kind.startswith("dict"):
-            if not isinstance(value, dict):
-                raise UserError(f"{where}: {at} must be a mapping, got {_short(value)}")
-            out[key] = {_text(k, where, at, required=True): _text(v, where, at, required=True) for k, v in value.items()}
-        else:
-            out[key] = _text(value, where, at, required=True)
-            if key in _RUN_CHOICES and out[key] not in _RUN_CHOICES[key]:
-                raise UserError(f"{where}: {at} must be one of {', '.join(_RUN_CHOICES[key])}, got {_short(value)}")
-    return out
+    run = _mapping(run, where, "run", {f.name for f in dataclasses.fields(RunConfig)})
+    for key in run:
+        if str(key) in _RUN_REFUSED:
+            raise UserError(f"{where}: run.{key} is not allowed: {_RUN_REFUSED[str(key)]}")
+    return check_settings(run, where, prefix="run.")
 
 
 def _score(raw: Any, where: str) -> ScoreSpec:

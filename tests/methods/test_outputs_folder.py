@@ -147,3 +147,17 @@ def test_metric_options_in_python_and_yaml(tmp_path):
     cfg_file.write_text("metrics:\n  - psnr\n  - name: psnr\n    options: {crop_border: 4}\n  - ssim: {test_y_channel: true}\n")
     cfg = RunConfig.from_yaml(cfg_file)
     assert cfg.metrics == ["psnr", "psnr:crop_border=4", "ssim-y"]
+
+
+def test_limit_does_not_report_the_outputs_beyond_it_as_extra_files(tmp_path):
+    """--limit 2 of 4 images: the other two outputs belong to the dataset, not "extra" (issue 20, item 6)."""
+    root = make_folder(tmp_path / "setL", 4)
+    ds = register(root, "outputs-limit")
+    names = [f"img{i:03d}" for i in range(4)]
+    out = _outputs(tmp_path / "mine", root / "gt", names)
+    cv2.imwrite(str(out / "stray.png"), cv2.imread(str(out / "img000.png")))
+    outcome = Runner(_cfg(ds, tmp_path / "run", [f"outputs:{out}"], ["psnr"], limit=2)).run()
+    report = json.loads((outcome.run_dir / "manifest.json").read_text())["methods"]["mine"]["outputs"][ds]
+    assert report["extra"] == ["stray.png"] and report["missing"] == [] and report["expected"] == 2
+    per = pd.read_parquet(outcome.run_dir / "per_image.parquet")
+    assert sorted(per.image) == names[:2]
