@@ -5,6 +5,9 @@ table: when two runs measured the same metric name under different protocols, th
 refused with one line naming both runs and both protocols (values of different protocols are never
 put under one column). The same method scored twice is kept once when both runs agree and
 refused when they do not. Per-image values are merged alongside for the intervals and tests.
+Scores are read from each folder's ``results.json`` (the schema-versioned document for other tools;
+:class:`~bench.engine.run_folder.RunFolder` builds it from summary.csv for older folders), and a
+dataset whose two runs carry different fingerprints (other images under one name) is refused.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from bench.core.errors import UserError
-from reports.data import PER_IMAGE_COLUMNS, RunData, load_run
+from bench.engine.run_folder import PER_IMAGE_COLUMNS, RunFolder
 
 SCORE_COLUMNS = ("dataset", "method", "metric", "protocol", "value", "n", "higher_better", "standard", "standin",
                  "status", "reason", "run")
@@ -43,19 +46,41 @@ class Results:
         return {c for c in cols if self.per_image[c].notna().any()}
 
 
-def _scores(run: RunData, name: str) -> pd.DataFrame:
-    """The run's score rows (kind score, metric set), with the run's name."""
-    s = run.summary
-    s = s[s["metric"] != "*"].copy()
-    if "kind" in s.columns:
-        s = s[s["kind"].isin(["score", ""])]
-    s["run"] = name
-    out = s[list(SCORE_COLUMNS)].reset_index(drop=True)
-    out.attrs = {}  # the summary's gain and suite rows stay with their run
-    return out
+@dataclass
+class _Run:
+    """One run folder as the merge reads it."""
+
+    path: Path
+    name: str
+    results: dict[str, Any]
+    manifest: dict[str, Any]
+    per_image: pd.DataFrame | None
 
 
-def _metric_facts(runs: Sequence[RunData]) -> dict[str, dict[str, Any]]:
+def _read(path: str | Path, name: str) -> _Run:
+    folder = RunFolder(path)
+    folder.require()
+    return _Run(folder.path, name, folder.results(), folder.manifest(), folder.per_image())
+
+
+def _scores(run: _Run) -> pd.DataFrame:
+    """results.json's entries as rows (one per dataset, method, metric), with the run's name."""
+    rows = []
+    for dataset, methods in (run.results.get("results") or {}).items():
+        for method, metrics in (methods or {}).items():
+            for metric, e in (metrics or {}).items():
+                value = e.get("value")
+                rows.append({
+                    "dataset": str(dataset), "method": str(method), "metric": str(metric),
+                    "protocol": str(e.get("protocol") or ""), "value": math.nan if value is None else float(value),
+                    "n": math.nan if e.get("n") is None else float(e["n"]), "higher_better": bool(e.get("higher_better", True)),
+                    "standard": bool(e.get("standard", True)), "standin": bool(e.get("standin", False)),
+                    "status": str(e.get("status") or "ok"), "reason": str(e.get("reason") or ""), "run": run.name,
+                })
+    return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
+
+
+def _metric_facts(runs: Sequence[_Run]) -> dict[str, dict[str, Any]]:
     facts: dict[str, dict[str, Any]] = {}
     for run in runs:
         for metric, meta in (run.manifest.get("metrics") or {}).items():
@@ -64,6 +89,23 @@ def _metric_facts(runs: Sequence[RunData]) -> dict[str, dict[str, Any]]:
                                                           ("protocol", "higher_better", "standard", "needs_gt")
                                                           if k in meta})
     return facts
+
+
+def check_datasets(runs: Sequence[_Run]) -> None:
+    """A dataset name means the same images in every run: differing fingerprints are refused."""
+    seen: dict[str, tuple[str, str]] = {}
+    for run in runs:
+        for name, info in (run.results.get("datasets") or {}).items():
+            fp = (info or {}).get("dataset_fingerprint")
+            if not fp:
+                continue
+            first = seen.setdefault(name, (str(fp), run.name))
+            if first[0] != str(fp):
+                raise UserError(
+                    f"dataset {name!r} holds other images in {first[1]} than in {run.name} (fingerprints "
+                    f"{first[0][:12]} and {str(fp)[:12]}); their values cannot share a column",
+                    fix="leave one of them out with --datasets, or rerun both on the same data",
+                )
 
 
 def check_protocols(scores: pd.DataFrame) -> None:
@@ -104,23 +146,24 @@ def merge_runs(run_dirs: Sequence[str | Path], metrics: Sequence[str] | None = N
     in a metric left out does not matter); raises UserError on a protocol or value conflict."""
     if not run_dirs:
         raise UserError("no run folder given", fix="pass one or more folders written by `bfrbench run`")
-    runs = [load_run(d) for d in run_dirs]
-    names = _run_names([r.run_dir for r in runs])
-    scores = pd.concat([_scores(r, n) for r, n in zip(runs, names)], ignore_index=True)
+    names = _run_names([Path(d) for d in run_dirs])
+    runs = [_read(d, n) for d, n in zip(run_dirs, names)]
+    check_datasets(runs)
+    scores = pd.concat([_scores(r) for r in runs], ignore_index=True)
     if metrics:
         scores = scores[scores["metric"].isin(list(metrics))]
     check_protocols(scores)
     scores = _dedupe(scores).reset_index(drop=True)
     frames = []
-    for run, name in zip(runs, names):
+    for run in runs:
         if run.per_image is not None and not run.per_image.empty:
-            frames.append(run.per_image.assign(run=name))
+            frames.append(run.per_image.assign(run=run.name))
     per_image = None
     if frames:
         per_image = pd.concat(frames, ignore_index=True)
         # the same (dataset, method, image) from two agreeing runs is one image
         per_image = per_image.drop_duplicates(["dataset", "method", "image"], keep="first").reset_index(drop=True)
-    return Results(scores, per_image, [r.run_dir for r in runs], names, _metric_facts(runs))
+    return Results(scores, per_image, [r.path for r in runs], names, _metric_facts(runs))
 
 
 def _run_names(paths: Sequence[Path]) -> list[str]:

@@ -1,18 +1,18 @@
-"""Small run folders with chosen per-image values, in the runner's schema (for tables and significance).
+"""Small run folders with chosen per-image values, written by the run folder's own writer.
 
-``write_run`` takes per-image values per (dataset, method, metric) and writes summary.csv (means and
-n from those values, as the runner computes them), per_image.parquet and manifest.json.
+``write_run`` takes per-image values per (dataset, method, metric) and writes, through
+:meth:`bench.engine.run_folder.RunFolder.write_run`, summary.csv (means and n from those values, as
+the runner computes them), results.json, per_image.parquet and manifest.json.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.engine.results import SUMMARY_COLUMNS
+from bench.engine.run_folder import GAINS_COLUMNS, SUMMARY_COLUMNS, RunFolder
 
 #: metric -> (protocol, higher_better, standard, needs_gt), the report_synth protocols
 FACTS = {
@@ -25,7 +25,7 @@ FACTS = {
 
 
 def write_run(run: Path, values: dict[tuple[str, str, str], np.ndarray], *, set_level: dict | None = None,
-              facts: dict | None = None, standin: set[str] = frozenset()) -> Path:
+              facts: dict | None = None, standin: set[str] = frozenset(), fingerprint: str | None = None) -> Path:
     """A run folder at ``run``: ``values[(dataset, method, metric)]`` are per-image values (image i is
     ``face_{i:03d}``; NaN = missing); ``set_level[(dataset, method, metric)]`` a set-level value (FID)."""
     facts = {**FACTS, **(facts or {})}
@@ -57,18 +57,18 @@ def write_run(run: Path, values: dict[tuple[str, str, str], np.ndarray], *, set_
                             "config_hash": f"h-{method}", "metric": m, "protocol": proto, "value": value, "n": n,
                             "higher_better": hb, "standard": std, "standin": method in standin, "status": "ok",
                             "reason": "", "kind": "score", "ci_low": math.nan, "ci_high": math.nan, "n_inf": 0})
-    pd.DataFrame(summary, columns=SUMMARY_COLUMNS).to_csv(run / "summary.csv", index=False)
-    pd.DataFrame(per_image).to_parquet(run / "per_image.parquet", index=False)
     manifest = {"bfrbench_version": "0.1.0", "created": "2026-01-01T00:00:00",
                 "metrics": {m: {"protocol": facts[m][0], "higher_better": facts[m][1], "standard": facts[m][2],
                                 "needs_gt": facts[m][3]} for m in metrics},
                 "methods": {m: {"name": m.split(":")[0]} for _, m in units},
-                "datasets": {ds: {"n": 0} for ds in dict.fromkeys(d for d, _ in units)}}
-    (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
+                "datasets": {ds: {"n": 0, "dataset_fingerprint": fingerprint} for ds in dict.fromkeys(d for d, _ in units)}}
+    RunFolder(run).write_run(pd.DataFrame(summary, columns=[*SUMMARY_COLUMNS]), pd.DataFrame(columns=[*GAINS_COLUMNS]),
+                             pd.DataFrame(per_image), manifest)
     return run
 
 
-def second_run(run: Path, dataset: str = "synth-celeba", n: int = 6, psnr_protocol: str | None = None) -> Path:
+def second_run(run: Path, dataset: str = "synth-celeba", n: int = 6, psnr_protocol: str | None = None,
+               fingerprint: str | None = None) -> Path:
     """Two more methods (gfpgan, restoreformer) on ``dataset``: psnr, lpips per image and FID."""
     rng = np.random.default_rng(7)
     values, set_level = {}, {}
@@ -77,4 +77,4 @@ def second_run(run: Path, dataset: str = "synth-celeba", n: int = 6, psnr_protoc
         values[(dataset, method, "lpips")] = lpips + rng.normal(0, 0.01, n)
         set_level[(dataset, method, "fid")] = fid
     facts = {"psnr": (psnr_protocol, True, True, True)} if psnr_protocol else None
-    return write_run(run, values, set_level=set_level, facts=facts)
+    return write_run(run, values, set_level=set_level, facts=facts, fingerprint=fingerprint)

@@ -119,6 +119,27 @@ def test_protocol_conflict_is_refused_in_one_line(runs, tmp_path, capsys):
     assert cli(["table", str(runs[0]), str(other), "--metrics", "lpips"]) == 0
 
 
+def test_values_come_from_results_json(tmp_path):
+    """The merge reads each folder's results.json (what other tools read), written by the run folder."""
+    run = write_run(tmp_path / "r", {("d", "m", "psnr"): np.array([20.0, 21.0])})
+    doc = json.loads((run / "results.json").read_text())
+    assert doc["results"]["d"]["m"]["psnr"]["value"] == 20.5
+    doc["results"]["d"]["m"]["psnr"]["value"] = 30.25
+    (run / "results.json").write_text(json.dumps(doc))
+    assert merge_runs([run]).scores["value"].tolist() == [30.25]
+    (run / "results.json").unlink()  # an older folder: built from summary.csv
+    assert merge_runs([run]).scores["value"].tolist() == [20.5]
+
+
+def test_a_dataset_with_other_images_is_refused(tmp_path):
+    a = second_run(tmp_path / "a", fingerprint="f" * 64)
+    b = write_run(tmp_path / "b", {("synth-celeba", "x", "psnr"): np.array([20.0, 21.0])}, fingerprint="e" * 64)
+    with pytest.raises(UserError, match=r"dataset 'synth-celeba' holds other images in a than in b"):
+        merge_runs([a, b])
+    same = write_run(tmp_path / "same", {("synth-celeba", "x", "psnr"): np.array([20.0, 21.0])}, fingerprint="f" * 64)
+    assert len(merge_runs([a, same]).scores) == 7
+
+
 def test_two_values_for_one_cell_are_refused(tmp_path):
     a = write_run(tmp_path / "a", {("d", "m", "psnr"): np.array([20.0, 21.0])})
     same = write_run(tmp_path / "same", {("d", "m", "psnr"): np.array([20.0, 21.0])})
