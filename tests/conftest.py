@@ -77,3 +77,12 @@ def _isolated_home(bfrbench_home, monkeypatch):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def registries() -> Iterator[None]:
+    """The registries restored after the test: use it in every test that adds a metric, method or dataset."""
+    from tests._helpers.registries import restored_registries
+
+    with restored_registries():
+        yield

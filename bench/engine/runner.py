@@ -139,6 +139,8 @@ class Runner:
         #: metrics built once per run: name -> instance, or the reason it could not be built
         self._metrics: dict[str, Metric | tuple[str, str]] = {}
         self._prepared: dict[str, PreparedMethod] = {}
+        #: recorded methods built for real on first use (see _materialize)
+        self._materialized: dict[str, Any] = {}
 
     # -- helpers ------------------------------------------------------------------
     def _say(self, msg: str) -> None:
@@ -218,8 +220,7 @@ class Runner:
 
     def _materialize(self, spec: MethodSpec):
         """The real method behind a recorded one, built once when a unit has batches to compute."""
-        built = getattr(self, "_materialized", {})
-        self._materialized = built
+        built = self._materialized
         if spec.label not in built:
             method = self._build_method(spec)
             if method is None:

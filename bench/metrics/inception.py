@@ -13,9 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 WEIGHTS_NAME = "pt_inception_fid"
-FID_WEIGHTS_URL = (
-    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
-)
 
 
 class BasicConv2d(nn.Module):

@@ -180,8 +180,3 @@ def _load_strict(net: torch.nn.Module, state: dict[str, torch.Tensor], path: str
             "(`bfrbench fetch gfpgan-v1.4`)",
         ) from exc
 
-
-def create_gfpgan(weights: str | None = None, **params: Any) -> GFPGANMethod:
-    """Factory for the registry: ``weights`` is a path, None (managed checkpoint) or "random"."""
-    return GFPGANMethod(weights=weights, **params)
-

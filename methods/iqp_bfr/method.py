@@ -41,5 +41,3 @@ class IQPMethod(CodeLookupMethod):
         """
         return cls(weights, quality=quality, fidelity=fidelity, fusion=fusion, adain=adain, **options)
 
-
-create_iqp = IQPMethod.create

@@ -172,11 +172,6 @@ class RestoreFormerPlusPlusMethod(_RestoreFormerBase):
     variant = "restoreformer++"
 
 
-def create_restoreformer(weights: str | None = None, **params: Any) -> RestoreFormerMethod:
-    """Factory: ``weights`` is a path, None (managed checkpoint) or "random"."""
-    return RestoreFormerMethod(weights=weights, **params)
-
-
 def create_restoreformer_plusplus(weights: str | None = None, **params: Any) -> RestoreFormerPlusPlusMethod:
     """Factory: ``weights`` is a path, None (managed checkpoint) or "random"."""
     return RestoreFormerPlusPlusMethod(weights=weights, **params)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -205,13 +204,3 @@ def code_drift(logits: torch.Tensor, ref_logits: torch.Tensor) -> float:
     cur, ref = split_logits(logits), split_logits(ref_logits)
     diffs = [(cur[n].argmax(-1) != ref[n].argmax(-1)).float().mean() for n in cur]
     return float(torch.stack(diffs).mean())
-
-
-def parse_loss_weights(cfg: dict[str, Any] | None, defaults: dict[str, float]) -> dict[str, float]:
-    """Merge configured loss weights into defaults, rejecting unknown names (catches typos in YAML)."""
-    out = dict(defaults)
-    for key, value in (cfg or {}).items():
-        if key not in defaults:
-            raise KeyError(f"unknown loss weight {key!r}; known: {', '.join(sorted(defaults))}")
-        out[key] = float(value)
-    return out

@@ -27,8 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.core.atomic import atomic_open
-
 
 def luminance(x: torch.Tensor) -> torch.Tensor:
     """ITU-R BT.601 luma of an RGB batch in [0, 1] -> (B, 1, H, W)."""
@@ -169,14 +167,6 @@ def fit_regressor(
         loss.backward()
         opt.step()
     return net.eval()
-
-
-def save_regressor(net: QualityRegressor, path: str | os.PathLike[str]) -> None:
-    """Save a fitted regressor (state dict + width) atomically, loadable with ``weights_only=True``."""
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    state["_width"] = torch.tensor(net.width)
-    with atomic_open(path, "wb") as fh:
-        torch.save(state, fh)
 
 
 def spearman(a: Iterable[float], b: Iterable[float]) -> float:

@@ -82,7 +82,7 @@ def test_bad_run_options(bad, capsys, tmp_path):
 
 
 @pytest.mark.network  # the RetinaFace ONNX comes from a wheel on PyPI on first use
-def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path):
+def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path, registries):
     import torch
     from skimage import data
 
@@ -101,8 +101,7 @@ def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path):
             out[:, 1] = 1.0
             return out
 
-    if "test-green" not in METHODS:
-        METHODS.add("test-green", Green)
+    METHODS.add("test-green", Green)
     face = data.astronaut()  # RGB, one face near (x 200, y 110)
     canvas = np.full((640, 760, 3), 30, np.uint8)
     canvas[64:576, 100:612] = face

@@ -17,7 +17,20 @@ def test_folder_name_is_safe_bounded_and_distinct():
     for hostile in ("..", ".", ".hidden", "", "../../etc"):
         name = folder_name(hostile)
         assert not name.startswith(".") and "/" not in name and name not in (".", "..")
-    assert folder_name("celeba-test") == folder_name("celeba-test")  # stable across runs
+
+
+def test_folder_name_is_stable_across_processes():
+    """The same name gives the same folder in another interpreter (a per-process salted hash would not)."""
+    import subprocess
+    import sys
+
+    names = ["celeba-test", "codeformer:fidelity=0.7", "ünïcode/ä"]
+    code = "import sys; from bench.core.names import folder_name; print([folder_name(n) for n in sys.argv[1:]])"
+    outs = {subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout.strip()
+            for seed in ("1", "2")}
+    assert outs == {str([folder_name(n) for n in names])}
+    assert folder_name("celeba-test").startswith("celeba-test-") and len(folder_name("celeba-test")) == 20
 
 
 def test_datasets_equal_after_truncation_keep_separate_outputs(tmp_path):

@@ -94,3 +94,19 @@ def test_a_name_is_registered_once() -> None:
     with pytest.raises(ValueError, match="already registered"):
         reg.add("A", dict)
     assert reg.entry("a").meta["defaults"] == {}
+
+
+def test_the_registries_fixture_restores_entries_and_resolvers() -> None:
+    from bench.core.registry import DATASETS, METHODS, Entry
+    from tests._helpers.registries import restored_registries
+
+    before = (METRICS.names(), METHODS.names(), DATASETS.names())
+    assert "psnr" in before[0] and "lq" in before[1]  # the plugins are part of the snapshot
+    with restored_registries():
+        METRICS.add("psnr", lambda: None, replace=True)  # a test re-pointing a real name
+        METHODS.add("test-left-behind", lambda: None)
+        DATASETS.add("test-left-behind", lambda: None)
+        METHODS.add_resolver("zz", lambda rest: Entry(name=f"zz:{rest}", factory=lambda: None))
+        assert "test-left-behind" in METHODS and "zz:a" in METHODS
+    assert (METRICS.names(), METHODS.names(), DATASETS.names()) == before
+    assert "zz:a" not in METHODS and METRICS.entry("psnr").meta.get("cls") is not None

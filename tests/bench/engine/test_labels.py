@@ -120,11 +120,10 @@ class _RandomWeights(RestorationMethod):
         return torch.nn.functional.interpolate(lq, size=(self.output_size, self.output_size), mode="bilinear")
 
 
-def test_profile_flags_stand_in_weights_and_writes_strict_json(tmp_path, capsys):
+def test_profile_flags_stand_in_weights_and_writes_strict_json(tmp_path, capsys, registries):
     from bench.core.registry import METHODS
 
-    if "test-random-weights" not in METHODS:
-        METHODS.add("test-random-weights", _RandomWeights, takes_quality=False)
+    METHODS.add("test-random-weights", _RandomWeights, takes_quality=False)
     rc = main(["profile", "--methods", "test-random-weights", "lq", "--metrics", "psnr", "--batch-sizes", "1",
                "--size", "32", "--iters", "2", "--warmup", "0", "--workers", "0", "--device", "cpu",
                "--out", str(tmp_path / "p")])

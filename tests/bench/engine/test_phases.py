@@ -1,6 +1,8 @@
 """The engine's per-phase breakdown (``profile --e2e``): recorded only when profiling, covering engine_s."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -66,8 +68,10 @@ def test_a_normal_run_records_no_phases_and_never_syncs(monkeypatch):
 def test_e2e_phases_cover_the_engine_time(pairs, tmp_path):
     from bench.engine.e2e import end_to_end
 
+    start = time.perf_counter()
     entry = end_to_end("lq", _lq, ["psnr", "ssim"], pairs, tmp_path / "e2e", device=CPU, batch_size=2,
                        size=SIZE)
+    outer_s = time.perf_counter() - start  # measured here, not by the code under test
     phases = entry["phases"]
     for name in ("setup", "data_wait", "restore", "upload", "metric:psnr", "metric:ssim", "host_copy",
                  "shard_write", "merge", "compute:psnr", "compute:ssim", "other"):
@@ -75,5 +79,5 @@ def test_e2e_phases_cover_the_engine_time(pairs, tmp_path):
     measured = sum(v for k, v in phases.items() if k != "other")
     # the phases are disjoint pieces of the engine's clock: never more than it, and together nearly all of it
     assert measured <= entry["engine_s"] * 1.001
-    assert sum(phases.values()) == pytest.approx(entry["engine_s"], rel=1e-6)
+    assert 0 < entry["engine_s"] <= outer_s and entry["model_only_s"] + entry["engine_s"] <= outer_s
     assert measured >= 0.5 * entry["engine_s"]

@@ -62,9 +62,8 @@ class _Brighter(RestorationMethod):
         return (x + 0.1 * self.quality).clamp(0, 1)
 
 
-def test_gain_rows_for_conditioned_variant(tmp_path):
-    if "test-lq-plus" not in METHODS:
-        METHODS.add("test-lq-plus", _Brighter, takes_quality=True, base="lq")
+def test_gain_rows_for_conditioned_variant(tmp_path, registries):
+    METHODS.add("test-lq-plus", _Brighter, takes_quality=True, base="lq")
     root = make_folder(tmp_path / "setG", 6)
     ds = register(root, "G")
     cfg = RunConfig(datasets=[ds], methods=["lq", "test-lq-plus"], metrics=["test-mae"], out=str(tmp_path / "run"),
@@ -97,7 +96,7 @@ def test_method_spec_parsing():
         MethodSpec.parse("codeformer:fidelity")
 
 
-def test_method_with_missing_weights_is_skipped_with_fetch_command(tmp_path):
+def test_method_with_missing_weights_is_skipped_with_fetch_command(tmp_path, registries):
     from bench.weights import MissingWeightsError, WeightSpec, register_weights
 
     register_weights(WeightSpec(name="test-absent", filename="absent.pth", url="https://example.invalid/absent.pth",
@@ -109,8 +108,7 @@ def test_method_with_missing_weights_is_skipped_with_fetch_command(tmp_path):
         resolve("test-absent", weights)
         raise AssertionError("unreachable: the weights are absent")
 
-    if "test-needs-weights" not in METHODS:
-        METHODS.add("test-needs-weights", factory, weights=["test-absent"])
+    METHODS.add("test-needs-weights", factory, weights=["test-absent"])
     root = make_folder(tmp_path / "setW", 3)
     ds = register(root, "W")
     cfg = RunConfig(datasets=[ds], methods=["test-needs-weights", "lq"], metrics=["test-mae"],

@@ -38,12 +38,12 @@ class SmallOutput(RestorationMethod):
 
 
 def _register_small() -> str:
-    if "test-small-out" not in METHODS:
-        METHODS.add("test-small-out", SmallOutput, takes_quality=False)
+    """Registers the small-output method for one test (which uses the ``registries`` fixture)."""
+    METHODS.add("test-small-out", SmallOutput, takes_quality=False)
     return "test-small-out"
 
 
-def test_small_outputs_are_compared_at_the_benchmark_size_and_recorded(tmp_path):
+def test_small_outputs_are_compared_at_the_benchmark_size_and_recorded(tmp_path, registries):
     root = make_folder(tmp_path / "faces", 3, size=512)
     ds = register(root, "sizes512")
     cfg = RunConfig(datasets=[ds], methods=[_register_small(), "lq"], metrics=["psnr", "ssim"], out=str(tmp_path / "run"),

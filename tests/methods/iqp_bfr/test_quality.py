@@ -85,14 +85,11 @@ def test_score_bins_follow_iqp_floor_rule():
 
 
 @pytest.fixture
-def registered_brightness():
-    from bench.core import plugins
+def registered_brightness(registries):
     from bench.core.registry import METRICS
 
-    plugins.load_all()
     METRICS.add("test-brightness", lambda **kw: Brightness(), higher_better=True, needs_gt=False)
-    yield "test-brightness"
-    METRICS._entries.pop("test-brightness", None)
+    return "test-brightness"
 
 
 def test_score_dataset_writes_csv_and_stats(tmp_path, registered_brightness):
