@@ -106,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
 
     import bench
     from bench.core import plugins
-    from bench.core.device import dtype_support, resolve_device, run_dtype
+    from bench.core.device import dtype_support, resolve_device, run_dtype, to_uint8
     from bench.core.errors import UserError
     from bench.core.imageio import ImageReadError, list_images, read_image, resize_to, write_image
     from bench.core.progress import progress
@@ -156,7 +156,7 @@ def main(args: argparse.Namespace) -> int:
     def run_batch(faces: list) -> list:
         x = torch.stack([torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1) for f in faces])
         y = engine.restore(prepared, x)
-        return list((y * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+        return list(to_uint8(y).permute(0, 2, 3, 1).cpu().numpy())
 
     if args.aligned:
         batch_imgs: list = []

@@ -20,8 +20,13 @@ import torch
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats as uint8 (nearest level, clamped): what a paper's script saves (``tensor2img``)."""
+    return (x.clamp(0, 1) * 255.0).round().to(torch.uint8)
+
+
 def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
-    """Quantise [0, 1] floats to the nearest of the 256 uint8 levels, kept as float in [0, 1]."""
+    """Quantise [0, 1] floats to the nearest of the 256 uint8 levels, kept as float in [0, 1] (the one rounding rule)."""
     return (x.clamp(0, 1) * 255.0).round() / 255.0
 
 

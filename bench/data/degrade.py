@@ -171,6 +171,8 @@ def degrade_batch(
     import torch
     import torch.nn.functional as F
 
+    from bench.core.device import to_uint8_levels
+
     p = get_preset(preset)
     if hq.ndim != 4 or hq.shape[1] != 3:
         raise ValueError(f"expected (B, 3, H, W), got {tuple(hq.shape)}")
@@ -201,7 +203,7 @@ def degrade_batch(
         xi = F.interpolate(xi, size=(h, w), mode="bilinear", align_corners=False)
         outs.append(xi)
     out = torch.cat(outs, 0)
-    return (out * 255.0).round().clamp(0, 255).div(255.0).to(hq.dtype)
+    return to_uint8_levels(out).to(hq.dtype)
 
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.core.device import synchronize
+from bench.core.device import synchronize, to_uint8
 
 Clock = Callable[[], float]
 
@@ -60,7 +60,7 @@ def official_style(
         for p in pairs:
             x = _read_rgb_tensor(Path(p.lq_path), size).unsqueeze(0).to(device)
             y = method.restore(x)
-            img = (y[0].float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            img = to_uint8(y[0].float()).permute(1, 2, 0).cpu().numpy()
             path = out_dir / f"{p.name}.png"
             cv2.imwrite(str(path), np.ascontiguousarray(img[..., ::-1]))
             written.append(path)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from bench.config import MethodSpec, RunConfig, content_hash
-from bench.core.device import dtype_support, run_dtype, to_uint8_levels
+from bench.core.device import dtype_support, run_dtype, to_uint8, to_uint8_levels
 from bench.core.errors import UserError
 from bench.core.names import folder_name
 from bench.core.progress import progress as progress_bar
@@ -577,7 +577,7 @@ class Runner:
         """Each restored image as PNG (--save-images); ``out_paths`` gets its path inside the run folder."""
         from bench.core.imageio import write_image
 
-        arr = (out * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        arr = to_uint8(out).permute(0, 2, 3, 1).cpu().numpy()
         for i, name in enumerate(batch.names):
             path = images_dir / f"{name}.png"
             write_image(path, arr[i])

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bench.core.device import to_uint8_levels
+
 #: the protocol's interpolation for outputs of another size than the benchmark's
 COMPARE_INTERPOLATION = "bicubic"
 
@@ -37,4 +39,4 @@ def to_benchmark_size(out: torch.Tensor, size: int) -> torch.Tensor:
     shrink = out.shape[-1] > size or out.shape[-2] > size
     resized = F.interpolate(out.float(), size=(size, size), mode=COMPARE_INTERPOLATION, align_corners=False,
                             antialias=shrink)
-    return (resized.clamp(0, 1) * 255).round() / 255
+    return to_uint8_levels(resized)
