@@ -146,3 +146,40 @@ def test_a_run_with_a_folder_missing_an_image_flags_it_on_the_console_and_in_the
     assert "x [missing 1 of 4 images]" in printed and "n=3" in printed
     html = (tmp_path / "run" / "index.html").read_text()
     assert "missing 1 of 4 images" in html and 'class="n">n=3<' in html
+
+
+# -- property: any pattern of missing outputs and failed values gives a consistent ranking ---------------------
+from datetime import timedelta  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_CELLS = st.one_of(st.floats(-100, 100), st.just(math.nan))
+_RUNS = st.dictionaries(st.sampled_from(["a", "b", "c", "d"]),
+                        st.fixed_dictionaries({"m1": st.lists(_CELLS, min_size=10, max_size=10),
+                                               "m2": st.lists(_CELLS, min_size=10, max_size=10)}),
+                        min_size=1, max_size=4)
+
+
+@settings(max_examples=40, deadline=timedelta(seconds=5))
+@given(_RUNS, st.booleans())
+def test_any_missing_pattern_ranks_every_method_on_one_common_set(runs, m2_higher):
+    runs = {m: v for m, v in runs.items() if any(x == x for col in v.values() for x in col)}  # a value somewhere
+    if not runs:
+        return
+    summary, per = _frames(runs, {"m1": False, "m2": m2_higher})
+    r = rank(summary, per)
+    cells, methods = r.dataset("d")
+    ranked = methods[methods["position"] > 0]
+    assert sorted(ranked["position"]) == list(range(1, len(ranked) + 1))
+    assert ranked["complete"].all() and list(methods["position"]).count(0) == len(methods) - len(ranked)
+    for metric, col in cells.groupby("metric"):
+        with_rank = col[col["rank"].notna()]
+        assert with_rank["n"].nunique() <= 1  # every ranked value is over the same images
+        if len(with_rank):
+            best = with_rank.loc[with_rank["rank"].idxmin(), "value"]
+            higher = m2_higher if metric == "m2" else False
+            assert best == (with_rank["value"].max() if higher else with_rank["value"].min())
+    for m in methods.itertuples():
+        ok = per[(per["method"] == m.method) & (per["status"] == "ok")]
+        assert m.missing == 10 - len(ok) and bool(m.flag) == (len(ok) < 10)
