@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.cli.app import main as cli
@@ -175,6 +175,24 @@ def test_unknown_names_are_one_line_errors(runs, capsys):
                 ["--format", "csv", "--standalone"]):
         assert cli(["table", str(runs[0]), *bad]) == 2, bad
         assert "Traceback" not in capsys.readouterr().err
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(alpha=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.05, 1.0])),
+       boot=st.integers(-10, 2_000_000), seed=st.integers(-5, 2**64), decimals=st.text(max_size=6))
+def test_numeric_arguments_give_a_table_or_one_line(runs, capsys, alpha, boot, seed, decimals):
+    """Any --alpha/--bootstrap/--seed/--decimals: a table (exit 0) or a one-line error (exit 2), never a traceback."""
+    argv = ["table", str(runs[0]), "--metrics", "psnr", "--alpha", repr(alpha), "--bootstrap", str(min(boot, 500)),
+            "--seed", str(seed), "--decimals", "psnr", decimals, "--format", "csv"]
+    try:
+        rc = cli(argv)
+    except SystemExit as exc:  # argparse refuses a value it cannot parse (exit 2, its usage line)
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc in (0, 2) and "Traceback" not in err
+    ok = 0 < alpha < 1 and 100 <= min(boot, 500) and 0 <= seed < 2**63 and decimals.strip().isdigit() \
+        and decimals.isascii() and 0 <= int(decimals) <= 10
+    assert (rc == 0) == ok, (argv, err)
 
 
 def test_csv_and_json_carry_the_unrounded_numbers(runs, capsys):

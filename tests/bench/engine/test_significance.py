@@ -160,3 +160,26 @@ def test_method_statement_names_test_and_correction():
     s = sig.method_statement("wilcoxon")
     assert "Wilcoxon signed-rank" in s and "Holm" in s and "alpha = 0.05" in s
     assert "2000 resamples, seed 0" in sig.method_statement("bootstrap")
+
+
+def test_resampling_memory_is_bounded(monkeypatch):
+    """Resamples are drawn in blocks of a fixed size (a huge --bootstrap never allocates n_boot x n at
+    once), so results depend on the values, n_boot and seed only."""
+    v = np.random.default_rng(2).normal(0, 1, 50)
+    whole = sig.resampled_means(v, 300, np.random.default_rng(0))
+    ref = v[np.random.default_rng(0).integers(0, 50, (300, 50))].mean(axis=1)
+    assert np.array_equal(whole, ref)
+    seen = []
+
+    class Spy:  # the generator's draws, recorded
+        def __init__(self):
+            self.rng = np.random.default_rng(0)
+
+        def integers(self, low, high, size):
+            seen.append(size)
+            return self.rng.integers(low, high, size)
+
+    monkeypatch.setattr(sig, "_BLOCK", 50 * 64)
+    blocked = sig.resampled_means(v, 300, Spy())
+    assert max(rows * n for rows, n in seen) <= 50 * 64 and sum(rows for rows, _ in seen) == 300
+    assert len(seen) == 5 and blocked.shape == (300,) and abs(blocked.mean() - v.mean()) < 0.05
