@@ -7,6 +7,8 @@ The markup is this module's own (no tabulate).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from bench.core.csvsafe import csv_text
 from bench.engine import significance as sig
@@ -62,26 +64,45 @@ def render(table: PaperTable, fmt: str, caption: str = "", label: str = "") -> s
 
 
 # ---------------------------------------------------------------------------------------------- LaTeX
-def _latex_cell(table: PaperTable, idx: int, cell: TableCell | None) -> str:
+@dataclass(frozen=True)
+class _Markup:
+    """How one format writes a cell's parts (the parts themselves are decided once, in _cell)."""
+
+    missing: str
+    bold: str
+    underline: str
+    plus_minus: str
+    #: the significance letters and the short n, as one suffix
+    marks: Callable[[str, int | None], str]
+
+
+def _latex_marks(group: str, n: int | None) -> str:
+    sup = ([rf"\mathrm{{{group}}}"] if group else []) + ([f"n={n}"] if n is not None else [])
+    return "$^{" + r",\,".join(sup) + "}$" if sup else ""
+
+
+def _md_marks(group: str, n: int | None) -> str:
+    return (f"<sup>{group}</sup>" if group else "") + (f" (n={n})" if n is not None else "")
+
+
+LATEX = _Markup("--", r"\textbf{%s}", r"\underline{%s}", r"{\scriptsize$\pm$%s}", _latex_marks)
+MARKDOWN = _Markup("\u2014", "**%s**", "<u>%s</u>", " \u00b1 %s", _md_marks)
+
+
+def _cell(table: PaperTable, idx: int, cell: TableCell | None, m: _Markup) -> str:
+    """A cell: the printed value, bold or underlined, ± half-width, letters and n where unequal."""
     col = table.columns[idx]
     if cell is None or cell.value is None:
-        return "--"
+        return m.missing
     text = cell.text(col.decimals)
     if cell.best:
-        text = rf"\textbf{{{text}}}"
+        text = m.bold % text
     elif cell.second:
-        text = rf"\underline{{{text}}}"
+        text = m.underline % text
     hw = cell.half_width()
     if hw is not None:
-        text += rf"{{\scriptsize$\pm${hw:.{col.decimals}f}}}"
-    sup = []
-    if cell.group:
-        sup.append(rf"\mathrm{{{cell.group}}}")
-    if cell.short_n:
-        sup.append(rf"n={cell.n}")
-    if sup:
-        text += "$^{" + r",\,".join(sup) + "}$"
-    return text
+        text += m.plus_minus % f"{hw:.{col.decimals}f}"
+    return text + m.marks(cell.group, cell.n if cell.short_n else None)
 
 
 def _latex_metric(table: PaperTable, idx: int) -> str:
@@ -122,7 +143,7 @@ def latex(table: PaperTable, caption: str = "", label: str = "") -> str:
     lines.append(r"\midrule")
     for m in table.methods:
         name = latex_escape(table.label(m)) + ("$^{\\dagger}$" if m in table.standin else "")
-        cells = [_latex_cell(table, i, table.cells.get((m, i))) for i in range(len(table.columns))]
+        cells = [_cell(table, i, table.cells.get((m, i)), LATEX) for i in range(len(table.columns))]
         lines.append(" & ".join([name] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     notes = _marked_notes(table, latex=True)
@@ -161,25 +182,6 @@ def latex_document(body: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- Markdown
-def _md_cell(table: PaperTable, idx: int, cell: TableCell | None) -> str:
-    col = table.columns[idx]
-    if cell is None or cell.value is None:
-        return "\u2014"
-    text = cell.text(col.decimals)
-    if cell.best:
-        text = f"**{text}**"
-    elif cell.second:
-        text = f"<u>{text}</u>"
-    hw = cell.half_width()
-    if hw is not None:
-        text += f" \u00b1 {hw:.{col.decimals}f}"
-    if cell.group:
-        text += f"<sup>{cell.group}</sup>"
-    if cell.short_n:
-        text += f" (n={cell.n})"
-    return text
-
-
 def markdown(table: PaperTable, caption: str = "") -> str:
     """A GitHub-flavoured Markdown table (first column left, numbers right) with the notes below."""
     multi = len(table.datasets) > 1
@@ -197,7 +199,7 @@ def markdown(table: PaperTable, caption: str = "") -> str:
     lines.append("|" + "|".join([":---"] + ["---:"] * len(table.columns)) + "|")
     for m in table.methods:
         name = markdown_escape(table.label(m)) + ("\u2020" if m in table.standin else "")
-        cells = [_md_cell(table, i, table.cells.get((m, i))) for i in range(len(table.columns))]
+        cells = [_cell(table, i, table.cells.get((m, i)), MARKDOWN) for i in range(len(table.columns))]
         lines.append("| " + " | ".join([name] + cells) + " |")
     notes = _marked_notes(table, latex=False)
     if notes:
