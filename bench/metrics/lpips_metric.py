@@ -1,10 +1,9 @@
 """LPIPS (Zhang et al. 2018), v0.1, as the ``lpips`` package computes it: ``lpips`` (VGG) and ``lpips-alex``.
 
 The BFR papers (VQFR ``metric_paper/calculate_lpips.py``, CodeFormer, RestoreFormer) use
-``lpips.LPIPS(net='vgg')`` on RGB inputs normalised to [-1, 1]. The network here is the same
-computation written out: ImageNet backbone (torchvision VGG16 / AlexNet ``features``, sliced
-where the package slices it), the package's input scaling layer, unit-normalised features
-(eps 1e-10), the v0.1 learned linear layers (1x1 convs, no bias), spatial mean, sum over layers.
+``lpips.LPIPS(net='vgg')`` on RGB inputs normalised to [-1, 1]. The network here is that
+package's own module (:class:`LPIPSNet` wraps ``lpips.LPIPS``); only its weights are loaded by
+bfrbench, with ``weights_only=True``, instead of the package's own ``torch.load`` calls and downloads.
 
 The linear layers are the ones the ``lpips`` package ships (``lpips/weights/v0.1/<net>.pth``;
 taken from the installed package, or fetched from its PyPI wheel). The backbones are the
@@ -15,6 +14,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,74 +27,53 @@ from bench.core.registry import METRICS
 from bench.metrics.base import MeanOfImages, MetricUnavailable
 from bench.weights import MissingWeightsError
 
-#: per backbone: torchvision layer config, slice boundaries (as lpips.pretrained_networks), channels
-_VGG16_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
-_SLICES = {"vgg": (4, 9, 16, 23, 30), "alex": (2, 5, 8, 10, 12)}
-CHANNELS = {"vgg": (64, 128, 256, 512, 512), "alex": (64, 192, 384, 256, 256)}
-
 BACKBONE_WEIGHTS = {"vgg": "vgg16_imagenet_torchvision", "alex": "alexnet_imagenet_torchvision"}
 LINEAR_WEIGHTS = {"vgg": "lpips_v0.1_vgg_linear", "alex": "lpips_v0.1_alex_linear"}
-
-
-def _vgg16_features() -> nn.Sequential:
-    layers: list[nn.Module] = []
-    cin = 3
-    for v in _VGG16_CFG:
-        if v == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers += [nn.Conv2d(cin, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-            cin = int(v)
-    return nn.Sequential(*layers)  # indices as torchvision's vgg16().features[:30]
-
-
-def _alexnet_features() -> nn.Sequential:
-    return nn.Sequential(  # indices as torchvision's alexnet().features[:12]
-        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-    )
-
-
-def _normalize(feat: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    return feat / (torch.sqrt(torch.sum(feat**2, dim=1, keepdim=True)) + eps)
+NETS = tuple(BACKBONE_WEIGHTS)
 
 
 class LPIPSNet(nn.Module):
-    """LPIPS v0.1 distance; inputs (B, 3, H, W) RGB in [-1, 1]; returns (B,)."""
+    """The ``lpips`` package's network (``lpips.LPIPS``, v0.1), its weights loaded by bfrbench.
 
-    def __init__(self, net: str = "vgg") -> None:
+    The package is built with a random trunk and no linear layers (``pnet_rand=True``,
+    ``pretrained=False``), so it downloads and unpickles nothing; :meth:`load_backbone` and
+    :meth:`load_linear` then fill it from tensors that :func:`bench.weights.load_state_dict` read
+    with ``weights_only=True``. Inputs (B, 3, H, W) RGB in [-1, 1]; returns (B,).
+    """
+
+    def __init__(self, net: str = "vgg", init: bool = True) -> None:
+        """``init=False``: built on the meta device and left unfilled (no random init of torchvision's whole
+        VGG16, classifier included: seconds); for a caller that loads every weight next (:func:`build_lpips`)."""
         super().__init__()
-        if net not in _SLICES:
+        if net not in NETS:
             raise ValueError(f"LPIPS backbone must be 'vgg' or 'alex', not {net!r}")
+        try:
+            import lpips
+        except ImportError as exc:
+            raise MetricUnavailable.because("lpips", exc) from exc
         self.net_type = net
-        self.features = _vgg16_features() if net == "vgg" else _alexnet_features()
-        self.bounds = _SLICES[net]
-        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
-        self.lins = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1, bias=False) for c in CHANNELS[net])
+        with warnings.catch_warnings(), (torch.device("cpu") if init else torch.device("meta")):
+            warnings.simplefilter("ignore")  # torchvision's "pretrained is deprecated" from inside the package
+            self.model = lpips.LPIPS(net=net, version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+        if not init:
+            self.model.to_empty(device="cpu")
+            self.model.scaling_layer = lpips.ScalingLayer()  # its constant buffers, made again on the CPU
+        self.model.eval()
 
-    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Backbone activations at the five LPIPS layers (relu1_2 ... relu5_3 for VGG)."""
-        out, start = [], 0
-        for end in self.bounds:
-            for i in range(start, end):
-                x = self.features[i](x)
-            out.append(x)
-            start = end
-        return out
+    @property
+    def lins(self) -> list[nn.Conv2d]:
+        """The five linear layers (1x1 convolutions without bias)."""
+        return [lin.model[1] for lin in self.model.lins]
+
+    @property
+    def features(self) -> nn.Sequential:
+        """The trunk's layers under torchvision's ``features`` indices (``0.weight`` ... as in ``vgg16().features``)."""
+        layers = [(name, m) for k in range(1, len(self.model.chns) + 1)
+                  for name, m in getattr(self.model.net, f"slice{k}").named_children()]
+        return nn.Sequential(OrderedDict(layers))
 
     def forward(self, in0: torch.Tensor, in1: torch.Tensor) -> torch.Tensor:
-        f0 = self.taps((in0 - self.shift) / self.scale)
-        f1 = self.taps((in1 - self.shift) / self.scale)
-        val = 0
-        for lin, a, b in zip(self.lins, f0, f1):
-            val = val + lin((_normalize(a) - _normalize(b)) ** 2).mean(dim=(2, 3), keepdim=True)
-        return val.view(-1)  # type: ignore[union-attr]
+        return self.model(in0, in1).view(-1)
 
     def load_backbone(self, state: dict[str, torch.Tensor]) -> None:
         """Load a torchvision VGG16 / AlexNet state dict (``features.N.*``; the classifier is ignored)."""
@@ -105,8 +85,14 @@ class LPIPSNet(nn.Module):
         self.features.load_state_dict(picked, strict=True)
 
     def load_linear(self, state: dict[str, torch.Tensor]) -> None:
-        """Load the lpips package's ``lin{k}.model.1.weight`` tensors."""
-        self.lins.load_state_dict({f"{k}.weight": state[f"lin{k}.model.1.weight"] for k in range(len(self.lins))})
+        """Load the lpips package's v0.1 linear layers (``lin{k}.model.1.weight``)."""
+        keys = [f"lin{k}.model.1.weight" for k in range(len(self.model.chns))]
+        missing = [k for k in keys if k not in state]
+        if missing:
+            raise ValueError(f"LPIPS linear checkpoint lacks {missing}")
+        with torch.no_grad():
+            for conv, key in zip(self.lins, keys):
+                conv.weight.copy_(state[key])
 
 
 def linear_weights_path(net: str, auto_fetch: bool = True) -> Path:
@@ -127,7 +113,7 @@ def build_lpips(net: str = "vgg", backbone: str | os.PathLike[str] | None = None
     """An :class:`LPIPSNet` with its backbone and linear weights loaded, in eval mode."""
     from bench.weights import load_state_dict, resolve
 
-    model = LPIPSNet(net)
+    model = LPIPSNet(net, init=False)  # every weight is loaded below
     model.load_backbone(load_state_dict(resolve(BACKBONE_WEIGHTS[net], backbone)))
     model.load_linear(load_state_dict(linear if linear is not None else linear_weights_path(net)))
     return model.eval().requires_grad_(False)

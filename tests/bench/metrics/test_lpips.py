@@ -20,7 +20,7 @@ def backbone(request, tmp_path_factory):
     """A random torchvision-format backbone checkpoint (``features.N.*`` plus a dummy classifier key)."""
     net = request.param
     gen = torch.Generator().manual_seed(11)
-    feats = LPIPSNet(net).features
+    feats = LPIPSNet(net, init=False).features  # shapes only
     state = {}
     for k, v in feats.state_dict().items():
         fan_in = max(1, v[0].numel())
@@ -72,7 +72,8 @@ def test_lpips_labels_and_linear_weights(backbone):
     import lpips
 
     pkg = torch.load(linear_weights_path(net), map_location="cpu", weights_only=True)
-    torch.testing.assert_close(metric.model.lins[0].weight, pkg["lin0.model.1.weight"])
+    torch.testing.assert_close(metric.model.model.lins[0].model[1].weight, pkg["lin0.model.1.weight"])
+    assert isinstance(metric.model.model, lpips.LPIPS)  # the package's network, not a copy of it
     assert str(linear_weights_path(net)).startswith(lpips.__path__[0])
 
 
