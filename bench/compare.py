@@ -205,10 +205,11 @@ def compare(summary: Any, table: PaperTable, method_map: dict[str, str] | None =
 
 
 def format_comparison(df: Any, table: PaperTable) -> str:
-    heads = ["dataset", "method", "metric", "paper", "ours", "diff", "tolerance", "within"]
+    heads = ["dataset", "method", "metric", "paper", "ours", "n", "diff", "tolerance", "within"]
     body = []
     for r in df.itertuples(index=False):
         body.append([r.dataset, r.method, r.metric, f"{r.paper:.4g}", "-" if math.isnan(r.ours) else f"{r.ours:.4g}",
+                     "-" if math.isnan(r.ours) else str(int(r.n)),
                      "-" if math.isnan(r.diff) else f"{r.diff:+.4g}", r.tolerance,
                      {"yes": "yes", "no": "NO"}.get(r.within, r.within)])
     notes = "note" in df and df["note"].fillna("").astype(bool).any()

@@ -215,7 +215,9 @@ def _reproduction(run: RunData) -> list[dict[str, Any]]:
         out.append({"table": str(r.table), "source": str(r.source), "dataset": str(r.dataset),
                     "method": str(r.method), "metric": str(r.metric), "paper": fmt(_finite(r.paper)),
                     "ours": fmt(_finite(r.ours)), "diff": fmt(_finite(r.diff)), "tolerance": str(r.tolerance),
-                    "within": str(r.within), "protocol": "" if not isinstance(r.protocol, str) else r.protocol})
+                    "within": str(r.within), "protocol": "" if not isinstance(r.protocol, str) else r.protocol,
+                    "n": "" if _finite(getattr(r, "n", None)) is None else int(r.n),
+                    "note": str(getattr(r, "note", "")) if isinstance(getattr(r, "note", ""), str) else ""})
     return out
 
 

@@ -147,3 +147,18 @@ def test_a_malformed_table_is_one_line_exit_2(tmp_path, capsys, text):
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("bfrbench: error:") and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_n_is_shown_beside_every_compared_value(tmp_path, capsys):
+    run = _synthetic_run(tmp_path)
+    (run / "index.html").write_text("")
+    table = _table(tmp_path, [("a", 23.0)])
+    assert main(["compare", str(run), "--against", str(table), "--map", "a=@at",
+                 "--map-dataset", "celeba-test=folder:data/celeba"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("dataset"))
+    row = next(line for line in out.splitlines() if line.startswith("folder:data/celeba"))
+    assert header.split()[:7] == ["dataset", "method", "metric", "paper", "ours", "n", "diff"]
+    assert row.split()[5] == "9" and "over 9 of 10 images" in row
+    html = (run / "index.html").read_text()
+    assert 'id="reproduction"' in html and ">9 <span class=\"badge missing\">over 9 of 10 images</span>" in html
