@@ -87,7 +87,7 @@ def check_out_folder(out: Path) -> None:
 
     An earlier run folder holds the run lock (its first file), ``units/`` or ``manifest.json`` (its last).
     """
-    from bench.engine.runner import LOCK_NAME
+    from bench.engine.run_folder import layout
 
     if not out.exists():
         return
@@ -97,7 +97,7 @@ def check_out_folder(out: Path) -> None:
         entries = [p.name for p in out.iterdir()]
     except OSError as exc:
         raise UserError(f"--out {out}: cannot list it ({exc.strerror or exc})") from exc
-    if entries and not {LOCK_NAME, "units", "manifest.json"} & set(entries):
+    if entries and not {layout.LOCK, layout.UNITS, layout.MANIFEST} & set(entries):
         raise UserError(f"--out {out}: holds other files ({', '.join(sorted(entries)[:3])}"
                         f"{', ...' if len(entries) > 3 else ''}) and is not a bfrbench run folder",
                         fix="give a new or empty folder, or an earlier run folder to resume it")
