@@ -1,13 +1,14 @@
-"""The project's one inter-process lock: an exclusive POSIX ``flock`` on a file.
+"""The project's one inter-process lock: the ``filelock`` package's ``FileLock``, naming its holder.
 
-The kernel drops the lock when its holder exits, SIGKILL included, so a crash never leaves a
-stale lock behind. The holder writes its pid into the file so a waiting process can name it.
-A symlink planted at the lock's name is removed (never followed, its target never touched).
+``filelock`` locks the file with the OS's own lock (``flock`` on POSIX, ``LockFileEx`` on Windows),
+which the kernel drops when the holder exits, SIGKILL included, so a crash never leaves a stale
+lock. The holder writes its pid into the file once it holds it, so a waiting process can say
+which process it waits for. The lock file is kept on release (no unlink race between processes);
+a symlink at its name is never followed.
 """
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,21 +22,22 @@ class LockBusy(RuntimeError):
         super().__init__(f"{path} is locked by {holder}")
 
 
-def _open(path: Path, mode: int) -> int:
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        return os.open(path, flags, mode)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        os.unlink(path)  # a symlink at the lock's name: remove the link, never touch its target
-        return os.open(path, flags | os.O_EXCL, mode)
+def _write_pid(fd: int) -> None:
+    """``on_acquired``: the holder's pid into the lock file (best effort: the lock holds without it)."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
 
 
-def _holder(fd: int) -> str:
+def _holder(path: Path) -> str:
+    """``pid N`` from the lock file, or ``another process`` when it names none."""
     with contextlib.suppress(OSError, ValueError):
-        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        if pid:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            pid = os.read(fd, 32).decode("ascii", "replace").strip()
+        finally:
+            os.close(fd)
+        if pid.isdigit():
             return f"pid {pid}"
     return "another process"
 
@@ -54,29 +56,22 @@ def file_lock(
     lock is free (``wait=True``) or raises :class:`LockBusy` naming the holder (``wait=False``).
     The caller creates the parent folder (with the permissions it wants).
     """
+    import filelock
+
     p = Path(path)
+    if p.is_symlink():
+        p.unlink()  # a symlink planted at the lock's name: remove the link, never touch its target
+    lock = filelock.FileLock(p, mode=mode, thread_local=False, preserve_lock_file=True, on_acquired=_write_pid)
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock
+        lock.acquire(blocking=False)
+    except filelock.Timeout:
+        holder = _holder(p)
+        if not wait:
+            raise LockBusy(p, holder) from None
+        if on_wait is not None:
+            on_wait(holder)
+        lock.acquire()
+    try:
         yield
-        return
-    fd = _open(p, mode)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(fd)
-            if not wait:
-                raise LockBusy(p, holder) from None
-            if on_wait is not None:
-                on_wait(holder)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, str(os.getpid()).encode(), 0)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        os.close(fd)
+        lock.release()
