@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from bench.weights.cache import (
     is_plain_file,
     log,
     open_new,
+    problem,
     sha256_file,
 )
 from bench.weights.spec import MissingWeightsError, WeightSpec
@@ -263,6 +265,9 @@ def fetch_url(
     if repin:
         with contextlib.suppress(FileNotFoundError):
             part.unlink()  # a .part grown against the old pin is no prefix to trust
+    hub = from_torch_hub(spec, urls, part, target, quiet=quiet, repin=repin)
+    if hub is not None:
+        return hub
     errors: list[str] = []
     deadline = time.monotonic() + limits.deadline
     for url in urls:
@@ -287,6 +292,36 @@ def fetch_url(
              + (f"rerun `bfrbench fetch {spec.name}` to resume the partial file" if kept else "retry")
              + f"; or download {urls[0]} by hand and place it at {target}"),
     )
+
+
+def torch_hub_checkpoints() -> Path | None:
+    """torch hub's download folder (``torch.hub.get_dir()/checkpoints``), or None without torch."""
+    try:
+        import torch.hub
+    except ImportError:
+        return None
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def from_torch_hub(spec: WeightSpec, urls: list[str], part: Path, target: Path, *, quiet: bool,
+                   repin: bool = False) -> Path | None:
+    """The file torch hub already downloaded under the URL's file name (torchvision, pytorch-fid ...),
+    copied into the cache once it checks out (size and SHA-256, as a download); None when absent or wrong."""
+    folder = torch_hub_checkpoints()
+    if folder is None or spec.sha256 is None:  # only a file with a published hash is taken on its name
+        return None
+    for url in urls:
+        found = folder / url.rsplit("/", 1)[-1].split("?", 1)[0]
+        if not is_plain_file(found):
+            continue
+        why = problem(spec, found, sha256_file(found), ignore_pin=repin)
+        if why is not None:
+            log(quiet, f"{spec.name}: torch hub's {found} {why}; downloading instead")
+            continue
+        log(quiet, f"{spec.name}: found in torch hub's cache ({found}); copied, not downloaded")
+        shutil.copyfile(found, part)
+        return install(spec, part, target, sha256_file(part), str(found), quiet, repin=repin)
+    return None
 
 
 def summarise(errors: list[str]) -> list[str]:

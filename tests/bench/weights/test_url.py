@@ -308,3 +308,17 @@ def test_a_failed_fetch_says_each_error_once_and_not_the_same_command(home, monk
     assert err.count("http://127.0.0.1:9/dead.pth: URLError") == 1 and "(4 attempts)" in err, err
     assert "bfrbench fetch t-dead" not in err and "HTTPS_PROXY" in err
     assert err.count("http://127.0.0.1:9/dead.pth") == 2  # the error, and the by-hand download in the fix
+
+
+def test_a_file_in_torch_hubs_cache_is_used_not_downloaded(server, home, tmp_path, monkeypatch):
+    """vgg16-397923af.pth & co.: torch hub's copy under the URL's file name is verified and copied; a wrong one is not."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    spec(server)
+    (hub / "w.pth").write_bytes(DATA)
+    assert fetch("t-url").read_bytes() == DATA and server.log == []  # nothing downloaded
+    assert (hub / "w.pth").read_bytes() == DATA  # torch hub's file is left where it was
+    W.expected_path("t-url").unlink()
+    (hub / "w.pth").write_bytes(DATA[:-1] + b"x")  # same name, other bytes: downloaded instead
+    assert fetch("t-url").read_bytes() == DATA and server.log == [("/w.pth", None)]
