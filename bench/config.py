@@ -99,6 +99,12 @@ class RunConfig:
         for key, value in check_settings(dataclasses.asdict(self), where).items():
             setattr(self, key, value)
 
+    def work_settings(self) -> dict[str, Any]:
+        """The settings that shape a run's work (every torchrun rank must agree on them); not where
+        results go, the local device, loader processes or how much is printed."""
+        local = {"out", "device", "workers", "quiet", "report"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in local}
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
         data = read_yaml_file(path, "run config")

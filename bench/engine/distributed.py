@@ -156,3 +156,19 @@ def check_same(dist: Dist, what: str, value: Any) -> None:
             f"{what} differs between rank 0 and rank(s) {bad}: every node must see the same files "
             "(put datasets and the run folder on a shared filesystem)"
         )
+
+
+def check_same_settings(dist: Dist, settings: dict[str, Any]) -> None:
+    """Every rank must run with the same settings (batch size, limit, methods...) before any work starts.
+
+    Each rank raises the same one-line error naming the settings that differ, so no rank computes
+    a share of a run that the others cut differently.
+    """
+    values = dist.all_gather(settings)
+    differ = sorted({k for v in values for k in set(v) | set(values[0]) if v.get(k) != values[0].get(k)})
+    if differ:
+        ranks = [r for r, v in enumerate(values) if v != values[0]]
+        shown = ", ".join(f"{k}: rank 0 {values[0].get(k)!r}, rank {ranks[0]} {values[ranks[0]].get(k)!r}"
+                          for k in differ[:3])
+        raise UserError(f"torchrun ranks started with different settings ({shown}); rank(s) {ranks} differ from "
+                        "rank 0", fix="start every rank with the same command line and config")

@@ -10,17 +10,20 @@ metrics run and collects after (or, in the runner, after the next batch's device
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
 import ctypes
 import multiprocessing as mp
 import os
 import select
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import forkserver
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,6 +48,45 @@ def slices(n: int, parts: int) -> list[tuple[int, int]]:
         out.append((start, stop))
         start = stop
     return out
+
+
+def _is_main_guard(node: ast.AST) -> bool:
+    """``if __name__ == "__main__":`` (either order)."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare) or len(node.test.ops) != 1:
+        return False
+    sides = [node.test.left, node.test.comparators[0]]
+    return (isinstance(node.test.ops[0], ast.Eq) and any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+
+def unguarded_main() -> str:
+    """Why worker processes must not start now ("" when they may).
+
+    The forkserver (as spawn) runs the main script again in its processes, as ``__mp_main__``.
+    When this call comes from the script's own top-level code outside an
+    ``if __name__ == "__main__":`` block, that re-run would call it again and wait on this
+    process forever (a deadlock): the caller then scores in this process instead.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    frame = sys._getframe(1)
+    while frame is not None and not (main is not None and frame.f_globals is vars(main)
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None or not path:
+        return ""
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return ""  # a main the workers could not re-run either
+    for node in tree.body:
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            if _is_main_guard(node) and any(b.lineno <= line <= (b.end_lineno or b.lineno) for b in node.body):
+                return ""
+            break
+    return (f"{path}, line {line}, runs bfrbench from top-level code without an "
+            "'if __name__ == \"__main__\":' block; worker processes would run it again and wait forever")
 
 
 def default_workers(loader_workers: int = 0) -> int:
@@ -211,6 +253,22 @@ class HostPool:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def score_serially(metric: Any, out: torch.Tensor) -> tuple[torch.Tensor | None, dict[int, str], dict[str, Any]]:
+    """What a pool's workers return for a whole batch, computed in this process (a broken pool's batch).
+
+    ``out`` is the batch at uint8 levels (any device); the metric scores a CPU copy of itself,
+    reset, so ``metric`` is untouched: (per-image values, {index: error}, the batch's state).
+    """
+    work = _on_cpu(metric)
+    if work is metric:
+        work = copy.deepcopy(metric)
+    work.reset()
+    x = out.detach().mul(255.0).round_().to(torch.uint8).cpu().float().div_(255.0)
+    values, errors = work.update_isolated(x, None)
+    values = values.detach().cpu().to(torch.float64) if values is not None and work.per_image else None
+    return values, errors, work.state()
 
 
 def _on_cpu(metric: Any) -> Any:

@@ -129,6 +129,7 @@ class Runner:
             busy = loader_workers() if config.workers is None else config.workers
             self.engine.host_workers = default_workers(busy)
         self.dist = distributed.init(self.device)  # a no-op unless torchrun started this process
+        distributed.check_same_settings(self.dist, config.work_settings())  # before any work, on every rank
         ok, why = dtype_support(self.device, self.dtype)
         if not ok:
             raise UserError(f"--dtype {config.dtype}: {why}")

@@ -9,6 +9,7 @@ them to the host once per batch (:func:`values_to_host`).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,9 +73,9 @@ class Engine:
     def __init__(self, device: str | torch.device = "auto", dtype: str = "fp32", *, compile: bool = False,
                  channels_last: str = "auto", compile_mode: str | None = None, host_workers: int = 0) -> None:
         self.device = resolve_device(device)
-        #: processes scoring ``runs_on_host`` metrics off the device path (0: in this process, serially)
-        self.host_workers = int(host_workers)
         self._host_pool: Any = None
+        #: processes scoring ``runs_on_host`` metrics off the device path (0: in this process, serially)
+        self.host_workers = host_workers
         self.dtype, self.compile, self.compile_mode = dtype, bool(compile), compile_mode
         self.channels_last = use_channels_last(channels_last, self.device)
         #: per-phase timer (:mod:`bench.engine.phases`); OFF in a normal run (no clock, no device sync)
@@ -96,6 +97,24 @@ class Engine:
         if dtype != self.dtype:
             notes.append(f"runs in {dtype}: the method says it needs fp32")
         return PreparedMethod(method=method, fast=fast, dtype=dtype, notes=notes)
+
+    @property
+    def host_workers(self) -> int:
+        return self._host_workers
+
+    @host_workers.setter
+    def host_workers(self, n: int) -> None:
+        """Worker processes for the host pool; 0 (with a warning) where starting them would deadlock."""
+        n = int(n)
+        if n > 0:
+            from bench.engine.hostpool import unguarded_main
+
+            why = unguarded_main()
+            if why:
+                warnings.warn(f"{why}; scoring host metrics in this process instead (put the script's code "
+                              "under if __name__ == '__main__': to use the pool)", RuntimeWarning, stacklevel=2)
+                n = 0
+        self._host_workers = n
 
     @torch.no_grad()
     def restore(self, prepared: PreparedMethod, lq_u8: torch.Tensor) -> torch.Tensor:
@@ -159,9 +178,22 @@ class Engine:
         pending, result.pending = result.pending, None
         if pending is None:
             return result
+        from concurrent.futures.process import BrokenProcessPool
+
+        from bench.engine.hostpool import score_serially
+
         for name, m in pending.metrics.items():
             with self.phases(f"metric:{name}"):  # waiting for the pool (its work overlapped the device work)
-                v, failed, state = pending.pool.collect(name, pending.jobs[name], into=m if merge else None)
+                try:
+                    v, failed, state = pending.pool.collect(name, pending.jobs[name], into=m if merge else None)
+                except BrokenProcessPool as exc:  # a worker was killed (OOM killer...): this batch here, a new pool next
+                    if self._host_pool is pending.pool:
+                        log.warning("host pool broken (%s): scoring the batch in this process, a new pool next", exc)
+                        self.close()
+                    v, failed, state = score_serially(m, result.out)
+                    if merge:
+                        m.merge_state(state)
+                        state = None
             if state is not None:
                 result.host_states[name] = state
             self._note(name, v, failed, result.values, result.errors, result.image_errors)

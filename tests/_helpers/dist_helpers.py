@@ -3,7 +3,8 @@
 ``python -m torch.distributed.run --nproc_per_node=N tests/_helpers/dist_helpers.py run ...`` (or plain
 ``python tests/_helpers/dist_helpers.py run ...`` for one process) registers a folder dataset from
 DIST_TEST_ROOT, a covariance-state metric and a method that SIGKILLs its own process on a
-chosen batch (DIST_TEST_KILL="RANK:CALL"), then runs the ``bfrbench`` command line.
+chosen batch (DIST_TEST_KILL="RANK:CALL"), then runs the ``bfrbench`` command line (with
+DIST_TEST_RANK_ARGS="RANK:ARGS" appended on one rank).
 """
 from __future__ import annotations
 
@@ -93,4 +94,7 @@ if __name__ == "__main__":
 
     plugins.load_all()
     register_all(Path(os.environ["DIST_TEST_ROOT"]))
-    sys.exit(main(sys.argv[1:]))
+    # DIST_TEST_RANK_ARGS="RANK:ARG ARG...": extra command-line arguments for one rank only
+    rank_args, _, extra = os.environ.get("DIST_TEST_RANK_ARGS", "").partition(":")
+    mine = extra.split() if rank_args and int(rank_args) == int(os.environ.get("RANK", "0")) else []
+    sys.exit(main(sys.argv[1:] + mine))

@@ -24,10 +24,13 @@ WORKER = REPO / "tests" / "_helpers" / "dist_helpers.py"
 METRICS = ["test-mae", "psnr", "test-cov", "test-setmean"]
 
 
-def _bfrbench(root: Path, out: Path, nproc: int, *, kill: str = "", check: bool = True) -> int:
-    """``bfrbench run`` on the test folder: one plain process (nproc 0) or torchrun with nproc ranks."""
+def _bfrbench(root: Path, out: Path, nproc: int, *, kill: str = "", check: bool = True, rank_args: str = "",
+              stderr: list | None = None) -> int:
+    """``bfrbench run`` on the test folder: one plain process (nproc 0) or torchrun with nproc ranks
+    (``rank_args`` "RANK:ARGS": more arguments on one rank; ``stderr`` collects the output)."""
     env = {k: v for k, v in os.environ.items() if k not in distributed.LAUNCH_VARS + ("LOCAL_RANK",)}
-    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", DIST_TEST_ROOT=str(root), DIST_TEST_KILL=kill)
+    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", DIST_TEST_ROOT=str(root), DIST_TEST_KILL=kill,
+               DIST_TEST_RANK_ARGS=rank_args)
     launcher = [sys.executable] if nproc == 0 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
         "--max_restarts=0",
@@ -37,6 +40,8 @@ def _bfrbench(root: Path, out: Path, nproc: int, *, kill: str = "", check: bool 
             "--workers", "0", "--quiet", "--no-report"]
     proc = subprocess.run([*launcher, str(WORKER), *args], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=600)
+    if stderr is not None:
+        stderr.append(proc.stdout + proc.stderr)
     if check and proc.returncode != 0:
         raise AssertionError(f"run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc.returncode
@@ -78,6 +83,16 @@ def test_two_ranks_equal_one_process(data, reference, tmp_path):
     # the same batches make the same shard files, whichever rank computed them
     names = lambda run: sorted(p.relative_to(run).as_posix() for p in run.glob("units/*/shard_*.pt"))  # noqa: E731
     assert names(out) == names(reference) and len(names(out)) == 10
+
+
+def test_ranks_with_different_settings_are_refused_before_any_work(data, tmp_path):
+    """Rank 1 started with another --batch-size: every rank stops with one line, nothing computed (issue 20, item 5)."""
+    out, err = tmp_path / "differ", []
+    assert _bfrbench(data, out, 2, rank_args="1:--batch-size 3", check=False, stderr=err) != 0
+    text = err[0]
+    assert text.count("torchrun ranks started with different settings (batch_size: rank 0 2, rank 1 3)") == 2, text
+    assert "bench/engine/" not in text and "bench/cli/" not in text  # no traceback of ours (torchrun prints its own)
+    assert not list(out.glob("units/*/shard_*.pt")) and not (out / "summary.csv").exists()
 
 
 @pytest.mark.slow  # ~35 s: two torchrun launches
