@@ -167,6 +167,8 @@ def end_to_end(
         "method": spec.label, "images": len(pairs), "batch_size": batch_size, "dtype": prepared.dtype,
         "compile": prepared.fast.compiled, "channels_last": prepared.fast.channels_last,
         "metrics": list(unit.metric_values), "host_workers": host_workers,
+        "images_per_call": prepared.images_per_call(batch_size),
+        "metric_impls": {n: built[n].active_impl for n in unit.metric_values if n in built and built[n].active_impl},
         "model_only_s": model_s, "floor_s": floor_s, "engine_s": engine_s, "official_style_s": official_s,
         "phases": breakdown(phases, engine_s),
         "official_restore_s": official["restore_s"], "official_metrics_s": official["metrics_s"],

@@ -180,8 +180,10 @@ class Runner:
             except ImportError as exc:
                 self._metrics[name] = (f"a package it needs is missing ({exc})", "pip install it")
             else:
-                self.metric_infos[name] = metric.info()  # the instance's label (options can change it)
                 self._metrics[name] = metric.to(self.device)
+                # the instance's label (options can change it) and, where it has several, the implementation
+                # that runs on this device (impl='auto' resolved)
+                self.metric_infos[name] = metric.info()
         built = self._metrics[name]
         if isinstance(built, tuple):
             self._skip("metric", name, built[0], built[1], dataset)
@@ -648,6 +650,9 @@ class Runner:
                     "takes_quality": METHODS.entry(spec.name).meta.get("takes_quality", False),
                     **size_record(m, self.image_size),
                 }
+                if spec.label in self._prepared:  # how the engine called it (a reused unit never calls it)
+                    methods_info[spec.label]["images_per_call"] = \
+                        self._prepared[spec.label].images_per_call(int(cfg.batch_size))
                 if methods_info[spec.label]["resize"]:
                     self._say(f"  {spec.label}: outputs {methods_info[spec.label]['output_size']} px, compared at "
                               f"{self.image_size} px (resized {COMPARE_INTERPOLATION}, recorded in manifest.json)")
@@ -713,7 +718,7 @@ class Runner:
                 "validation": validation,
             }
         for name, built in self.metric_infos.items():  # the built instances' own values win
-            metrics_info[name] = {**metrics_info.get(name, {}), **{k: built[k] for k in FACTS if k in built}}
+            metrics_info[name] = {**metrics_info.get(name, {}), **{k: built[k] for k in (*FACTS, "impl") if k in built}}
         if not self.dist.is_main:  # rank 0 alone writes the run folder
             return RunOutcome(run_dir=self.run_dir, summary=results.build_summary([], {}, {}, []), skipped=self.skipped)
         summary, gains = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info,

@@ -71,6 +71,9 @@ class Metric(torch.nn.Module):
     #: a preset of another metric, ``(name, {option: value})``: ``psnr-y`` is ``psnr:test_y_channel=true``,
     #: and that spec is labelled ``psnr-y`` (one protocol, one name)
     alias_of: ClassVar[tuple[str, dict[str, Any]] | tuple[()]] = ()
+    #: for a metric with several implementations giving the same numbers (``impl``): the one ``impl='auto'``
+    #: (the default) runs on each device type, the fastest there; a type not listed runs ``device``
+    fastest_impl: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -228,6 +231,18 @@ class Metric(torch.nn.Module):
                 out.append(x)
         return (torch.tensor(out, dtype=torch.float64) if self.per_image else None), errors
 
+    def impl_on(self, device_type: str) -> str | None:
+        """The implementation this instance runs on ``device_type`` (``impl='auto'`` resolved); None: it has one."""
+        impl = getattr(self, "impl", None)
+        if impl != "auto":
+            return impl
+        return self.fastest_impl.get(device_type, "device")
+
+    @property
+    def active_impl(self) -> str | None:
+        """The implementation it runs where it is now (recorded in the manifest and profile.json)."""
+        return self.impl_on(self.device.type)
+
     def reference_options(self) -> dict[str, Any]:
         """Options that switch this instance to the stock tool's own arithmetic where its default is a faster
         equivalent (e.g. ``impl='reference'``); the official-style loop of ``profile --e2e`` builds with them."""
@@ -235,7 +250,8 @@ class Metric(torch.nn.Module):
 
     def info(self) -> dict[str, Any]:
         """The facts this instance's numbers carry (options may change its protocol or ``standard``)."""
-        return {"name": self.name, **{k: getattr(self, k) for k in FACTS}}
+        impl = self.active_impl
+        return {"name": self.name, **{k: getattr(self, k) for k in FACTS}, **({"impl": impl} if impl else {})}
 
 
 class MeanOfImages(Metric):

@@ -68,10 +68,13 @@ def test_pool_gives_the_serial_values_at_any_batch_and_pool_size(niqe_params):
                 assert float(states[n][0]["total"]) == pytest.approx(float(serial_states[n][0]["total"]), rel=1e-12)
 
 
-def test_niqe_stays_on_the_device_path_unless_asked_for_the_reference(niqe_params):
+def test_niqe_runs_on_the_host_only_where_the_reference_runs(niqe_params):
     assert not NIQE(weights=str(niqe_params), precision="float64").runs_on_host
-    assert not NIQE(weights=str(niqe_params)).runs_on_host
+    assert not NIQE(weights=str(niqe_params), impl="device").runs_on_host
     assert NIQE(weights=str(niqe_params), impl="reference").runs_on_host
+    auto = NIQE(weights=str(niqe_params))  # the default: the numpy reference on a CPU, the device path on a GPU
+    assert auto.runs_on_host and auto.impl_on("cuda") == "device" and auto.impl_on("cpu") == "reference"
+    assert NIQE(weights=str(niqe_params), precision="float64").impl_on("cpu") == "device"
 
 
 def test_pool_size_leaves_cores_for_the_loader(monkeypatch):

@@ -50,7 +50,10 @@ def pairs(tmp_path_factory):
 def test_tiny_network_profile(pairs, bs):
     net = TinyNet()
     row = T.profile_method(net, "tiny", pairs, batch_size=bs, device=CPU, size=SIZE, iters=3, warmup=1)
-    assert row.status == "ok" and row.note == ""
+    assert row.status == "ok"
+    # on a CPU the network gets one image per call, and the row says so (bfrbench run does the same)
+    assert row.note == ("" if bs == 1 else "restores 1 image(s) per call on cpu, batch 2 split (batching is slower "
+                                           "there; the results do not depend on it)")
     assert row.images == 3 * bs
     assert 0 <= row.data_wait_share <= 1 and 0 < row.device_busy_share <= 1
     assert row.latency_p50_ms <= row.latency_p95_ms

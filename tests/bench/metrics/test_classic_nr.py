@@ -250,7 +250,7 @@ def test_piqe_equals_pyiqa_stock(imgs, stock):
 @pytest.mark.network
 def test_every_image_equals_stock(imgs, stock, niqe_params, brisque_model):
     """Every default protocol equal to its stock code on this machine on all 75 images."""
-    for metric, key, ref, same in ((NIQE(weights=str(niqe_params)), "niqe", "basicsr", SAME_MACHINE["device"]),
+    for metric, key, ref, same in ((NIQE(weights=str(niqe_params), impl="device"), "niqe", "basicsr", SAME_MACHINE["device"]),
                                    (NIQE(weights=str(niqe_params), impl="reference"), "niqe", "basicsr", 0.0),
                                    (NIQEPyiqa(weights=str(niqe_params)), "niqe", "pyiqa", 0.0),
                                    (BRISQUE(weights=str(brisque_model)), "brisque", "pyiqa", 0.0),
@@ -266,7 +266,7 @@ DEVICE_REL = 1e-10
 
 @pytest.mark.network
 def test_niqe_device_path_equals_the_reference_per_image(imgs, niqe_params):
-    device, reference = NIQE(weights=str(niqe_params)), NIQE(weights=str(niqe_params), impl="reference")
+    device, reference = NIQE(weights=str(niqe_params), impl="device"), NIQE(weights=str(niqe_params), impl="reference")
     names = [n for n in NAMES if _every_sixth(n, imgs[n]) and not n.startswith("small_64")]
     batch_of = {}  # faces of one size scored together, as the engine does
     for n in names:
@@ -288,7 +288,7 @@ def test_niqe_device_path_does_not_depend_on_the_batch(imgs, niqe_params):
     names = [n for n in NAMES if n.endswith(("_gt", "_lq", "_block4"))][:4]
     flat = torch.full_like(imgs[names[0]], 0.5)
     batch = torch.cat([imgs[n] for n in names[:2]] + [flat] + [imgs[n] for n in names[2:]])
-    metric = NIQE(weights=str(niqe_params))
+    metric = NIQE(weights=str(niqe_params), impl="device")
     together = metric.score(batch)
     alone = torch.cat([metric.score(batch[i:i + 1]) for i in range(5)])
     assert together.dtype == torch.float64 and together.shape == (5,)
@@ -305,7 +305,7 @@ def test_niqe_reference_impl_is_basicsrs_numpy_on_the_host(imgs, niqe_params):
 
     metric = METRICS.create("niqe:impl=reference", weights=str(niqe_params))
     assert isinstance(metric, NIQE) and metric.impl == "reference" and metric.runs_on_host
-    assert not METRICS.create("niqe", weights=str(niqe_params)).runs_on_host
+    assert not METRICS.create("niqe:impl=device", weights=str(niqe_params)).runs_on_host
     x = imgs[NAMES[0]]
     y = rgb_to_y(x).round()[0, 0].numpy().astype(np.float32)
     params = load_pris_params(niqe_params)
@@ -314,7 +314,7 @@ def test_niqe_reference_impl_is_basicsrs_numpy_on_the_host(imgs, niqe_params):
 
 
 def test_niqe_bad_impl_is_a_clear_error(niqe_params):
-    with pytest.raises(ValueError, match=r"impl must be one of \('device', 'reference'\), not 'gpu'"):
+    with pytest.raises(ValueError, match=r"impl must be one of \('auto', 'device', 'reference'\), not 'gpu'"):
         METRICS.create("niqe:impl=gpu", weights=str(niqe_params))
     with pytest.raises(ValueError, match="precision=float64 has no reference path"):
         NIQE(weights=str(niqe_params), precision="float64", impl="reference")
@@ -333,7 +333,7 @@ def test_stock_cpu_restores_threads():
 def test_batched_equals_single(imgs, niqe_params, brisque_model):
     names = [n for n in imgs if n.endswith(("_gt", "_lq"))][:3]
     batch = torch.cat([imgs[n] for n in names])[..., :288, 96:384]
-    metrics = (NIQE(weights=str(niqe_params)), NIQE(weights=str(niqe_params), precision="float64"),
+    metrics = (NIQE(weights=str(niqe_params), impl="device"), NIQE(weights=str(niqe_params), precision="float64"),
                NIQEPyiqa(weights=str(niqe_params)), BRISQUE(weights=str(brisque_model)),
                BRISQUE(weights=str(brisque_model), variant="live"), PIQE(), PIQE(variant="matlab"))
     for metric in metrics:

@@ -72,7 +72,7 @@ def fan_ckpt(tmp_path_factory):
 
 def test_lmd_device_path_equals_reference(fan_ckpt):
     pred, gt = random_faces(2, seed=3), random_faces(2, seed=4)
-    device = LandmarkDistance(weights=str(fan_ckpt))
+    device = LandmarkDistance(weights=str(fan_ckpt), impl="device")
     reference = LandmarkDistance(weights=str(fan_ckpt), impl="reference")
     torch.testing.assert_close(device.score(pred, gt), reference.score(pred, gt), rtol=0, atol=1e-9)
 
@@ -86,6 +86,14 @@ def test_ids_device_path_equals_reference(tmp_path):
     a = IdentityAngle(weights=str(path), drop_below=0).update(pred, gt)
     b = IdentityAngle(weights=str(path), drop_below=0, impl="reference").update(pred, gt)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+
+
+def test_lmd_auto_runs_the_faster_path_where_it_is_and_says_which(fan_ckpt):
+    """impl='auto' (the default): facexlib's OpenCV/numpy path on a CPU, the torch path on a GPU; info() records it."""
+    metric = LandmarkDistance(weights=str(fan_ckpt))
+    assert metric.impl == "auto" and metric.impl_on("cpu") == "reference" and metric.impl_on("cuda") == "device"
+    assert metric.info()["impl"] == "reference"
+    assert LandmarkDistance(weights=str(fan_ckpt), impl="device").info()["impl"] == "device"
 
 
 def test_unknown_impl_is_refused():

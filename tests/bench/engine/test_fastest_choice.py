@@ -1,0 +1,78 @@
+"""The engine runs what is fastest where it runs, and says so: on a CPU a method gets one image per call
+(batching is slower there), metrics with several equal implementations run the faster one (``impl='auto'``);
+the results equal a whole-batch call, and the manifest records what ran."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.config import RunConfig
+from bench.core.registry import METHODS
+from bench.engine.runner import Runner
+from bench.engine.step import METHOD_BATCH, Engine
+from methods.base import RestorationMethod, WeightsInfo
+from tests._helpers.runner_helpers import make_folder, register
+
+
+class CallSizes(RestorationMethod):
+    """Upsamples to 512 and remembers the batch size of every call."""
+
+    name = "test-call-sizes"
+
+    def __init__(self, weights=None) -> None:
+        super().__init__()
+        self.weights_info = [WeightsInfo(name="none")]
+        self.calls: list[int] = []
+
+    def restore(self, lq):
+        self.calls.append(lq.shape[0])
+        return torch.nn.functional.interpolate(lq, size=(512, 512), mode="bilinear", align_corners=False)
+
+
+@pytest.fixture
+def call_sizes() -> str:
+    if CallSizes.name not in METHODS:
+        METHODS.add(CallSizes.name, CallSizes, takes_quality=False)
+    return CallSizes.name
+
+
+def test_on_a_cpu_the_method_gets_one_image_per_call_with_the_same_output():
+    assert METHOD_BATCH["cpu"] == 1
+    lq = (torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 255).round().to(torch.uint8)
+    split, whole = Engine("cpu"), Engine("cpu")
+    whole.method_batch = None  # the whole batch in one call, as on a GPU
+    a, b = CallSizes(), CallSizes()
+    pa, pb = split.prepare(a, 3, 64), whole.prepare(b, 3, 64)
+    assert pa.images_per_call(3) == 1 and pb.images_per_call(3) == 3
+    assert any("1 image(s) per call on cpu" in n for n in pa.notes) and not pb.notes
+    a.calls.clear(), b.calls.clear()
+    out_a, out_b = split.restore(pa, lq), whole.restore(pb, lq)
+    assert a.calls == [1, 1, 1] and b.calls == [3]
+    assert torch.equal(out_a, out_b)
+
+
+@pytest.mark.network
+def test_the_run_records_images_per_call_and_each_metrics_implementation(tmp_path, call_sizes, monkeypatch):
+    from bench.weights import fetch
+
+    fetch("niqe-pris-params")  # a registry asset (BasicSR's sdist), fetched once per session
+    ds = register(make_folder(tmp_path / "set", 3), "fastest")
+    cfg = RunConfig(datasets=[ds], methods=[call_sizes], metrics=["test-mae", "niqe"], out=str(tmp_path / "run"),
+                    device="cpu", batch_size=2, workers=0, quiet=True, report=False)
+    outcome = Runner(cfg).run()
+    manifest = json.loads((outcome.run_dir / "manifest.json").read_text())
+    assert manifest["methods"][call_sizes]["images_per_call"] == 1
+    assert manifest["metrics"]["niqe"]["impl"] == "reference"  # impl='auto' on a CPU
+    assert "impl" not in manifest["metrics"]["test-mae"]  # one implementation: nothing to record
+
+    # the same run with whole batches per call gives the same numbers
+    monkeypatch.setitem(METHOD_BATCH, "cpu", 0)
+    cfg.out = str(tmp_path / "whole")
+    whole = Runner(cfg).run()
+    assert json.loads((whole.run_dir / "manifest.json").read_text())["methods"][call_sizes]["images_per_call"] == 2
+    cols = ["image", "test-mae", "niqe"]
+    pd.testing.assert_frame_equal(pd.read_parquet(outcome.run_dir / "per_image.parquet")[cols],
+                                  pd.read_parquet(whole.run_dir / "per_image.parquet")[cols])
