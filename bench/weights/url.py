@@ -66,10 +66,11 @@ class Limits:
     timeout: float = 60.0
 
     @classmethod
-    def from_env(cls, **overrides: float | None) -> Limits:
-        """Defaults, then ``$BFRBENCH_MAX_DOWNLOAD_BYTES`` / ``$BFRBENCH_DOWNLOAD_DEADLINE``, then ``overrides``."""
+    def from_env(cls, default_max_bytes: int = DEFAULT_MAX_BYTES, **overrides: float | None) -> Limits:
+        """Defaults (``default_max_bytes`` for the size cap), then ``$BFRBENCH_MAX_DOWNLOAD_BYTES`` /
+        ``$BFRBENCH_DOWNLOAD_DEADLINE``, then ``overrides``."""
         base = cls(
-            max_bytes=int(_env_number(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)),
+            max_bytes=int(_env_number(MAX_BYTES_ENV, default_max_bytes)),
             deadline=_env_number(DEADLINE_ENV, cls.deadline),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
