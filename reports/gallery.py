@@ -183,13 +183,14 @@ class ImageEncoder:
     def allowed(self, path: Path) -> bool:
         """Whether ``path`` (symlinks resolved) lies under the run folder or a dataset folder."""
         real = Path(os.path.realpath(path))
-        return any(real == r or r in real.parents for r in self.roots)
+        return any(_inside(real, r) for r in self.roots)
 
     def _get(self, path: Path | None, alt: str, kind: str) -> ImgRef:
         if path is None:
             return ImgRef(None, alt, missing="not saved")
         if not self.allowed(path):
-            return ImgRef(None, alt, missing=f"not shown: {path} is outside the run folder and the dataset folders")
+            return ImgRef(None, alt, missing=f"not shown: {path} is outside the run folder and the dataset folders "
+                          "(`bfrbench report RUN --data-root DIR` shows a dataset folder you trust)")
         key = (str(path), kind)
         if key not in self._cache:
             self._cache[key] = self._make(path, alt, kind)
@@ -255,6 +256,37 @@ def dataset_roots(manifest: dict[str, Any], run_dir: Path) -> list[Path]:
         for d in (info, info.get("validation") if isinstance(info.get("validation"), dict) else {}):
             found += [d[k] for k in keys if isinstance(d.get(k), str) and d[k]]
     return [Path(p) if Path(p).is_absolute() else run_dir / p for p in dict.fromkeys(found)]
+
+
+def _inside(path: Path, base: Path) -> bool:
+    return path == base or base in path.parents
+
+
+def honoured_roots(listed: Sequence[Path], run_dir: Path, data_roots: Sequence[Path] = (),
+                   trust_listed: bool = False) -> list[Path]:
+    """The dataset folders a report may read images from, out of those a manifest ``listed``.
+
+    A manifest can come with a received run folder, so its folders are only hints: one is honoured
+    when it exists and is not the file system root or the home folder, and lies under the run
+    folder, the benchmark data root (``$BFRBENCH_DATA``) or a folder the user named on this
+    machine (``data_roots``, ``report --data-root``). ``trust_listed`` (the report ``bfrbench run``
+    writes for the run it just made here) honours every listed folder that passes the first test.
+    """
+    from bench.data.datasets import data_root
+
+    home = Path(os.path.realpath(Path.home()))
+
+    def usable(p: Path) -> bool:
+        return p.is_dir() and p != Path(p.anchor) and p != home
+
+    bases = [b for b in (Path(os.path.realpath(b)) for b in (run_dir, data_root())) if usable(b)]
+    bases += [b for b in (Path(os.path.realpath(b)) for b in data_roots) if b.is_dir()]  # the user's word
+    out = []
+    for root in listed:
+        real = Path(os.path.realpath(root))
+        if usable(real) and (trust_listed or any(_inside(real, b) for b in bases)):
+            out.append(real)
+    return out
 
 
 def sample_images(per_image: pd.DataFrame, dataset: str, k: int) -> list[str]:

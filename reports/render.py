@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -332,7 +333,8 @@ def _static(name: str) -> str:
 
 
 def build_context(run: RunData, out: Path, embed_images: bool = True, include_images: bool = True,
-                  gallery_images: int = 4, thumb_size: int = gallery.THUMB_SIZE) -> dict[str, Any]:
+                  gallery_images: int = 4, thumb_size: int = gallery.THUMB_SIZE,
+                  data_roots: Sequence[Path] = (), trust_manifest_roots: bool = False) -> dict[str, Any]:
     """Everything the template needs (all data still plain text: the template escapes it)."""
     summary = run.summary
     hb = _direction_map(run)
@@ -347,8 +349,9 @@ def build_context(run: RunData, out: Path, embed_images: bool = True, include_im
             methods_order.append(meth)
     colors = plots.method_colors(methods_order)
     spread = spread_stats(run.per_image)
-    enc = gallery.ImageEncoder(run.run_dir, out.parent, embed=embed_images,
-                               roots=gallery.dataset_roots(run.manifest, run.run_dir), thumb_size=thumb_size)
+    roots = gallery.honoured_roots(gallery.dataset_roots(run.manifest, run.run_dir), run.run_dir, data_roots,
+                                   trust_listed=trust_manifest_roots)
+    enc = gallery.ImageEncoder(run.run_dir, out.parent, embed=embed_images, roots=roots, thumb_size=thumb_size)
     per_image_metrics = run.metric_columns
     quality = run.manifest.get("quality_scores") or {}
     skipped = _skipped(run)
@@ -449,11 +452,13 @@ def csp(script: str, embed_images: bool) -> str:
 
 
 def render_html(run: RunData, out: Path, embed_images: bool = True, include_images: bool = True,
-                gallery_images: int = 4, thumb_size: int = gallery.THUMB_SIZE) -> str:
+                gallery_images: int = 4, thumb_size: int = gallery.THUMB_SIZE, data_roots: Sequence[Path] = (),
+                trust_manifest_roots: bool = False) -> str:
     """The report HTML for a loaded run (``out`` is where it will live: links are relative to it)."""
     from markupsafe import Markup
 
-    ctx = build_context(run, out, embed_images, include_images, gallery_images, thumb_size)
+    ctx = build_context(run, out, embed_images, include_images, gallery_images, thumb_size, data_roots,
+                        trust_manifest_roots)
     script = _static("report.js")
     ctx["css"] = Markup(_static("report.css"))
     ctx["script"] = Markup(script)
@@ -462,12 +467,18 @@ def render_html(run: RunData, out: Path, embed_images: bool = True, include_imag
 
 
 def render_report(run_dir: str | Path, out: str | Path | None = None, embed_images: bool = True, *,
-                  include_images: bool = True, gallery_images: int = 4, thumb_size: int = gallery.THUMB_SIZE) -> Path:
-    """Write the report of ``run_dir`` to ``out`` (default RUN_DIR/index.html) atomically; return its path."""
+                  include_images: bool = True, gallery_images: int = 4, thumb_size: int = gallery.THUMB_SIZE,
+                  data_roots: Sequence[str | Path] = (), trust_manifest_roots: bool = False) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default RUN_DIR/index.html) atomically; return its path.
+
+    Images come only from the run folder and the dataset folders :func:`gallery.honoured_roots` allows
+    (``data_roots``: folders the user trusts; ``trust_manifest_roots``: only for a run made here).
+    """
     run = load_run(run_dir)
     target = Path(out) if out is not None else run.run_dir / "index.html"
     html = render_html(run, target, embed_images=embed_images, include_images=include_images,
-                       gallery_images=gallery_images, thumb_size=thumb_size)
+                       gallery_images=gallery_images, thumb_size=thumb_size, data_roots=[Path(p) for p in data_roots],
+                       trust_manifest_roots=trust_manifest_roots)
     atomic_write_text(target, html)
     return target
 

@@ -314,7 +314,7 @@ def test_report_in_headless_chromium(browser, report, tmp_path):
 
 def test_linked_images_load_under_the_policy(browser, run_dir, tmp_path):
     out = tmp_path / "linked" / "report.html"
-    render_report(run_dir, out, embed_images=False)
+    render_report(run_dir, out, embed_images=False, data_roots=[run_dir.parent / "data"])
     page = Page(browser)
     page.goto(out.as_uri())
     decoded = page.js(ALL_IMAGES_DECODE)
@@ -342,7 +342,7 @@ def test_relative_data_root_run_shows_every_gallery_image(browser, tmp_path, mon
     shutil.move(str(run), moved)
     monkeypatch.chdir(tmp_path)
     page = Page(browser)
-    page.goto(render_report(moved).as_uri())
+    page.goto(render_report(moved, data_roots=[tmp_path / "work" / "datasets"]).as_uri())
     decoded = page.js(ALL_IMAGES_DECODE)
     gallery = page.js("document.querySelectorAll('.gallery-row img').length")
     missing = page.js("Array.from(document.querySelectorAll('.gallery-row .missing')).map(e => e.textContent)")

@@ -100,7 +100,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def html(run_dir) -> str:
-    return render_report(run_dir).read_text(encoding="utf-8")
+    return render_report(run_dir, data_roots=[run_dir.parent / "data"]).read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

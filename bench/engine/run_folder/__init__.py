@@ -146,7 +146,7 @@ class RunFolder:
         if not path.is_file():
             return None
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads(tables.regular_file(path).getvalue().decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not valid JSON ({exc}); re-run the benchmark to rewrite it") from exc
         if not isinstance(doc, dict):
@@ -229,7 +229,7 @@ def _read_profile(path: Path) -> pd.DataFrame:
     """profile.csv in the run layout; `bfrbench profile`'s own layout (kind, name, ...) is normalised to it."""
     import pandas as pd
 
-    head = pd.read_csv(path, nrows=0).columns
+    head = pd.read_csv(tables.regular_file(path), nrows=0).columns
     if not ("kind" in head and "name" in head and "method" not in head):
         return tables.read_csv(path, layout.PROFILE_COLUMNS, bools=(), text=("method", "metric", "device", "dtype"))
     df = tables.read_csv(path, layout.PROFILER_COLUMNS, bools=(),

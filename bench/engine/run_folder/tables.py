@@ -5,15 +5,20 @@ escape undone), so every reader of a run folder can trust the frames it gets.
 """
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.core.errors import UserError
+from bench.core.fileread import read_regular_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+#: the largest table or document read from a run folder (a received folder may hold anything)
+MAX_FILE_BYTES = 1 << 30
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -44,6 +49,16 @@ def check_columns(df: pd.DataFrame, required: Sequence[str], path: Path) -> None
         )
 
 
+def regular_file(path: Path) -> io.BytesIO:
+    """``path``'s bytes if it is a regular file under the size cap, checked after opening (a FIFO
+    planted in a run folder would block a plain open forever); else a one-line UserError."""
+    try:
+        return io.BytesIO(read_regular_file(path, MAX_FILE_BYTES))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); "
+                        "re-run the benchmark to rewrite it, or remove it") from exc
+
+
 def read_csv(path: Path, required: Sequence[str], bools: Sequence[str], text: Sequence[str]) -> pd.DataFrame:
     """A CSV bfrbench wrote, typed: ``text`` columns as str, ``bools`` as bool, every other column numeric."""
     import pandas as pd
@@ -52,7 +67,7 @@ def read_csv(path: Path, required: Sequence[str], bools: Sequence[str], text: Se
 
     try:
         # keep_default_na=False for text columns: a method called "None" or "NA" stays a name
-        df = pd.read_csv(path, dtype={c: str for c in text}, keep_default_na=False, na_values={})
+        df = pd.read_csv(regular_file(path), dtype={c: str for c in text}, keep_default_na=False, na_values={})
     except pd.errors.EmptyDataError as exc:
         raise UserError(f"{path}: empty file; re-run the benchmark to rewrite it") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -76,8 +91,9 @@ def read_parquet(path: Path, required: Sequence[str], text: Sequence[str]) -> pd
     """A parquet table bfrbench wrote: ``text`` columns as str, the columns not ``required`` as float."""
     import pandas as pd
 
+    data = regular_file(path)
     try:
-        df = pd.read_parquet(path)
+        df = pd.read_parquet(data)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise UserError(f"{path}: not a readable parquet file ({exc}); re-run the benchmark to rewrite it") from exc
     check_columns(df, required, path)

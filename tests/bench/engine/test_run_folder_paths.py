@@ -53,8 +53,8 @@ def test_moved_run_folder_report_finds_every_image(tmp_path, monkeypatch):
     moved.parent.mkdir()
     shutil.move(str(run), moved)
     monkeypatch.chdir(tmp_path / "elsewhere")  # neither the old working directory nor the run folder
-    html = render_report(moved).read_text(encoding="utf-8")
-    assert "cannot read" not in html and "file not found" not in html
+    html = render_report(moved, data_roots=[tmp_path / "work" / "datasets"]).read_text(encoding="utf-8")
+    assert "cannot read" not in html and "file not found" not in html and "not shown:" not in html
     # every gallery tile is an embedded image: LQ, the two methods' outputs and GT for each shown face
     assert html.count("data:image/jpeg;base64,") >= N_IMAGES * 4
 
