@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.cli._argtypes import int_range
+
 COMMAND = "fetch"
 HELP = "download and verify checkpoints into the cache (or list them)"
 DESCRIPTION = (
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", default=None,
                         help="never touch the network (also BFRBENCH_OFFLINE=1): only check the cache")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    parser.add_argument("--retries", type=int, default=5, help="download attempts per URL (default 5)")
+    parser.add_argument("--retries", type=int_range("--retries", 1, 100), default=5, help="download attempts per URL (default 5)")
 
 
 def _known() -> dict:

@@ -6,6 +6,8 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from bench.cli._argtypes import int_range, unit_float
+
 COMMAND = "restore"
 HELP = "restore a folder of faces with one method (aligned crops, or whole images with paste-back)"
 
@@ -36,10 +38,14 @@ def _accepting(option: str) -> dict[str, str]:
     return out
 
 
+def takers(option: str) -> str:
+    """The registered methods that take ``--OPTION``, e.g. ``codeformer (w), iqp``, or ``none``."""
+    return ", ".join(f"{m} ({p})" if p != option else m for m, p in _accepting(option).items()) or "none"
+
+
 def option_help(option: str, what: str) -> str:
     """``--OPTION``'s help: what it is, and which registered methods take it (the others refuse it)."""
-    takers = _accepting(option)
-    return f"{what}; taken by: {', '.join(f'{m} ({p})' if p != option else m for m, p in takers.items()) or 'none'}"
+    return f"{what}; taken by: {takers(option)}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,16 +55,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="folder of images (or one image)")
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned 512x512 faces (else detect+align+paste)")
-    fidelity = p.add_argument("--fidelity", type=float, help="fidelity weight")
+    fidelity = p.add_argument("--fidelity", type=unit_float("--fidelity"), help="fidelity weight")
     fidelity.registry_help = lambda: option_help("fidelity", "fidelity weight (0: the prior, 1: follow the input)")
-    quality = p.add_argument("--quality", type=float, help="IQP quality condition in [0, 1]")
+    quality = p.add_argument("--quality", type=unit_float("--quality"), help="IQP quality condition in [0, 1]")
     quality.registry_help = lambda: option_help("quality", "IQP quality condition in [0, 1]")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="other method parameters")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32",
                    help="precision the method runs in on a GPU (fp32 on the CPU); a method that needs fp32 keeps it")
     p.add_argument("--compile", action="store_true", help="torch.compile the method (falls back to eager on failure)")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int_range("--batch-size", 1), default=4)
     p.add_argument("--quiet", action="store_true")
 
 
@@ -76,7 +82,8 @@ def method_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
             continue
         target = next((a for a in aliases if a in accepted), None)
         if target is None:
-            raise UserError(f"method {name} takes no --{option}; {option_help(option, 'it is')}")
+            raise UserError(f"method {name} takes no --{option}; the methods that take it: {takers(option)}",
+                            fix=f"leave --{option} out, or restore with one of those methods")
         kwargs[target] = value
     kwargs.update(parse_assignments(args.param, "--param"))
     if args.weights:
@@ -98,6 +105,27 @@ def output_names(files: list[Path]) -> dict[Path, str]:
         if taken[name] > 1:
             names[f] = f"{f.name}.png"
     return names
+
+
+def check_output(src: Path, files: list[Path], out_dir: Path, out_names: dict[Path, str]) -> None:
+    """Refuse an ``--output`` that would overwrite the inputs: the input folder, a folder inside it, or
+    (through symlinks) the same folder; for one input file, an output path that is the file itself."""
+    from bench.core.errors import UserError
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--output {out_dir}: is a file, not a folder", fix="give a folder (it is created if new)")
+    out = out_dir.resolve()
+    if src.is_dir():
+        root = src.resolve()
+        if out == root or root in out.parents:
+            raise UserError(f"--output {out_dir} is {'--input' if out == root else 'inside --input'} {src}: "
+                            "the results would overwrite or mix with the originals",
+                            fix="give an output folder outside the input folder")
+    for f in files:
+        target = out / out_names[f]
+        if target == f.resolve() or (target.exists() and f.exists() and target.samefile(f)):
+            raise UserError(f"--output {out_dir}: the result {target} would overwrite the input {f}",
+                            fix="give another output folder")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -127,6 +155,7 @@ def main(args: argparse.Namespace) -> int:
         if out_names[f] != f"{f.stem}.png":
             print(f"note: {f.name} shares its name with another input; its result is {out_names[f]}", flush=True)
     out_dir = Path(args.output)
+    check_output(src, files, out_dir, out_names)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(args.device)
     dtype = run_dtype(device, args.dtype)

@@ -73,6 +73,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         method, eq, path = item.partition("=")
         if not eq:
             raise UserError(f"--weights {item!r}: expected METHOD=PATH")
+        if path != "random" and not Path(path).expanduser().is_file():  # checked before any work
+            raise UserError(f"--weights {item}: {path} {'is not a file' if Path(path).exists() else 'does not exist'}",
+                            fix=f"check the path, or leave --weights out to use {method}'s managed weights")
         cfg.weights[method] = path
     cfg.save_images = cfg.save_images or args.save_images
     cfg.strict = cfg.strict or args.strict
@@ -121,7 +124,7 @@ def present(outcome: RunOutcome, cfg: RunConfig) -> None:
         try:
             from reports.render import render_report
 
-            path = render_report(outcome.run_dir)
+            path = render_report(outcome.run_dir, trust_manifest_roots=True)  # this run's own folders, given here
         except ImportError:
             path = write_minimal_index(outcome.run_dir, outcome.summary)
         if not cfg.quiet:

@@ -39,6 +39,8 @@ def main(args: argparse.Namespace) -> int:
     from bench.core.progress import progress
     from methods.iqp_bfr.quality import QualityScorer
 
+    if Path(args.out).is_dir():  # checked before any image is scored
+        raise UserError(f"--out {args.out}: is a folder; give the CSV file to write, e.g. {Path(args.out) / 'scores.csv'}")
     folder = Path(args.folder)
     if args.folder.split(":")[0] == "demo" and not folder.is_dir():
         from methods.iqp_bfr.train.trainer import resolve_data_root

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.cli._argtypes import int_range
+
 COMMAND = "synth"
 HELP = "degrade a folder of HQ faces into a paired LQ/GT benchmark (CelebA-Test style)"
 DESCRIPTION = (
@@ -26,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (gets lq/, gt/ and manifest.json)")
     parser.add_argument("--preset", default="celeba-test", choices=sorted(PRESETS), help="degradation preset")
     parser.add_argument("--seed", type=int, default=0, help="seed; with the file name it fixes each image's draws")
-    parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
-    parser.add_argument("--size", type=int, default=512,
+    parser.add_argument("--workers", type=int_range("--workers", 1), default=1, help="processes (default 1)")
+    parser.add_argument("--size", type=int_range("--size", 1, 8192), default=512,
                         help="resize HQ images to SIZE x SIZE first (area, for downscaling) (0: keep; default 512)")
     parser.add_argument("--overwrite", action="store_true", help="replace an OUT made with other settings")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")

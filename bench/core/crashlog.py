@@ -56,17 +56,16 @@ def write_crash_log(exc: BaseException, argv: Sequence[str] | None = None) -> Pa
     text = crash_text(exc, argv).encode("utf-8", "backslashreplace")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for folder in log_folders():
-        path = folder / f"bfrbench-error-{stamp}-{os.getpid()}.log"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            # a new file only (never follows a planted symlink), private: it holds paths and arguments
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            # a new private file (mode 0600, never a planted symlink): it holds paths and arguments
+            fd, name = tempfile.mkstemp(prefix=f"bfrbench-error-{stamp}-", suffix=".log", dir=folder)
         except OSError:
             continue
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(text)
-            return path
+            return Path(name)
         except OSError:  # e.g. the disk is full: try the next folder
-            path.unlink(missing_ok=True)
+            Path(name).unlink(missing_ok=True)
     return None

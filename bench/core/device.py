@@ -66,16 +66,23 @@ def set_memory_format(module: torch.nn.Module, channels_last: bool) -> int:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> cuda when a GPU is visible, else cpu; a clear error when cuda is asked for and absent."""
+    """``auto`` -> cuda when a GPU is visible, else cpu; a clear error for a device this machine lacks."""
+    from bench.core.errors import UserError
+
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from bench.core.errors import UserError
-
         raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu or auto")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"--device {device!r}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s) "
+                        f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    return resolved
 
 
 def dtype_support(device: torch.device, dtype: str) -> tuple[bool, str]:

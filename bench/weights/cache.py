@@ -299,6 +299,9 @@ def install(
     why = problem(spec, tmp, sha, ignore_pin=repin)
     if why:
         dest = quarantine(tmp, f"{spec.name} from {origin}: {why}", target.name)
+        if ", pinned " in why:  # fetching again gives the same bytes: say how to accept them, if trusted
+            why += (f"; if the source changed the file on purpose and you have checked it, "
+                    f"`bfrbench fetch {spec.name} --force --repin` pins the new one")
         raise WeightsVerificationError(spec.name, target, f"download from {origin} {why}", dest)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())

