@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import exit_codes, main
+from tests._helpers.report_synth import make_run
 from tests._helpers.runner_helpers import make_folder
 
 USAGE = exit_codes.USAGE
@@ -20,13 +21,11 @@ USAGE = exit_codes.USAGE
 
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory) -> dict[str, str]:
-    """{TMP}: a scratch folder; {LQ}: a folder of 2 images; {RUN}: a run folder with a summary.csv;
+    """{TMP}: a scratch folder; {LQ}: a folder of 2 images; {RUN}: a (synthetic) run folder;
     {JUNK}: a text file that is no YAML table, JSON or image."""
     tmp = tmp_path_factory.mktemp("hostile")
     ds = make_folder(tmp / "ds", 2)
-    run = tmp / "run"
-    run.mkdir()
-    (run / "summary.csv").write_text("dataset,method,metric,value,n\ndemo,lq,psnr,20.0,2\n")
+    run = make_run(tmp / "synth", n_images=1, save_images=False, gains=False, profile=False)
     (tmp / "junk.txt").write_text("root:x:0:0:root:/root:/bin/bash\n")
     return {"{TMP}": str(tmp), "{LQ}": str(ds / "lq"), "{RUN}": str(run), "{JUNK}": str(tmp / "junk.txt")}
 
@@ -80,7 +79,7 @@ CASES: list[tuple[list[str], int, str]] = [
     # compare
     (["compare", "{RUN}", "--against", "{TMP}/nope.yaml"], USAGE, "no built-in table of that name"),
     (["compare", "{RUN}", "--against", "{JUNK}"], USAGE, "a paper table is a mapping"),
-    (["compare", "{TMP}/nonexistent", "--against", "codeformer-paper"], USAGE, "summary.csv: missing"),
+    (["compare", "{TMP}/nonexistent", "--against", "codeformer-paper"], USAGE, "no such run folder"),
     (["compare", "{RUN}"], USAGE, "the following arguments are required: --against"),
     # fetch
     (["fetch", "nosuch"], USAGE, "unknown weights 'nosuch'"),
@@ -117,6 +116,10 @@ CASES: list[tuple[list[str], int, str]] = [
     (["profile", "--size", "-1", "--device", "cpu", "--methods", "lq"], USAGE, "--size must be at least 1"),
     (["profile", "--iters", "0", "--device", "cpu", "--methods", "lq"], USAGE, "--iters must be at least 1"),
     (["profile", "--dataset", "{TMP}/nonexistent", "--device", "cpu", "--methods", "lq"], USAGE, "unknown dataset"),
+    # table
+    (["table", "{TMP}/nonexistent"], USAGE, "nonexistent"),
+    (["table", "{RUN}", "--alpha", "2"], USAGE, "--alpha 2.0: must be between 0 and 1"),
+    (["table", "{RUN}", "--bootstrap", "-1"], USAGE, "--bootstrap -1: must be 100 to 1000000"),
     # train
     (["train", "nosuch"], USAGE, "no such config file or shipped config name"),
     (["train", "tiny_stage1", "--set", "x"], USAGE, "--set 'x': use KEY=VALUE"),
