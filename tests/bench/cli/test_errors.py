@@ -88,7 +88,7 @@ def test_run_crash_log_goes_to_the_run_folder(monkeypatch, capsys, home, tmp_pat
 def test_user_error_and_argparse_keep_exit_2(capsys):
     assert main(["fetch"]) == exit_codes.USAGE
     _one_line(capsys.readouterr().err)
-    assert main(["run", "--batch-size", "abc"]) == exit_codes.USAGE  # a numeric flag: one line, no usage dump
+    assert main(["restore", "--method", "lq", "--input", ".", "--output", "o", "--batch-size", "abc"]) == 2
     assert "--batch-size 'abc': expected a whole number 1 or more" in _one_line(capsys.readouterr().err)
     with pytest.raises(SystemExit) as info:  # argparse's own usage errors keep its exit 2
         main(["run", "--no-such-flag"])

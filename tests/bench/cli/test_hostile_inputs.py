@@ -53,13 +53,13 @@ def call(argv: list[str], capsys) -> tuple[int, str]:
 RUN = ["--out", "{TMP}/r", "--quiet", "--device", "cpu"]
 #: (argv, exit status, words the one error line must hold)
 CASES: list[tuple[list[str], int, str]] = [
-    # run: numeric flags are checked while the command line is parsed, before any work
-    (["run", "--workers", "-1", *RUN], USAGE, "--workers -1: must be 0 or more"),
-    (["run", "--seed", "99999999999", *RUN], USAGE, "--seed 99999999999: must be between 0 and 4294967295"),
-    (["run", "--seed", "-1", *RUN], USAGE, "--seed -1: must be between 0"),
-    (["run", "--limit", "-1", *RUN], USAGE, "--limit -1: must be 1 or more"),
-    (["run", "--batch-size", "0", *RUN], USAGE, "--batch-size 0: must be 1 or more"),
-    (["run", "--batch-size", "1e9", *RUN], USAGE, "--batch-size '1e9': expected a whole number"),
+    # run: settings are checked before any work
+    (["run", "--workers", "-1", *RUN], USAGE, "--workers must be a whole number from 0 to 1024, got -1"),
+    (["run", "--seed", "99999999999", *RUN], USAGE, "--seed must be a whole number from 0 to 4294967295"),
+    (["run", "--seed", "-1", *RUN], USAGE, "--seed must be a whole number from 0"),
+    (["run", "--limit", "-1", *RUN], USAGE, "--limit must be a whole number from 1"),
+    (["run", "--batch-size", "0", *RUN], USAGE, "--batch-size must be a whole number from 1"),
+    (["run", "--batch-size", "1e9", *RUN], USAGE, "invalid int value: '1e9'"),
     (["run", "--config", "{TMP}/nope.yaml"], USAGE, "cannot read the run config"),
     (["run", "--config", "{LQ}"], USAGE, "cannot read the run config"),
     (["run", "--datasets", "folder:{TMP}/nonexistent", *RUN], USAGE, "LQ folder not found"),
@@ -134,8 +134,8 @@ def test_hostile_input_is_one_line_and_its_exit_code(argv, code, words, paths, c
     rc, err = call(fill(argv, paths), capsys)
     assert rc == code, err
     assert words in err, err
-    if not any(a == "--no-such-flag" or a == "nosuch" and argv[0] == "list" for a in argv) and argv[1:] != ["{RUN}"]:
-        assert len([ln for ln in err.splitlines() if ln.strip()]) == 1, err  # argparse's own errors print usage too
+    if not err.startswith("usage:"):  # argparse's own errors print the usage too
+        assert len([ln for ln in err.splitlines() if ln.strip()]) == 1, err
 
 
 def test_every_command_has_a_hostile_row():
