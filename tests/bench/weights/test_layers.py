@@ -44,7 +44,7 @@ def test_lookup_needs_no_plugins_and_no_torch():
     """Every asset is known from the catalogue alone: a name lookup imports no plugin and no torch."""
     code = (
         "import sys, bench.weights as W\n"
-        "for n in ('brisque-live-allmodel', 'mtcnn_onet', 'retinaface_mnet025_onnx', 'fid-ffhq512-stats'):\n"
+        "for n in ('brisque-live-allmodel', 'vgg16_imagenet_torchvision', 'retinaface_mnet025_onnx', 'fid-ffhq512-stats'):\n"
         "    W.canonical_name(n)\n"
         "bad = [m for m in sys.modules if m.startswith(('bench.metrics', 'methods', 'torch', 'bench.core.plugins'))]\n"
         "assert not bad, bad\n"
