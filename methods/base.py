@@ -2,11 +2,13 @@
 
 A method takes a batch of aligned faces as float tensors (B, 3, H, W), RGB, in [0, 1]
 and returns restored faces (B, 3, S, S) in [0, 1] (S = ``output_size``, 512 for the
-benchmarks). The runner quantises outputs to uint8 (round half to even is NOT used:
-``(x * 255).round()``, as the official scripts do) before metrics see them.
+benchmarks). The runner quantises outputs to uint8 levels (``bench.core.device.to_uint8_levels``:
+``(x * 255).round()``, half to even as numpy's and torch's round, as the official scripts do)
+before metrics see them.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -14,6 +16,17 @@ import torch
 
 from bench.core.registry import METHODS
 from bench.weights.resolve import state_dict_mismatch  # noqa: F401 - re-exported for the methods
+
+
+def check_quality(method: str, quality: Any) -> float:
+    """IQP's asked-for ``quality`` as a float in [0, 1] (0.9 asks for the best); else one ValueError naming ``method``."""
+    try:
+        value = float(quality)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{method}: quality must be in [0, 1] (0.9 asks for the best), got {quality}")
+    return value
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bench import weights as W
-from methods.base import RestorationMethod, WeightsInfo
+from methods.base import RestorationMethod, WeightsInfo, check_quality
 from methods.codeformer_arch.config import NetConfig, config_from_dict, get_config
 from methods.codeformer_arch.network import CodeLookupNet
 
@@ -94,8 +94,7 @@ class CodeLookupMethod(RestorationMethod):
     ) -> None:
         if not 0.0 <= float(fidelity) <= 1.0:
             raise ValueError(f"{self.name}: fidelity (CFT weight w) must be in [0, 1], got {fidelity}")
-        if quality is not None and not 0.0 <= float(quality) <= 1.0:
-            raise ValueError(f"{self.name}: quality must be in [0, 1] (0.9 asks for the best), got {quality}")
+        quality = None if quality is None else check_quality(self.name, quality)
         super().__init__(fidelity=float(fidelity), adain=bool(adain))
         if quality is not None:
             self.params["quality"] = float(quality)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from bench.core.atomic import atomic_open
-from methods.base import RestorationMethod, WeightsInfo
+from methods.base import RestorationMethod, WeightsInfo, check_quality
 
 
 def score_bins(score: torch.Tensor, bins: int) -> torch.Tensor:
@@ -193,9 +193,8 @@ class PlugAndPlayIQP(RestorationMethod):
 
     def __init__(self, base: RestorationMethod, name: str, quality: float = 0.9, embedding: str | None = None,
                  num_bins: int = 10) -> None:
-        if not 0.0 <= float(quality) <= 1.0:
-            raise ValueError(f"{name}: quality must be in [0, 1] (0.9 asks for the best), got {quality}")
-        super().__init__(**base.params, quality=float(quality))
+        quality = check_quality(name, quality)
+        super().__init__(**base.params, quality=quality)
         self.name = name  # type: ignore[misc]
         self.base_method = base
         self.quality = float(quality)

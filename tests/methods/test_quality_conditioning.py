@@ -211,3 +211,23 @@ def test_finetune_errors(faces, tmp_path):
     cfg = finetune_config(faces, tmp_path, "restoreformer++", None, base_kwargs=RF_SMALL, train_transformer=True)
     with pytest.raises(UserError, match="code-lookup base"):
         Trainer(cfg, tmp_path / "c")
+
+
+def test_one_quality_check_for_iqp_and_the_plug_in_variants():
+    """codeformer_family and quality_conditioning checked quality with two copies; one function now, one message."""
+    import math
+
+    import bench
+    from methods.base import check_quality
+
+    assert check_quality("m", 1) == 1.0 and isinstance(check_quality("m", 1), float)
+    for bad in (1.5, -0.1, math.nan, "abc", None):
+        with pytest.raises(ValueError, match=r"^m: quality must be in \[0, 1\] \(0.9 asks for the best\), got "):
+            check_quality("m", bad)
+    messages = []
+    for name in ("iqp-bfr", "codeformer+iqp"):
+        config = "tiny" if name == "iqp-bfr" else "tiny_codeformer"
+        with pytest.raises(ValueError) as info:
+            bench.create_method(name, weights="random", config=config, quality=math.nan)
+        messages.append(str(info.value).split(": ", 1)[1])
+    assert messages[0] == messages[1]
