@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.core.registry import METRICS
+from bench.data.align import FFHQ_TEMPLATE_512, similarity_lstsq
 from bench.metrics.arcface_arch import load_arcface
 from bench.metrics.base import MeanOfImages, Metric, MetricUnavailable
 from bench.weights import MissingWeightsError
@@ -44,11 +45,6 @@ DLIB_RECOGNITION = "dlib_face_recognition_resnet_v1"
 DLIB_SHAPE5 = "dlib_shape_predictor_5"
 
 
-#: FFHQ-aligned 512 x 512 five-point template (facexlib FaceRestoreHelper): eyes, nose, mouth corners
-FFHQ_TEMPLATE_512 = np.array(
-    [[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
-     [201.26117, 371.41043], [313.08905, 371.15118]], dtype=np.float64,
-)
 #: insightface's ArcFace 112 x 112 destination points (same order)
 ARCFACE_DST_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
@@ -258,28 +254,10 @@ def protocol_label(kind: str, grey: str, drop_below: float) -> str:
 # ----------------------------------------------------------------------------- insightface
 
 
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 least-squares similarity (Umeyama, as skimage ``SimilarityTransform.estimate``) src -> dst."""
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    n, dim = src.shape
-    sm, dm = src.mean(0), dst.mean(0)
-    s, d = src - sm, dst - dm
-    a = d.T @ s / n
-    sign = np.ones(dim)
-    if np.linalg.det(a) < 0:
-        sign[-1] = -1
-    u, sv, vt = np.linalg.svd(a)
-    r = u @ np.diag(sign) @ vt
-    scale = (sv * sign).sum() / s.var(0).sum()
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * r
-    m[:, 2] = dm - scale * r @ sm
-    return m
-
-
 def arcface_crop(rgb: np.ndarray, landmarks5: np.ndarray, size: int = 112) -> np.ndarray:
-    """insightface ``norm_crop``: warp to the ArcFace template (INTER_LINEAR, black border)."""
-    m = similarity_transform(landmarks5, ARCFACE_DST_112 * (size / 112.0))
+    """insightface ``norm_crop``: warp to the ArcFace template (INTER_LINEAR, black border). The least-squares
+    similarity is :func:`bench.data.align.similarity_lstsq` (skimage's Umeyama estimate to ~2e-13)."""
+    m = similarity_lstsq(landmarks5, ARCFACE_DST_112 * (size / 112.0))
     return cv2.warpAffine(rgb, m, (size, size), borderValue=0.0)
 
 
@@ -474,5 +452,5 @@ class DlibIdentity(MeanOfImages):
 
 __all__ = [
     "IdentityAngle", "IdentityCosine", "IdentityRadians", "radians_float32", "InsightFaceIdentity", "DlibIdentity", "DlibFaces", "grey128",
-    "cosine", "angle_degrees", "arcface_crop", "similarity_transform", "template_box", "load_dlib", "ArcFaceEmbedder",
+    "cosine", "angle_degrees", "arcface_crop", "template_box", "load_dlib", "ArcFaceEmbedder",
 ]

@@ -74,3 +74,18 @@ def test_finds_the_astronauts_face() -> None:
     sf = detect_faces(small)
     assert len(sf) == 1 and np.abs(sf[0].landmarks5 * 2 - f.landmarks5).max() < 0.2 * f.eye_distance
     assert detect_faces(np.full((300, 300, 3), 128, np.uint8)) == []
+
+
+def test_nms_equals_torchvisions() -> None:
+    """The detector's NMS keeps what torchvision's keeps, in either dtype."""
+    import torch
+    from torchvision.ops import nms as tv_nms
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for _ in range(30):
+            xy = rng.uniform(0, 100, (40, 2))
+            boxes = np.column_stack([xy, xy + rng.uniform(1, 40, (40, 2))]).astype(dtype)
+            scores = rng.permutation(40).astype(dtype)  # distinct: the order of ties is each tool's own
+            want = tv_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.4).tolist()
+            assert nms(boxes, scores, 0.4) == want
