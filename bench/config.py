@@ -31,11 +31,14 @@ class MethodSpec:
 
     @classmethod
     def parse(cls, spec: str, weights: str | None = None) -> MethodSpec:
-        if spec.strip().lower().startswith("outputs:"):
-            from methods.outputs_folder import parse_outputs_spec
+        if ":" in spec:  # a resolver's name (``outputs:LABEL=DIR``) is read by its resolver, not as options
+            from bench.core import plugins
+            from bench.core.registry import METHODS
 
-            label, folder = parse_outputs_spec(spec)
-            return cls(name=f"outputs:{folder}", weights=weights, alias=label)
+            plugins.load_all()
+            if METHODS.resolves(spec):
+                entry = METHODS.resolve(spec)
+                return cls(name=entry.name, weights=weights, alias=entry.meta.get("label") or entry.name)
         name, rest = spec.partition(":")[0].strip(), spec.partition(":")[2]
         if rest and "=" not in rest:
             raise UserError(f"bad method spec {spec!r}: expected NAME:key=value[,key=value]")

@@ -67,6 +67,12 @@ class RestorationMethod(torch.nn.Module):
     #: the family it belongs to (tables group by it), and one line for ``bfrbench list``
     family: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: True for a method that reads saved results by image name instead of restoring (``outputs:DIR``): the
+    #: engine calls :meth:`restore_named` (which names the images it has no result for), never ``restore``
+    reads_outputs: ClassVar[bool] = False
+    #: True for a method bound to each dataset before its unit (:meth:`bind_dataset`): its ``info()`` (the
+    #: unit key) then covers what it read for that set, e.g. a content hash; it is not recorded for reuse
+    binds_dataset: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         super().__init__()
@@ -86,6 +92,19 @@ class RestorationMethod(torch.nn.Module):
     def restore(self, lq: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float in [0, 1] -> (B, 3, S, S) float in [0, 1]."""
         raise NotImplementedError
+
+    def restore_named(
+        self, names: list[str], lq: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, str], dict[str, list[str]]]:
+        """The results of the images ``names`` (B', 3, S, S) in [0, 1], the names without one (with why), and
+        per-image conversion notes; a method that ``reads_outputs`` implements it (the others restore)."""
+        return self.restore(lq), {}, {}
+
+    def bind_dataset(self, dataset: str, pairs: list[Any], aliases: tuple[str, ...] = (),
+                     known: list[str] | None = None) -> dict[str, Any] | None:
+        """Prepare for one dataset's unit (``binds_dataset``): ``pairs`` are the images run, ``known`` every image
+        of the set (beyond --limit); returns a report for the manifest, or None."""
+        return None
 
     @torch.no_grad()
     def forward(self, lq: torch.Tensor) -> torch.Tensor:

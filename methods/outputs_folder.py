@@ -53,6 +53,8 @@ class OutputsFolder(RestorationMethod):
     """Reads restored images from a folder by the dataset's image names instead of restoring."""
 
     name = PREFIX
+    reads_outputs = True
+    binds_dataset = True
 
     def __init__(self, folder: str, strict: bool = False, size: int = 512) -> None:
         super().__init__(folder=str(Path(folder).expanduser().resolve()), strict=bool(strict))
@@ -165,7 +167,8 @@ class OutputsFolder(RestorationMethod):
 
 
 def _resolver(rest: str) -> Entry:
-    folder = rest.strip()
+    """``outputs:DIR`` or ``outputs:LABEL=DIR``: the entry reads DIR; its ``label`` names it in every table."""
+    label, folder = parse_outputs_spec(f"{PREFIX}:{rest}")
 
     def factory(strict: bool = False, weights: Any = None) -> OutputsFolder:
         if weights is not None:
@@ -173,7 +176,7 @@ def _resolver(rest: str) -> Entry:
         return OutputsFolder(folder, strict=strict)
 
     return Entry(name=f"{PREFIX}:{folder}", factory=factory,
-                 meta={"description": "restored images read from a folder", "takes_quality": False})
+                 meta={"description": "restored images read from a folder", "takes_quality": False, "label": label})
 
 
 METHODS.add_resolver(PREFIX, _resolver)

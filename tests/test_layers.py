@@ -169,3 +169,46 @@ def test_baselines_never_import_the_iqp_method() -> None:
            if m == "methods.codeformer" or m.startswith(baselines) for t, _top, line in ts
            if t.startswith("methods.iqp_bfr")]
     assert bad == []
+
+
+#: the engine layer (runs, config, suites, compare): it knows methods only through their interface
+ENGINE = ("bench.engine", "bench.config", "bench.suites", "bench.compare")
+
+
+def engine_imports_of_methods(edges: dict[str, list[tuple[str, bool, int]]]) -> list[tuple[str, str, int]]:
+    """(module, imported method module, line) for every import of a particular method by the engine layer."""
+    return [(m, t, line) for m, ts in edges.items() if m.startswith(ENGINE) for t, _top, line in ts
+            if (t == "methods" or t.startswith("methods.")) and t != "methods.base"]
+
+
+def methods_importing_the_api(edges: dict[str, list[tuple[str, bool, int]]]) -> list[tuple[str, str, int]]:
+    """(module, "bench", line) for every import of the top-level API (``import bench``) by a method."""
+    return [(m, t, line) for m, ts in edges.items() if m == "methods" or m.startswith("methods.")
+            for t, _top, line in ts if t == "bench"]
+
+
+def test_the_engine_knows_methods_only_through_methods_base() -> None:
+    mods, edges = graph()
+    bad = [f"{mods[m].relative_to(ROOT)}:{line} imports {t}" for m, t, line in engine_imports_of_methods(edges)]
+    assert bad == [], "the engine layer imports a particular method:\n" + "\n".join(bad)
+
+
+def test_no_method_imports_the_top_level_api() -> None:
+    mods, edges = graph()
+    bad = [f"{mods[m].relative_to(ROOT)}:{line} imports the API" for m, _t, line in methods_importing_the_api(edges)]
+    assert bad == [], "\n".join(bad)
+
+
+def test_the_method_and_api_checks_see_planted_imports(tmp_path: Path) -> None:
+    """Both checks can fail: an engine module importing a method, a method importing ``bench``."""
+    engine = tmp_path / "bench" / "engine" / "bad.py"
+    engine.parent.mkdir(parents=True)
+    engine.write_text("from methods.base import RestorationMethod\n\ndef f():\n    from methods.outputs_folder import X\n")
+    method = tmp_path / "methods" / "bad.py"
+    method.parent.mkdir(parents=True)
+    method.write_text("def g():\n    import bench\n    from bench import create_metric\n")
+    known = {"bench", "bench.engine.bad", "methods", "methods.base", "methods.outputs_folder", "methods.bad"}
+    edges = {"bench.engine.bad": imports("bench.engine.bad", engine, known),
+             "methods.bad": imports("methods.bad", method, known)}
+    assert engine_imports_of_methods(edges) == [("bench.engine.bad", "methods.outputs_folder", 4)]
+    assert methods_importing_the_api(edges) == [("methods.bad", "bench", 2), ("methods.bad", "bench", 3)]

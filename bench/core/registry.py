@@ -94,6 +94,16 @@ class Registry(Generic[T]):
         """Handle every name ``prefix:REST``; the resolver gets REST and returns an Entry."""
         self._resolvers[prefix.lower()] = resolver
 
+    def resolves(self, name: str) -> bool:
+        """Whether ``name`` is ``PREFIX:REST`` for a registered resolver (REST is then the resolver's to read)."""
+        prefix, sep, _ = name.strip().partition(":")
+        return bool(sep) and prefix.lower() in self._resolvers
+
+    def resolve(self, name: str) -> Entry[T]:
+        """The resolver's entry for ``PREFIX:REST`` (see :meth:`resolves`); its meta may carry a ``label``."""
+        prefix, _, rest = name.strip().partition(":")
+        return self._resolvers[prefix.lower()](rest)
+
     def entry(self, name: str) -> Entry[T]:
         """The entry for ``name``; ``NAME:key=value,...`` binds options, typed once against the factory
         (see :meth:`bind`). The entry's ``name`` is the canonical label."""

@@ -53,6 +53,10 @@ def data_fingerprint(pairs: Iterable[Any]) -> str:
 class RecordedMethod:
     """What a rerun knows of a method without building it: its info and output size."""
 
+    #: as :class:`methods.base.RestorationMethod`: a recorded method restores, and is bound to no dataset
+    reads_outputs = False
+    binds_dataset = False
+
     def __init__(self, spec: MethodSpec, info: MethodInfo, output_size: int | None) -> None:
         self.spec, self._info, self.output_size = spec, info, output_size
 

@@ -218,7 +218,7 @@ class Runner:
         return self.adopt_method(method)
 
     def _record_method(self, spec: MethodSpec, method) -> None:
-        if self.dist.is_main and not hasattr(method, "bind_dataset"):  # an outputs folder is matched per set
+        if self.dist.is_main and not method.binds_dataset:  # its info depends on the set it is bound to
             reuse.record(self.run_dir, spec, method)
 
     def _materialize(self, spec: MethodSpec):
@@ -512,7 +512,7 @@ class Runner:
         for m in metrics.values():
             m.reset()  # each shard holds only its own batch's state
         try:
-            if hasattr(prepared.method, "restore_named"):  # an outputs folder: images read by name, some may fail
+            if prepared.method.reads_outputs:  # saved results read by name: some images may have none
                 lq = self.engine.to_device(batch.lq)
                 out, failed, conv = prepared.method.restore_named(batch.names, lq)
                 for name, reason in failed.items():
@@ -678,7 +678,7 @@ class Runner:
             self._say(f"dataset {ds_name}: {len(pairs)} images")
             ds_units = []
             for label, (spec, method) in methods.items():
-                if hasattr(method, "bind_dataset"):  # an outputs folder: match its files to this dataset
+                if method.binds_dataset:  # e.g. an outputs folder: match its files to this dataset
                     report = method.bind_dataset(ds_name, pairs, (dataset.name,), known=[p.name for p in all_pairs])
                     methods_info[label].setdefault("outputs", {})[ds_name] = report
                     methods_info[label]["content_hash"] = {**methods_info[label].get("content_hash", {}),

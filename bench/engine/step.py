@@ -97,7 +97,7 @@ class Engine:
     def prepare(self, method: torch.nn.Module, batch_size: int, size: int | None = None) -> PreparedMethod:
         """Move ``method`` to the device and try the fast options on one example batch (see ``prepare_fast_path``)."""
         dtype = method_dtype(method, self.dtype)
-        if hasattr(method, "restore_named"):  # saved outputs read by name: nothing to speed up
+        if getattr(method, "reads_outputs", False):  # saved outputs read by name: nothing to speed up
             return PreparedMethod(method=method, fast=FastPath(fn=method, channels_last=False, compiled=False),
                                   dtype=dtype)
         side = int(size or getattr(method, "input_size", 512))

@@ -60,9 +60,14 @@ def _build_metric(spec: Any, device: str | torch.device | None) -> Any:
     """A metric instance from a registry name (``niqe``, ``pyiqa:musiq`` ...) or an instance."""
     if not isinstance(spec, str):
         return spec.to(device) if device is not None else spec
-    import bench
+    from bench.core import plugins
+    from bench.core.registry import METRICS
 
-    metric = bench.create_metric(spec, device=str(device) if device is not None else None)
+    plugins.load_all()
+    metric = METRICS.create(spec)
+    metric.check_inputs = True  # float (B, 3, H, W) in [0, 1], or a clear error (bench.core.inputs)
+    if device is not None:
+        metric = metric.to(str(device))
     if not getattr(metric, "per_image", True):
         raise ValueError(f"metric {spec!r} gives one value per set, not per image; it cannot score images")
     if getattr(metric, "needs_gt", False):
