@@ -1,7 +1,8 @@
 """A run folder made with the default relative data root (``./datasets``) is self-contained.
 
-Dataset paths are stored absolute and saved outputs relative to the run folder, so the report
-finds every LQ, GT and output image wherever the run folder is opened from or moved to.
+Dataset paths are stored relative to the dataset's folders (absolute in manifest.json) and saved
+outputs relative to the run folder, so the report finds every LQ, GT and output image wherever the
+run folder is opened from or moved to.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from bench.engine.run_folder import RunFolder
 from reports.render import render_report
 from tests._helpers.report_synth import face_image
 
@@ -38,13 +40,18 @@ def make_relative_run(base: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return base / "runs" / "rel"
 
 
-def test_per_image_paths_are_absolute_for_data_and_relative_for_outputs(tmp_path, monkeypatch):
+def test_per_image_paths_are_relative_to_their_roots_and_read_back_absolute(tmp_path, monkeypatch):
     run = make_relative_run(tmp_path / "work", monkeypatch)
     df = pd.read_parquet(run / "per_image.parquet")
     assert len(df) == 2 * N_IMAGES
-    for col in ("lq_path", "gt_path"):
-        assert all(Path(p).is_absolute() and Path(p).is_file() for p in df[col]), df[col].tolist()
+    datasets = RunFolder(run).manifest()["datasets"]["celeba-test"]
+    for col, root in (("lq_path", "lq_dir"), ("gt_path", "gt_dir")):
+        assert Path(datasets[root]).is_absolute()
+        assert all(not Path(p).is_absolute() and (Path(datasets[root]) / p).is_file() for p in df[col]), df[col].tolist()
     assert all(not Path(p).is_absolute() and (run / p).is_file() for p in df["out_path"]), df["out_path"].tolist()
+    read = RunFolder(run).per_image()
+    for col in ("lq_path", "gt_path", "out_path"):
+        assert all(Path(p).is_absolute() and Path(p).is_file() for p in read[col]), read[col].tolist()
 
 
 def test_moved_run_folder_report_finds_every_image(tmp_path, monkeypatch):
@@ -56,7 +63,7 @@ def test_moved_run_folder_report_finds_every_image(tmp_path, monkeypatch):
     html = render_report(moved, data_roots=[tmp_path / "work" / "datasets"]).read_text(encoding="utf-8")
     assert "cannot read" not in html and "file not found" not in html and "not shown:" not in html
     # every gallery tile is an embedded image: LQ, the two methods' outputs and GT for each shown face
-    assert html.count("data:image/jpeg;base64,") >= N_IMAGES * 4
+    assert html.count("data:image/") >= N_IMAGES * 4
 
 
 def test_demo_data_root_resolves_to_the_demo_folder_not_its_anchor(tmp_path, monkeypatch):
