@@ -89,7 +89,7 @@ def dot_intervals(board: Board, ivs: Intervals, colors: dict[str, Any], standin:
             _zoom(ax, lows, highs)
             ax.grid(axis="x", alpha=0.3)
             tag = "" if col.standard else " (non-standard)"
-            ax.set_title(f"{_short(col.label, 40)} {col.arrow}{tag}\n{_short(col.protocol, 48)}", loc="left")
+            ax.set_title(f"{_short(col.label, 36)} {col.arrow}{tag}\n{_short(col.protocol, 40)}", loc="left")
         axes[0].set_yticks(range(len(methods)), labels)
         axes[0].set_ylim(len(methods) - 0.5, -0.5)
         for ax in axes[len(board.columns):]:
