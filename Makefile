@@ -2,8 +2,19 @@
 PYTHON ?= python3
 
 .PHONY: demo test bench lint lock
+# Without an NVIDIA GPU, `make demo` adds PyTorch's CPU wheel index: its torch 2.14.1+cpu and torchvision
+# 0.29.1+cpu satisfy the lock's torch==2.14.1 / torchvision==0.29.1 (a local version label matches a pin
+# without one) and bring no CUDA libraries. Set CPU_INDEX= (empty) to keep PyPI's CUDA wheels.
+CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
 demo:  ## install, build the embedded demo benchmark on first use, run it, print the ranked table
-	$(PYTHON) -m pip install -q 'tox>=4.28' && $(PYTHON) -m tox -e demo
+	$(PYTHON) -m pip install -q 'tox>=4.28'
+	@if [ -n "$(CPU_INDEX)" ] && ! (command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1); then \
+		echo "no NVIDIA GPU found: PyTorch's CPU wheels from $(CPU_INDEX)"; \
+		PIP_EXTRA_INDEX_URL="$(CPU_INDEX) $$PIP_EXTRA_INDEX_URL" $(PYTHON) -m tox -e demo; \
+	else \
+		$(PYTHON) -m tox -e demo; \
+	fi
 
 test:  ## install and run the test suite (CPU); installs Chromium for the browser test when it can
 	bash scripts/system-deps.sh

@@ -91,3 +91,29 @@ def test_no_install_brings_desktop_opencv_beside_headless(extra):
                      "no extras-only fix; see the issue note")
     assert "opencv-python" not in closure, f"[{extra}] brings opencv-python beside opencv-python-headless"
 
+
+
+@pytest.mark.skipif(__import__("shutil").which("make") is None, reason="needs make")
+@pytest.mark.parametrize("gpu", [False, True])
+def test_make_demo_takes_the_cpu_wheels_only_without_a_gpu(tmp_path, gpu):
+    """`make demo` with a stand-in python (records what tox would get) and nvidia-smi present or not."""
+    from packaging.specifiers import SpecifierSet
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python"
+    fake.write_text(f'#!/bin/sh\necho "$@ | $PIP_EXTRA_INDEX_URL" >> {tmp_path / "calls"}\n')
+    fake.chmod(0o755)
+    if gpu:
+        smi = bin_dir / "nvidia-smi"
+        smi.write_text("#!/bin/sh\necho 'GPU 0: stand-in'\n")
+        smi.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(["make", "-s", "demo", f"PYTHON={fake}"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    tox_call = (tmp_path / "calls").read_text().splitlines()[-1]
+    assert tox_call.startswith("-m tox -e demo")
+    assert ("download.pytorch.org/whl/cpu" in tox_call) is (not gpu), tox_call
+    assert SpecifierSet("==2.14.1").contains("2.14.1+cpu")  # the CPU build satisfies the lock's pin
+    assert "torch==2.14.1\n" in (REPO / "requirements" / "lock.txt").read_text()
