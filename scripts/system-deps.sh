@@ -4,9 +4,11 @@
 # Installs them when run as root on Debian/Ubuntu; otherwise says so (those tests then skip).
 set -u
 have() { command -v "$1" >/dev/null 2>&1; }
-install() {  # install PACKAGE [apt options]: quietly, a failure only warns
+updated=0
+install() {  # install PACKAGE [apt options]: quietly, a failure only warns; the package lists are read once
   local pkg=$1; shift
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" "$pkg" >/dev/null) \
+  if [ $updated = 0 ]; then apt-get update -qq || true; updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" "$pkg" >/dev/null \
     || echo "warning: could not install $pkg; the tests that need it will be skipped"
 }
 root=0

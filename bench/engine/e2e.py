@@ -133,7 +133,7 @@ def end_to_end(
     from bench.engine.runner import Runner
 
     spec = MethodSpec.parse(spec_text)
-    cfg = RunConfig(datasets=[], methods=[spec.label], metrics=list(metric_names), out=str(scratch / "engine"),
+    cfg = RunConfig(datasets=["e2e"], methods=[spec.label], metrics=list(metric_names), out=str(scratch / "engine"),
                     device=str(device), batch_size=batch_size, workers=workers, dtype=dtype, compile=compile,
                     channels_last=channels_last, quiet=True, report=False)
     runner = Runner(cfg, image_size=size)
