@@ -28,7 +28,8 @@ def atomic_open(
 ) -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path``; on success rename it over ``path``.
 
-    Nothing is left half-written: an exception (or a SIGKILL) leaves the old file intact. The
+    Nothing is left half-written: an exception (or a SIGKILL) leaves the old file intact, and an
+    OSError without a file name (a full disk on write or fsync) is raised again naming ``path``. The
     file gets ``file_mode``, or by default what ``open()`` would give it (0666 less the umask),
     not the 0600 of a temporary file, so reports stay readable by others where the umask says so.
     """
@@ -46,9 +47,12 @@ def atomic_open(
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and not exc.filename:
+            # a failed write or fsync (disk full, quota) names no file: name the one being written
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(target)) from exc
         raise
 
 

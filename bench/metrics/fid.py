@@ -189,16 +189,18 @@ def load_stats(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     return mu, sigma
 
 
-def save_stats(path: str | os.PathLike[str], mu: np.ndarray, sigma: np.ndarray, **meta: Any) -> None:
-    """Write (mu, sigma) as an ``.npz`` atomically (plus string/number metadata)."""
+def save_stats(path: str | os.PathLike[str], mu: np.ndarray, sigma: np.ndarray, *, file_mode: int | None = None,
+               **meta: Any) -> None:
+    """Write (mu, sigma) as an ``.npz`` atomically (plus string/number metadata; ``file_mode``: its mode)."""
     import io
 
-    from bench.core.atomic import atomic_write_bytes
+    from bench.core.atomic import atomic_open
 
     buf = io.BytesIO()
     np.savez(buf, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64),
              **{k: np.asarray(v) for k, v in meta.items()})
-    atomic_write_bytes(path, buf.getvalue())
+    with atomic_open(path, "wb", file_mode=file_mode) as fh:
+        fh.write(buf.getvalue())
 
 
 # ----------------------------------------------------------------------------- feature extractors
@@ -266,6 +268,8 @@ def folder_hash(folder: str | os.PathLike[str]) -> str:
     from bench.core.imageio import list_images
     from bench.weights import sha256_file
 
+    if not Path(folder).is_dir():
+        raise ValueError(f"reference {folder}: not a folder (give a folder of reference images, e.g. reference=data/ffhq)")
     files = list_images(folder)
     if not files:
         raise ValueError(f"{folder}: no images found (expected .png/.jpg files directly inside)")
@@ -313,15 +317,22 @@ def extract_folder(
 def folder_stats(
     folder: str | os.PathLike[str], extractor: nn.Module, batch_size: int = 16, cache: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, sigma) of a folder's features, cached on disk under the folder's content hash."""
+    """(mu, sigma) of a folder's features, cached on disk under the folder's content hash.
+
+    The cache is private (folder 0700, files 0600) and records the folder's content hash, not
+    its path: the statistics of a private dataset say nothing of where it lives.
+    """
     tag = getattr(extractor, "tag", type(extractor).__name__)
-    key = hashlib.sha256(f"{folder_hash(folder)}|{tag}|{_module_hash(extractor)}".encode()).hexdigest()[:24]
+    content = folder_hash(folder)
+    key = hashlib.sha256(f"{content}|{tag}|{_module_hash(extractor)}".encode()).hexdigest()[:24]
     path = stats_cache_dir() / f"{tag}-{key}.npz"
     if cache and path.is_file():
         return load_stats(path)
     mu, sigma = gaussian_stats(extract_folder(folder, extractor, batch_size))
     if cache:
-        save_stats(path, mu, sigma, folder=str(Path(folder).resolve()), extractor=tag)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        save_stats(path, mu, sigma, file_mode=0o600, folder_sha256=content, extractor=tag)
     return mu, sigma
 
 

@@ -29,3 +29,4 @@ def test_unreadable_files_are_named_not_raised(tmp_path):
     assert "not a regular file" in file_identity(tmp_path / "fifo.png")
     with pytest.raises(OSError):
         file_digest(tmp_path / "dangling.png")
+

@@ -408,6 +408,14 @@ def test_folder_stats_cached_by_content(tmp_path, monkeypatch):
     empty.mkdir()
     with pytest.raises(ValueError, match="no images"):
         folder_hash(empty)
+    # the cache is private and does not record where the dataset lives (issue 20, item 21)
+    assert stats_cache_dir().stat().st_mode & 0o777 == 0o700
+    for f in stats_cache_dir().glob("*.npz"):
+        assert f.stat().st_mode & 0o777 == 0o600
+        with np.load(f) as d:
+            assert str(tmp_path) not in " ".join(str(d[k]) for k in d.files if d[k].dtype.kind in "US")
+    with pytest.raises(ValueError, match="reference /etc/passwd: not a folder"):
+        folder_hash("/etc/passwd")
 
 
 def test_fid_reference_folder(tmp_path, inception_ckpt, frechet_spy):
