@@ -1,7 +1,7 @@
 # The two commands README.md promises. Both set everything up on a fresh machine.
 PYTHON ?= python3
 
-.PHONY: demo test bench lint lock
+.PHONY: demo test test-soak bench lint lock
 # Without an NVIDIA GPU, `make demo` adds PyTorch's CPU wheel index: its torch 2.14.1+cpu and torchvision
 # 0.29.1+cpu satisfy the lock's torch==2.14.1 / torchvision==0.29.1 (a local version label matches a pin
 # without one) and bring no CUDA libraries. Set CPU_INDEX= (empty) to keep PyPI's CUDA wheels.
@@ -19,6 +19,9 @@ demo:  ## install, build the embedded demo benchmark on first use, run it, print
 test:  ## install and run the test suite (CPU); installs Chromium for the browser test when it can
 	bash scripts/system-deps.sh
 	$(PYTHON) -m pip install -q 'tox>=4.28' && $(PYTHON) -m tox
+
+test-soak:  ## the soak-style tests the default run leaves out (the README chain at full iterations, SIGKILL soak, long property runs)
+	$(PYTHON) -m pip install -q 'tox>=4.28' && $(PYTHON) -m tox -e soak
 
 bench:  ## pytest-benchmark speed figures (CPU)
 	$(PYTHON) -m pip install -q 'tox>=4.28' && $(PYTHON) -m tox -e bench

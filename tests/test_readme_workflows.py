@@ -79,6 +79,7 @@ def test_readme_commands_with_two_iterations_a_stage(empty_folder):
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.timeout(3600)
 def test_readme_commands_verbatim(empty_folder):
     _run_all(readme_commands(), [])

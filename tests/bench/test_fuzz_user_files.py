@@ -81,6 +81,7 @@ def test_suite_yaml_gives_a_suite_or_one_error(data):
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @SLOW
 @given(SUITES)
 def test_suite_yaml_gives_a_suite_or_one_error_long(data):
@@ -137,6 +138,7 @@ def test_a_formula_is_valid_or_one_error_and_a_valid_one_always_evaluates(text, 
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @SLOW
 @given(st.one_of(FORMULA_TEXT, _expr(4)), VALUES_OF)
 def test_a_formula_is_valid_or_one_error_and_a_valid_one_always_evaluates_long(text, values):
@@ -173,6 +175,7 @@ def test_a_paper_table_is_valid_or_one_error(data):
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @SLOW
 @given(TABLES)
 def test_a_paper_table_is_valid_or_one_error_long(data):

@@ -140,5 +140,5 @@ _NUMBERS = given(st.sampled_from(["--limit", "--batch-size", "--workers", "--see
                            st.text(max_size=8)))
 test_any_config_mapping_is_a_valid_config_or_one_error = _FAST(_MAPPINGS(_config_mapping))
 test_any_numeric_argument_is_a_valid_config_or_one_error = _FAST(_NUMBERS(_numeric_argument))
-test_any_config_mapping_long = pytest.mark.slow(_LONG(_MAPPINGS(_config_mapping)))
-test_any_numeric_argument_long = pytest.mark.slow(_LONG(_NUMBERS(_numeric_argument)))
+test_any_config_mapping_long = pytest.mark.soak(pytest.mark.slow(_LONG(_MAPPINGS(_config_mapping))))
+test_any_numeric_argument_long = pytest.mark.soak(pytest.mark.slow(_LONG(_NUMBERS(_numeric_argument))))

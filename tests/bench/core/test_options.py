@@ -198,6 +198,7 @@ def test_any_text_as_a_metric_name_is_an_entry_or_one_error(text):
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @SLOW
 @given(st.sampled_from(_METRIC_NAMES), _OPTIONS)
 def test_metric_specs_parse_or_fail_in_one_line_long(name, items):
@@ -205,6 +206,7 @@ def test_metric_specs_parse_or_fail_in_one_line_long(name, items):
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @SLOW
 @given(st.sampled_from(_METHOD_NAMES), _OPTIONS)
 def test_method_specs_parse_or_fail_in_one_line_long(name, items):

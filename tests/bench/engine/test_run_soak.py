@@ -111,6 +111,7 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_random_sigkills_and_a_concurrent_run_lose_and_duplicate_nothing(tmp_path):
     lq, gt = _mixed_folder(tmp_path / "data")
     ref_rc, ref_log = _finish(_start(tmp_path, lq, gt, tmp_path / "ref", 2))
