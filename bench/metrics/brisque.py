@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -157,7 +158,8 @@ def brisque_pyiqa(x: torch.Tensor, model: SVRModel) -> torch.Tensor:
     return torch.exp(-dist * model.gamma) @ coef - model.rho
 
 
-VARIANTS = ("pyiqa", "live")
+Variant = Literal["pyiqa", "live"]
+VARIANTS: tuple[str, ...] = get_args(Variant)
 
 
 @METRICS.register
@@ -172,7 +174,7 @@ class BRISQUE(MeanOfImages):
     needs_gt = False
     protocol = "pyiqa-0.1.16-brisque"
 
-    def __init__(self, weights: str | None = None, variant: str = "pyiqa") -> None:
+    def __init__(self, weights: str | None = None, variant: Variant = "pyiqa") -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")

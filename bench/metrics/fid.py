@@ -20,7 +20,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -54,7 +54,8 @@ def gaussian_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.
 
 #: how ``Tr sqrt(S1 S2)`` is computed: symmetric eigenproblems in float64 on the metric's device
 #: (default), or pytorch-fid's ``scipy.linalg.sqrtm`` of the product on the CPU (the reference)
-SQRTM_METHODS = ("eigh", "scipy")
+Sqrtm = Literal["eigh", "scipy"]
+SQRTM_METHODS: tuple[str, ...] = get_args(Sqrtm)
 
 
 def _sqrtm(a: np.ndarray) -> np.ndarray:
@@ -102,7 +103,7 @@ def trace_sqrt_product(
 
 def frechet_distance(
     mu1: np.ndarray | torch.Tensor, sigma1: np.ndarray | torch.Tensor, mu2: np.ndarray | torch.Tensor,
-    sigma2: np.ndarray | torch.Tensor, eps: float = 1e-6, *, sqrtm: str = "eigh",
+    sigma2: np.ndarray | torch.Tensor, eps: float = 1e-6, *, sqrtm: Sqrtm = "eigh",
     centred1: torch.Tensor | None = None, device: torch.device | str | None = None,
 ) -> float:
     """d^2 = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), in float64.
@@ -345,7 +346,7 @@ class FrechetMetric(Metric):
     higher_better = False
     per_image = False
 
-    def __init__(self, extractor: nn.Module, eps: float = 1e-6, sqrtm: str = "eigh") -> None:
+    def __init__(self, extractor: nn.Module, eps: float = 1e-6, sqrtm: Sqrtm = "eigh") -> None:
         super().__init__()
         if sqrtm not in SQRTM_METHODS:
             raise ValueError(f"FID option sqrtm must be one of {SQRTM_METHODS}, not {sqrtm!r}")
@@ -398,7 +399,7 @@ class FID(FrechetMetric):
 
     def __init__(
         self, weights: str | None = None, stats: str | None = None, reference: str | None = None, eps: float = 1e-6,
-        sqrtm: str = "eigh",
+        sqrtm: Sqrtm = "eigh",
     ) -> None:
         try:
             extractor = InceptionFeatures(load_fid_inception(weights))
@@ -443,7 +444,7 @@ class FIDGT(FrechetMetric):
     protocol = "basicsr-fid-inception-pool3-vs-gt"
     standard = True
 
-    def __init__(self, weights: str | None = None, eps: float = 1e-6, sqrtm: str = "eigh") -> None:
+    def __init__(self, weights: str | None = None, eps: float = 1e-6, sqrtm: Sqrtm = "eigh") -> None:
         try:
             extractor = InceptionFeatures(load_fid_inception(weights))
         except MissingWeightsError as exc:
@@ -483,7 +484,7 @@ class FIDMobileNet(FIDGT):
     standard = False
 
     def __init__(self, weights: str | None = None, reference: str | None = None, eps: float = 1e-6,
-                 sqrtm: str = "eigh") -> None:
+                 sqrtm: Sqrtm = "eigh") -> None:
         try:
             extractor = load_mobilenet_features(weights)
         except MissingWeightsError as exc:

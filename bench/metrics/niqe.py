@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -103,10 +104,12 @@ def niqe_score(y: torch.Tensor, params: dict[str, torch.Tensor], block: int = BL
     return pristine_distance(torch.cat(feats, dim=-1), params["mu_pris_param"], params["cov_pris_param"])
 
 
-PRECISIONS = ("float32", "float64")
+Precision = Literal["float32", "float64"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 #: where the float32 arithmetic runs: batched torch on the metric's device, the per-image numpy reference,
 #: or the faster of the two where the metric is (``auto``: :attr:`NIQE.fastest_impl`)
-IMPLS = ("auto", "device", "reference")
+Impl = Literal["auto", "device", "reference"]
+IMPLS: tuple[str, ...] = get_args(Impl)
 
 
 def _check_size(h: int, w: int, block: int = BLOCK) -> None:
@@ -131,7 +134,7 @@ class NIQE(MeanOfImages):
                            "the same numbers within 1e-12)"}
     fastest_impl = {"cpu": "reference"}
 
-    def __init__(self, weights: str | None = None, precision: str = "float32", impl: str = "auto") -> None:
+    def __init__(self, weights: str | None = None, precision: Precision = "float32", impl: Impl = "auto") -> None:
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")

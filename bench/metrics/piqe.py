@@ -14,6 +14,8 @@ MATLAB's: float64, padded symmetrically up to the next multiple of 16.
 """
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from bench.core.registry import METRICS
@@ -131,7 +133,8 @@ def piqe_pyiqa(x: torch.Tensor) -> torch.Tensor:
     return ((dist.sum(dim=1) + 1) / (1 + active.sum(dim=1))) * 100
 
 
-VARIANTS = ("pyiqa", "matlab")
+Variant = Literal["pyiqa", "matlab"]
+VARIANTS: tuple[str, ...] = get_args(Variant)
 
 
 @METRICS.register
@@ -145,7 +148,7 @@ class PIQE(MeanOfImages):
     needs_gt = False
     protocol = "pyiqa-0.1.16-piqe"
 
-    def __init__(self, variant: str = "pyiqa") -> None:
+    def __init__(self, variant: Variant = "pyiqa") -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")

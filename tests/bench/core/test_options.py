@@ -81,6 +81,19 @@ def test_test_y_channel_maybe_is_an_error_not_true():  # issue 20 item 7
         bench.create_metric("psnr", test_y_channel="maybe")
 
 
+@pytest.mark.parametrize(("spec", "accepted"), [
+    ("niqe:impl=bogus", "auto, device, reference"), ("niqe:precision=f64", "float32, float64"),
+    ("fid:sqrtm=numpy", "eigh, scipy"), ("brisque:variant=LIVE", "pyiqa, live"), ("piqe:variant=x", "pyiqa, matlab"),
+])
+def test_a_metric_choice_is_checked_when_parsed_and_lists_its_values(spec, accepted):
+    """The choices live once, as the constructor's Literal annotation (the module's tuple is read from it)."""
+    with pytest.raises(UserError, match=rf"option .* is not accepted \(accepted: {accepted}\)"):
+        METRICS.entry(spec)
+    name, key = spec.split(":")[0], spec.split(":")[1].split("=")[0]
+    first = accepted.split(", ")[-1]
+    assert METRICS.entry(f"{name}:{key}={first}").meta.get("options", {}) in ({key: first}, {})
+
+
 def test_method_options_are_typed_and_checked_when_parsed():
     spec = MethodSpec.parse("codeformer:fidelity=1,adain=false")
     assert spec.kwargs() == {"fidelity": 1.0, "adain": False} and isinstance(spec.kwargs()["fidelity"], float)
@@ -136,7 +149,7 @@ from bench.core.errors import BfrBenchError  # noqa: E402
 
 #: examples per property in the default run; the slow-marked twins run many more
 FAST = settings(max_examples=50, deadline=timedelta(seconds=5), suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=1500, deadline=timedelta(seconds=5), suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=400, deadline=timedelta(seconds=5), suppress_health_check=[HealthCheck.too_slow])
 
 _METRIC_NAMES = ["psnr", "psnr-y", "ssim", "ssim-y", "fid", "niqe", "brisque", "lpips", "ids", "pyiqa:musiq", "nope"]
 _METHOD_NAMES = ["lq", "classical", "codeformer", "iqp-bfr", "gfpgan", "codeformer+iqp", "nope"]
