@@ -17,23 +17,35 @@ import torch
 
 from bench.core.errors import UserError
 from bench.core.filehash import file_identity
-from bench.core.imageio import ImageReadError, list_images, read_image, resize_to
+from bench.core.imageio import ImageReadError, list_images, probe_image, read_image, resize_to
 from bench.core.registry import METHODS, Entry
 from methods.base import MethodInfo, RestorationMethod
 
 PREFIX = "outputs"
 
 
+def printable(text: str) -> str:
+    """``text`` with every control character (a newline in a folder name) shown escaped, for tables."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def parse_outputs_spec(spec: str) -> tuple[str, str]:
-    """``outputs:DIR`` -> (folder name, DIR); ``outputs:LABEL=DIR`` -> (LABEL, DIR)."""
+    """``outputs:DIR`` -> (folder name, DIR); ``outputs:LABEL=DIR`` -> (LABEL, DIR).
+
+    An existing folder whose name holds ``=`` (``outputs:run=1``) is DIR, not LABEL=DIR. A label
+    may not hold control characters (it is printed in tables).
+    """
     rest = spec.strip().split(":", 1)[1] if ":" in spec else ""
     label, eq, folder = rest.partition("=")
-    if not eq or not label.strip() or any(c in label for c in "/\\"):
+    if not eq or not label.strip() or any(c in label for c in "/\\") or Path(rest.strip()).expanduser().is_dir():
         label, folder = "", rest
     folder = folder.strip()
     if not folder:
         raise UserError(f"method {spec!r}: name the folder, e.g. outputs:results/mine or outputs:mine=results/mine")
-    label = label.strip() or Path(folder.rstrip("/\\")).name or folder
+    if label and not label.strip().isprintable():
+        raise UserError(f"method {printable(spec)}: the label {printable(label.strip())} holds control characters",
+                        "give a label of printable characters")
+    label = label.strip() or printable(Path(folder.rstrip("/\\")).name or folder)
     return label, folder
 
 
@@ -99,9 +111,17 @@ class OutputsFolder(RestorationMethod):
         extra = sorted(p.name for stem, paths in by_stem.items() if stem not in of_dataset for p in paths)
         duplicates = {stem: [p.name for p in paths] for stem, paths in by_stem.items() if len(paths) > 1}
         self.content_hash = folder_content_hash(files)
+        undecodable, wrong_size = self._probe(sorted(expected & set(self.files)))
         problems = [f"missing output for {n} (no {n}.* in {self.subfolder or self.folder})" for n in missing]
+        problems += [f"undecodable output {self.files[n]}: {why}" for n, why in undecodable.items()]
+        problems += [f"wrong size output {self.files[n]}: {size}, expected {self.size}x{self.size} "
+                     + ("(refused: --strict)" if self.strict else f"(resized to {self.size}x{self.size})")
+                     for n, size in wrong_size.items()]
         problems += [f"extra file {n}: no image of {dataset} has this name (ignored)" for n in extra]
-        problems += [f"two files for {s}: {', '.join(v)} (using {v[0]})" for s, v in sorted(duplicates.items())]
+        problems += [f"two files for {s}: {', '.join(v)} " + ("(refused: --strict; keep one)" if self.strict
+                                                               else f"(using {v[0]})")
+                     for s, v in sorted(duplicates.items())]
+        self.duplicates = duplicates
         return {
             "folder": str(self.folder),
             "subfolder": str(self.subfolder) if self.subfolder else None,
@@ -112,9 +132,25 @@ class OutputsFolder(RestorationMethod):
             "missing": missing,
             "extra": extra,
             "duplicates": duplicates,
+            "undecodable": undecodable,
+            "wrong_size": wrong_size,
             "strict": self.strict,
             "problems": problems,
         }
+
+    def _probe(self, names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """The matched outputs that cannot be decoded ({name: reason}) or are not SxS ({name: "WxH"}),
+        from their headers and structure only (no decoding), so they are named before the run."""
+        bad, wrong = {}, {}
+        for name in names:
+            try:
+                w, h = probe_image(self.files[name])
+            except ImageReadError as exc:
+                bad[name] = exc.reason
+                continue
+            if (w, h) != (self.size, self.size):
+                wrong[name] = f"{w}x{h}"
+        return bad, wrong
 
     def info(self) -> MethodInfo:
         params = {"folder": str(self.folder), "strict": self.strict}
@@ -128,6 +164,9 @@ class OutputsFolder(RestorationMethod):
         if path is None:
             where = self.subfolder or self.folder
             return None, f"missing output: no {name}.* in {where} (restore this image or remove it from the set)", []
+        if self.strict and len(getattr(self, "duplicates", {}).get(name, ())) > 1:
+            return None, (f"two outputs for {name}: {', '.join(self.duplicates[name])} (--strict refuses to choose; "
+                          "keep one)"), []
         try:
             img = read_image(path)
         except ImageReadError as exc:

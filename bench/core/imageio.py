@@ -253,12 +253,8 @@ def max_file_bytes(width: int, height: int) -> int:
     return 8 * width * height + 16 * height + METADATA_ALLOWANCE
 
 
-def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> DecodedImage:
-    """Read an image file as RGB uint8; raises :class:`ImageReadError` naming the file.
-
-    Only a regular file is read (a FIFO or device is refused without blocking), and its header
-    and size are checked before the whole file is: a huge or sparse file never reaches memory.
-    """
+def _read_bounded(path: str | os.PathLike[str], max_pixels: int | None) -> bytes:
+    """The bytes of a regular image file whose header and size were checked before the whole file was read."""
     p = Path(path)
     if p.is_symlink() and not p.exists():
         raise ImageReadError(path, f"dangling symlink (its target {os.readlink(p)} does not exist)",
@@ -273,19 +269,40 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
             raise ImageReadError(path, "not a regular file (a FIFO, device or folder)", "give an image file")
         try:
             head = fh.read(HEADER_BYTES)
-            if len(head) < st.st_size:
-                check_bounded(head, path, max_pixels=max_pixels)
-                w, h = header_size(head) or (0, 0)
-                if st.st_size > max_file_bytes(w, h):
-                    raise ImageReadError(path, f"{st.st_size:,} bytes for a {w}x{h} image: far more than its pixels "
-                                         "need (a damaged or padded file)", "re-save the image")
-                data = head + fh.read(st.st_size - len(head))
-            else:
-                data = head
+            if len(head) >= st.st_size:
+                return head
+            check_bounded(head, path, max_pixels=max_pixels)
+            w, h = header_size(head) or (0, 0)
+            if st.st_size > max_file_bytes(w, h):
+                raise ImageReadError(path, f"{st.st_size:,} bytes for a {w}x{h} image: far more than its pixels "
+                                     "need (a damaged or padded file)", "re-save the image")
+            return head + fh.read(st.st_size - len(head))
         except OSError as exc:
             raise ImageReadError(path, f"cannot read file: {exc.strerror or exc}",
                                  "check the path and permissions") from exc
-    return decode_image(data, path, max_pixels=max_pixels)
+
+
+def probe_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) of an image file from its header, after every check :func:`read_image` makes
+    before decoding (regular file, known header, pixel and size bounds, truncation); no decoding."""
+    data = _read_bounded(path, max_pixels)
+    if not data:
+        raise ImageReadError(path, "empty file (0 bytes)")
+    reason = _truncation_reason(data, Path(path).suffix.lower())
+    if reason:
+        raise ImageReadError(path, reason)
+    check_bounded(data, path, max_pixels=max_pixels)
+    w, h = header_size(data) or (0, 0)
+    return w, h
+
+
+def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> DecodedImage:
+    """Read an image file as RGB uint8; raises :class:`ImageReadError` naming the file.
+
+    Only a regular file is read (a FIFO or device is refused without blocking), and its header
+    and size are checked before the whole file is: a huge or sparse file never reaches memory.
+    """
+    return decode_image(_read_bounded(path, max_pixels), path, max_pixels=max_pixels)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -161,3 +161,38 @@ def test_limit_does_not_report_the_outputs_beyond_it_as_extra_files(tmp_path):
     assert report["extra"] == ["stray.png"] and report["missing"] == [] and report["expected"] == 2
     per = pd.read_parquet(outcome.run_dir / "per_image.parquet")
     assert sorted(per.image) == names[:2]
+
+
+def test_corrupt_wrong_size_and_strict_duplicates_are_named_before_the_run(tmp_path, capsys):
+    """Issue 20, item 20: a corrupt or wrong-size output is named on the console and in the manifest, tied to
+    the method; under --strict two files for one image are an error row, not a silent choice of the .jpg."""
+    root = make_folder(tmp_path / "setC", 4)
+    ds = register(root, "outputs-named")
+    out = _outputs(tmp_path / "mine", root / "gt", [f"img{i:03d}" for i in range(4)])
+    (out / "img001.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    cv2.imwrite(str(out / "img002.png"), cv2.resize(cv2.imread(str(out / "img000.png")), (200, 100)))
+    cv2.imwrite(str(out / "img003.jpg"), cv2.imread(str(out / "img003.png")))  # two files for img003
+    outcome = Runner(_cfg(ds, tmp_path / "run", [f"outputs:{out}"], ["psnr"], strict=True)).run()
+    err = capsys.readouterr().err
+    assert f"mine: undecodable output {out / 'img001.png'}" in err
+    assert f"mine: wrong size output {out / 'img002.png'}: 200x100, expected 512x512 (refused: --strict)" in err
+    assert "mine: two files for img003: img003.jpg, img003.png (refused: --strict; keep one)" in err
+    report = json.loads((outcome.run_dir / "manifest.json").read_text())["methods"]["mine"]["outputs"][ds]
+    assert set(report["undecodable"]) == {"img001"} and report["wrong_size"] == {"img002": "200x100"}
+    per = pd.read_parquet(outcome.run_dir / "per_image.parquet").set_index("image")
+    assert per.loc["img000", "status"] == "ok"
+    assert per.loc["img003", "status"] == "error" and "--strict refuses to choose" in per.loc["img003", "error"]
+    assert per.loc["img002", "status"] == "error" and "wrong size" in per.loc["img002", "error"]
+
+
+def test_labels_are_printable_and_an_existing_folder_with_an_equals_sign_is_a_folder(tmp_path, monkeypatch):
+    """Issue 20, item 21: ``outputs:run=1`` names the folder run=1 when it exists; no raw newline in a label."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run=1").mkdir()
+    assert parse_outputs_spec("outputs:run=1") == ("run=1", "run=1")
+    assert parse_outputs_spec("outputs:ours=elsewhere") == ("ours", "elsewhere")  # no such folder: LABEL=DIR
+    with pytest.raises(UserError, match="control characters"):
+        parse_outputs_spec("outputs:a\nb=x")
+    (tmp_path / "new\nline").mkdir()
+    label, folder = parse_outputs_spec("outputs:new\nline")
+    assert label == "new\\nline" and "\n" not in label and folder == "new\nline"
