@@ -241,3 +241,26 @@ def write_comparison(run_dir: Path, df: Any) -> Path:
 
 __all__ = ["PaperTable", "TableEntry", "Tolerance", "builtin_tables", "compare", "format_comparison", "load_table",
            "parse_map", "parse_table", "write_comparison", "COLUMNS"]
+
+
+def dataset_warnings(datasets: dict[str, Any], compared: Any) -> list[str]:
+    """One warning per compared dataset the run did not score in its published form (the paper's numbers are
+    of the published set): a fingerprint other than the published one, or a --limit subset."""
+    from bench.core.registry import DATASETS
+
+    out = []
+    for name in sorted(set(compared)):
+        info = datasets.get(name) or {}
+        digest, status = info.get("dataset_fingerprint"), info.get("published_fingerprint")
+        published = DATASETS.entry(name).meta.get("published_fingerprint") if ":" not in name and name in DATASETS \
+            else None
+        if digest and published and digest != published and status != "differs":  # known since the run was made
+            status, info = "differs", {**info, "published_note": f"not the published {name}: fingerprint "
+                                                                 f"{str(digest)[:12]}, published {published[:12]}"}
+        if status in ("differs", "subset"):
+            out.append(f"WARNING {name}: {info.get('published_note') or status}; the paper's values are of the "
+                       "published set")
+        elif not digest:
+            out.append(f"note {name}: the run records no dataset fingerprint (made before bfrbench recorded them): "
+                       "whether it scored the published images is unknown")
+    return out

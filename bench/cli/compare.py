@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 COMMAND = "compare"
@@ -25,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.compare import compare, format_comparison, load_table, parse_map, write_comparison
+    from bench.compare import compare, dataset_warnings, format_comparison, load_table, parse_map, write_comparison
     from bench.engine.run_folder import RunFolder, layout
 
     method_map, dataset_map = parse_map(args.map, "--map"), parse_map(args.map_dataset, "--map-dataset")
@@ -36,6 +37,9 @@ def main(args: argparse.Namespace) -> int:
     df = compare(summary, table, method_map, dataset_map, folder.per_image())
     path = write_comparison(run_dir, df)
     print(format_comparison(df, table))
+    compared = set(df.loc[df["within"].isin(["yes", "no"]), "dataset"])
+    for line in dataset_warnings(folder.results().get("datasets") or {}, compared):
+        print(line, file=sys.stderr)
     print(f"wrote {path}")
     if not args.no_report and (run_dir / layout.INDEX).is_file():
         try:

@@ -134,14 +134,16 @@ def main(args: argparse.Namespace) -> int:
         import bench.data.datasets  # noqa: F401 - the table's sets and the demo (numpy only, no torch)
         import bench.data.demo  # noqa: F401
         from bench.core.registry import DATASETS
+        from bench.data.fingerprint import describe
 
         rows = []
         for e in DATASETS:
             ok, why = _availability(e)
             rows.append([e.name, "yes" if e.meta.get("has_gt") else "no", str(e.meta.get("expected_count", "?")),
-                         "yes" if ok else "no", why])
-        parts.append("DATASETS (folder:LQ_DIR[::GT_DIR] for any folder)\n"
-                     + _table(rows, ["name", "GT", "images", "present", "notes"]))
+                         "yes" if ok else "no", describe(e.name) if ok else "-", why])
+        parts.append("DATASETS (folder:LQ_DIR[::GT_DIR] for any folder; fingerprint: SHA-256 of the sorted "
+                     "file names and contents)\n"
+                     + _table(rows, ["name", "GT", "images", "present", "fingerprint", "notes"]))
     if args.what in ("weights", "all"):
         from bench.weights import WEIGHTS, expected_path, is_available
 

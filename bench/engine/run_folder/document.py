@@ -1,8 +1,10 @@
 """results.json: the run's numbers for other tools, schema-versioned.
 
 ``results[dataset][method][metric]`` holds value, n, n_inf, protocol, higher_better, standard,
-standin, status and reason; ``datasets[name]`` holds n, has_gt and ``dataset_fingerprint``
-(null until the data are fingerprinted); ``run`` holds the run's metadata. A non-finite value is
+standin, status and reason; ``datasets[name]`` holds n, has_gt, ``dataset_fingerprint``
+(null for runs made before the data were fingerprinted) and ``published_fingerprint`` (matches,
+differs, unknown or subset: how it compares with the set's published fingerprint; ``published_note`` says
+it in words); ``run`` holds the run's metadata. A non-finite value is
 null (its ``status`` and ``n_inf`` say why).
 """
 from __future__ import annotations
@@ -44,7 +46,9 @@ def results_document(summary: pd.DataFrame, manifest: dict[str, Any]) -> dict[st
         results.setdefault(row["dataset"], {}).setdefault(row["method"], {})[row["metric"]] = entry
     datasets = {
         name: {"n": info.get("n"), "has_gt": info.get("has_gt"),
-               "dataset_fingerprint": info.get("dataset_fingerprint")}
+               "dataset_fingerprint": info.get("dataset_fingerprint"),
+               "published_fingerprint": info.get("published_fingerprint"),
+               "published_note": info.get("published_note")}
         for name, info in (manifest.get("datasets") or {}).items()
     }
     return {

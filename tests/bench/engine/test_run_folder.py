@@ -74,7 +74,9 @@ def test_results_json_carries_every_score_with_the_schema(finished):
         assert entry["protocol"] == row.protocol and entry["higher_better"] == row.higher_better
         assert entry["standard"] == row.standard and entry["standin"] == row.standin
     (dataset, info), = doc["datasets"].items()
-    assert info["n"] == 3 and "dataset_fingerprint" in info and info["dataset_fingerprint"] is None
+    assert info["n"] == 3 and info["published_fingerprint"] == "unknown"
+    assert info["dataset_fingerprint"] == folder.manifest()["datasets"][dataset]["dataset_fingerprint"]
+    assert len(info["dataset_fingerprint"]) == 64
     assert doc["run"]["config"]["methods"] == ["lq", "classical"]
     assert folder.results() == doc
 
