@@ -219,7 +219,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(run_dir) -> Path:
-    return render_report(run_dir)
+    return render_report(run_dir, data_roots=[run_dir.parent / "data"])  # the benchmark folder, trusted
 
 
 def _save(shot: Path) -> None:
