@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.core.errors import UserError
+from bench.core.errors import BfrBenchError, UserError
 
 #: the default --out root of ``bfrbench train``
 DEFAULT_ROOT = Path("runs") / "train"
@@ -106,8 +106,31 @@ def _maker(path: Path, root: Path) -> str:
     return "the stage that exports it"
 
 
+def unfinished(export: Path) -> tuple[int, int] | None:
+    """(iteration written, iterations configured) when ``export`` is the export of a training run that has
+    not reached its ``train.total_iter`` (its folder's ``config.yaml`` says how many); else None."""
+    from bench.core.options import yaml_load
+
+    recorded = export.parent / "config.yaml"
+    if not recorded.is_file():
+        return None  # a checkpoint from elsewhere: nothing recorded to compare with
+    try:
+        total = int(((yaml_load(recorded.read_text(encoding="utf-8")) or {}).get("train") or {}).get("total_iter"))
+    except (TypeError, ValueError, AttributeError, BfrBenchError):
+        return None
+    import torch
+
+    try:
+        state = torch.load(export, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - an unreadable export is reported by the loader that reads it
+        return None
+    it = state.get("iter") if isinstance(state, dict) else None
+    return (it, total) if isinstance(it, int) and it < total else None
+
+
 def check_inputs(cfg: dict[str, Any], root: Path) -> None:
-    """Fail before any work when a checkpoint or score file the stage reads is missing, naming its maker."""
+    """Fail before any work when a checkpoint or score file the stage reads is missing or comes from an
+    unfinished stage, naming the command that makes (or finishes) it."""
     init = cfg.get("init") or {}
     for key, stage in (("vqgan", "1"), ("stage2", "2")):
         path = init.get(key)
@@ -115,6 +138,15 @@ def check_inputs(cfg: dict[str, Any], root: Path) -> None:
             raise UserError(
                 f"init.{key}: {path} does not exist; it is a stage-{stage} export: run {_maker(Path(path), root)} "
                 f"first (same --out), or pass --from THE_STAGE_{stage}_RUN_FOLDER"
+            )
+        early = unfinished(Path(path)) if path else None
+        if early:
+            name = Path(path).parent.name
+            how = (f"`bfrbench train {name} --out {Path(path).parent.parent} --resume`" if name in shipped_configs()
+                   else f"`bfrbench train ITS_CONFIG --out {Path(path).parent.parent} --resume`")
+            raise UserError(
+                f"init.{key}: {path} was written at iteration {early[0]} of {early[1]}: stage {name} has not "
+                f"finished; finish it with {how} (or pass --from a finished stage-{stage} run)"
             )
     data = cfg.get("data") or {}
     scores = data.get("scores")

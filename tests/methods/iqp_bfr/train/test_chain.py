@@ -86,6 +86,23 @@ def test_missing_previous_stage_is_one_line_naming_the_command(empty_folder, cap
     assert "bfrbench train tiny_stage1 --out runs/train" in err
 
 
+def test_an_unfinished_previous_stage_is_refused_naming_the_command_that_finishes_it(empty_folder, capsys):
+    """Issue 20, item 9b: stage 1's export written at iteration 2 of 300 is not taken by stage 2."""
+    assert main(["score-dataset", "demo", "--iqa", "brisque", "--out", "runs/train/demo_scores.csv"]) == 0
+    assert main(["train", "tiny_stage1", "--out", "runs/train", *SHORT]) == 0
+    recorded = Path("runs/train/tiny_stage1/config.yaml")
+    text = recorded.read_text()
+    assert "total_iter: 2\n" in text
+    recorded.write_text(text.replace("total_iter: 2\n", "total_iter: 300\n"))  # as if stopped at 2 of 300
+    capsys.readouterr()
+    rc = main(["train", "tiny_stage2", "--out", "runs/train", *SHORT])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "tiny_stage1/net_g_latest.pth was written at iteration 2 of 300: stage tiny_stage1 has not finished" in err
+    assert "`bfrbench train tiny_stage1 --out runs/train --resume`" in err
+    assert not Path("runs/train/tiny_stage2").exists()
+
+
 def test_missing_scores_and_finetune_base_say_how_to_make_them(empty_folder, capsys):
     assert main(["train", "tiny_stage1", "--out", "runs/train", *SHORT]) != 0
     err = capsys.readouterr().err.strip()
