@@ -18,10 +18,6 @@ from typing import Any
 LISTING = Path(__file__).with_name("registry_listing.json")
 
 
-def _jsonable(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-
-
 def check_of(entry: Any) -> dict[str, Any]:
     """What an entry's availability depends on: ``{"weights": [...], "module": NAME|None}``."""
     meta = entry.meta
@@ -58,9 +54,11 @@ def shown_protocol(row: dict[str, Any]) -> str:
 
 
 def method_row(entry: Any) -> dict[str, Any]:
+    from bench.core.options import format_value  # the one label formatter: true, not True
+
     meta = entry.meta
     return {"name": entry.name, "takes_quality": bool(meta.get("takes_quality")),
-            "defaults": ", ".join(f"{k}={_jsonable(v)}" for k, v in meta.get("defaults", {}).items()),
+            "defaults": ", ".join(f"{k}={format_value(v)}" for k, v in meta.get("defaults", {}).items()),
             "family": meta.get("family") or "", "description": meta.get("description", ""), "check": check_of(entry)}
 
 

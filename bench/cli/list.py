@@ -24,7 +24,10 @@ def metric_options(entry: Any) -> list[str]:
         params = list(inspect.signature(target).parameters.values())
     except (TypeError, ValueError):
         return []
+    from bench.core.options import format_value, option_types
+
     helps = entry.meta.get("option_help", {})
+    kinds, _ = option_types(factory)
     out = []
     for p in params:
         if p.name in ("self", "device") or p.kind == p.VAR_POSITIONAL:
@@ -32,7 +35,10 @@ def metric_options(entry: Any) -> list[str]:
         if p.kind == p.VAR_KEYWORD:
             out.append("any option of the backing library")
             continue
-        default = "" if p.default is p.empty else f"={p.default!r}"
+        default = "" if p.default is p.empty else f"={format_value(p.default)}"  # as labels write it
+        kind = kinds.get(p.name)
+        if kind is not None and kind.kind == "choice":
+            default += " {" + "|".join(format_value(c) for c in kind.choices) + "}"
         note = f" ({helps[p.name]})" if p.name in helps else ""
         out.append(f"{p.name}{default}{note}")
     return out

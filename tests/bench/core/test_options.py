@@ -110,6 +110,11 @@ def test_one_label_formatter_for_methods_and_metrics():
     yaml_method = RunConfig(methods=[{"codeformer": {"adain": False, "fidelity": 0.7}}]).methods[0]
     assert MethodSpec.parse(yaml_method).label == method.label
     assert METRICS.entry("ssim:test_y_channel=false,crop_border=2").name == "ssim:crop_border=2"
+    from bench.cli import _listing  # `bfrbench list` writes defaults as the labels do
+
+    assert "adain=true" in _listing.method_row(METHODS.entry("codeformer"))["defaults"]
+    assert "embedding=none" in _listing.method_row(METHODS.entry("codeformer+iqp"))["defaults"]
+    assert "test_y_channel=true" in " ".join(_listing.metric_row(METRICS.entry("psnr-y"))["options"])
 
 
 @pytest.mark.parametrize(("spec", "label"), [
