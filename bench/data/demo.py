@@ -54,7 +54,7 @@ class DemoPhoto:
 SOURCES: tuple[DemoPhoto, ...] = (
     DemoPhoto(
         "astronaut",
-        PackageFile("pypi", "scikit-image==0.26.0", "skimage/data/astronaut.png",
+        PackageFile("installed", "skimage", "data/astronaut.png",
                     "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5", license="public domain (NASA)"),
         (((204.8, 100.8), (247.4, 103.4), (223.6, 129.2), (202.5, 138.1), (244.2, 140.6)),),
         "scikit-image data.astronaut (Eileen Collins)",

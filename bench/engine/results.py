@@ -31,7 +31,7 @@ INF_RULE = ("infinite per-image values (e.g. PSNR of an output identical to its 
 #: gains.csv's note when the conditioned side's score embedding is the untrained zero table
 ZERO_EMBEDDING_NOTE = ("zero by construction: the score embedding is untrained (zero-initialised), so the "
                        "conditioned outputs equal the base's; fine-tune one with `bfrbench train finetune_codeformer`")
-PACKAGES = ["torch", "torchvision", "numpy", "opencv-python-headless", "lpips", "pytorch-fid",
+PACKAGES = ["torch", "torchvision", "numpy", "opencv-python-headless", "scikit-image", "lpips", "pytorch-fid",
             "onnxruntime", "pyiqa", "dlib-bin", "pandas", "pyarrow"]
 
 

