@@ -194,16 +194,14 @@ def _method_property(name: str, items: list[tuple[str, str]]) -> None:
         assert MethodSpec.parse(spec.label).kwargs() == spec.kwargs()
 
 
-@FAST
-@given(st.sampled_from(_METRIC_NAMES), _OPTIONS)
-def test_metric_specs_parse_or_fail_in_one_line(name, items):
-    _metric_property(name, items)
+_BUDGETS = [pytest.param(FAST, id="fast"), pytest.param(SLOW, id="long", marks=[pytest.mark.slow, pytest.mark.soak])]
 
 
-@FAST
-@given(st.sampled_from(_METHOD_NAMES), _OPTIONS)
-def test_method_specs_parse_or_fail_in_one_line(name, items):
-    _method_property(name, items)
+@pytest.mark.parametrize("budget", _BUDGETS)
+@pytest.mark.parametrize(("names", "check"), [(_METRIC_NAMES, _metric_property), (_METHOD_NAMES, _method_property)],
+                         ids=["metric", "method"])
+def test_specs_parse_or_fail_in_one_line(budget, names, check):
+    budget(given(st.sampled_from(names), _OPTIONS)(check))()
 
 
 @FAST
@@ -213,19 +211,3 @@ def test_any_text_as_a_metric_name_is_an_entry_or_one_error(text):
         METRICS.entry(text)
     except BfrBenchError:
         pass
-
-
-@pytest.mark.slow
-@pytest.mark.soak
-@SLOW
-@given(st.sampled_from(_METRIC_NAMES), _OPTIONS)
-def test_metric_specs_parse_or_fail_in_one_line_long(name, items):
-    _metric_property(name, items)
-
-
-@pytest.mark.slow
-@pytest.mark.soak
-@SLOW
-@given(st.sampled_from(_METHOD_NAMES), _OPTIONS)
-def test_method_specs_parse_or_fail_in_one_line_long(name, items):
-    _method_property(name, items)
