@@ -100,6 +100,10 @@ class RestorationMethod(torch.nn.Module):
         per-image conversion notes; a method that ``reads_outputs`` implements it (the others restore)."""
         return self.restore(lq), {}, {}
 
+    def output_file(self, name: str) -> str | None:
+        """The file a ``reads_outputs`` method read image ``name`` from (the report shows it); None otherwise."""
+        return None
+
     def bind_dataset(self, dataset: str, pairs: list[Any], aliases: tuple[str, ...] = (),
                      known: list[str] | None = None) -> dict[str, Any] | None:
         """Prepare for one dataset's unit (``binds_dataset``): ``pairs`` are the images run, ``known`` every image

@@ -152,6 +152,10 @@ class OutputsFolder(RestorationMethod):
                 wrong[name] = f"{w}x{h}"
         return bad, wrong
 
+    def output_file(self, name: str) -> str | None:
+        path = self.files.get(name)
+        return str(path) if path is not None else None
+
     def info(self) -> MethodInfo:
         params = {"folder": str(self.folder), "strict": self.strict}
         if self.dataset is not None:

@@ -243,8 +243,8 @@ def output_path(enc: ImageEncoder, out_path: Any, dataset: str, method: str, ima
 
 
 def dataset_roots(manifest: dict[str, Any], run_dir: Path) -> list[Path]:
-    """The dataset folders a run's manifest names (root, LQ and GT folders, data root); relative ones
-    are taken relative to the run folder."""
+    """The dataset folders a run's manifest names (root, LQ and GT folders, data root, the folders of
+    ``outputs:DIR`` methods); relative ones are taken relative to the run folder."""
     keys = ("root", "lq_dir", "gt_dir", "data_root")
     found: list[str] = []
     top = manifest.get("data_root")
@@ -255,6 +255,11 @@ def dataset_roots(manifest: dict[str, Any], run_dir: Path) -> list[Path]:
             continue
         for d in (info, info.get("validation") if isinstance(info.get("validation"), dict) else {}):
             found += [d[k] for k in keys if isinstance(d.get(k), str) and d[k]]
+    for info in (manifest.get("methods") or {}).values():  # outputs:DIR methods: the folders they read
+        outputs = info.get("outputs") if isinstance(info, dict) else None
+        for rep in (outputs.values() if isinstance(outputs, dict) else ()):
+            if isinstance(rep, dict) and isinstance(rep.get("subfolder") or rep.get("folder"), str):
+                found.append(rep.get("subfolder") or rep["folder"])
     return [Path(p) if Path(p).is_absolute() else run_dir / p for p in dict.fromkeys(found)]
 
 

@@ -564,7 +564,8 @@ class Runner:
         measured = self.engine.measure(metrics, out, gt, lq, defer_host=defer_host)
         with phases("host_copy"):  # per-image values to the host (one copy per batch)
             values, metric_errors = values_to_host(measured.values), measured.image_errors
-        out_paths: list[str | None] = [None] * len(batch.names)
+        # an outputs folder's images are shown from where they were read (the report's gallery)
+        out_paths: list[str | None] = [prepared.method.output_file(n) for n in batch.names]
         if self.cfg.save_images:
             with phases("save_images"):
                 self._save_images(out, batch, images_dir, out_paths)

@@ -196,3 +196,26 @@ def test_labels_are_printable_and_an_existing_folder_with_an_equals_sign_is_a_fo
     (tmp_path / "new\nline").mkdir()
     label, folder = parse_outputs_spec("outputs:new\nline")
     assert label == "new\\nline" and "\n" not in label and folder == "new\nline"
+
+
+def test_the_gallery_shows_an_outputs_folders_images(tmp_path):
+    """Issue 20, item 20: an outputs: method's images are shown (read from its folder), not only LQ and GT."""
+    from reports import gallery
+    from reports.data import load_run
+
+    root = make_folder(tmp_path / "setG", 3)
+    ds = register(root, "outputs-gallery")
+    out = _outputs(tmp_path / "mine", root / "gt", [f"img{i:03d}" for i in range(3)])
+    outcome = Runner(_cfg(ds, tmp_path / "run", [f"outputs:{out}", "lq"], ["psnr"])).run()
+    per = pd.read_parquet(outcome.run_dir / "per_image.parquet")
+    assert set(per[per.method == "mine"].out_path) == {str(out / f"img{i:03d}.png") for i in range(3)}
+    run = load_run(outcome.run_dir)
+    listed = gallery.dataset_roots(run.manifest, outcome.run_dir)
+    assert out.resolve() in [p.resolve() for p in listed]
+    enc = gallery.ImageEncoder(outcome.run_dir, outcome.run_dir,
+                               roots=gallery.honoured_roots(listed, outcome.run_dir, trust_listed=True))
+    rows = gallery.gallery_rows(enc, per, per.dataset.iloc[0], ["mine", "lq"], ["psnr"], set(), k=2)
+    tiles = [t for r in rows for t in r.tiles if t.label == "mine"]
+    assert len(tiles) == 2 and all(t.thumb.src and t.thumb.src.startswith("data:image") for t in tiles)
+    # a received run folder's manifest is a hint only: the outputs folder is not honoured unless trusted
+    assert out.resolve() not in gallery.honoured_roots(listed, outcome.run_dir)
