@@ -1,7 +1,7 @@
 """Benchmark test sets: where they live on disk, how LQ and GT pair up, and validation.
 
-The standard BFR test sets cannot be downloaded by this suite (they live on Google Drive /
-Hugging Face); users unpack them under :func:`data_root` (``$BFRBENCH_DATA`` or ``./datasets``)
+The standard BFR test sets are fetched by :mod:`bench.data.fetch` where a hashed source serves them (else
+users unpack them) under :func:`data_root` (``$BFRBENCH_DATA`` or ``./datasets``)
 in the layout of the releases, ``<set>/lq/*.png`` and, for CelebA-Test, ``<set>/gt/*.png``.
 The folder names of the common release archives (``celeba_512_validation[_lq]``,
 ``lfw_cropped_faces``, ``Wider-Test``, ...) are accepted too. ``folder:LQ_DIR`` (or
@@ -22,6 +22,8 @@ from bench.core.imageio import ImageReadError, is_image_file, list_images, read_
 from bench.core.registry import DATASETS, Entry
 
 BENCH_SIZE = 512
+#: the DAEFR test-set repository (a dataset repo): CelebA-Test LQ and GT, LFW-Test, WIDER-Test, with SHA-256s
+HUB_REPO = "LIAGM/DAEFR_test_datasets"
 README_HINT = "see datasets/README.md"
 
 
@@ -139,6 +141,10 @@ class DatasetSpec:
     download: str = ""
     #: the set's published content fingerprint (bench.data.fingerprint), "" where none is known
     published_fingerprint: str = ""
+    #: archives on the Hugging Face hub (:data:`HUB_REPO`) as (file name, "lq" or "gt"); () where none serves it
+    hub: tuple[tuple[str, str], ...] = ()
+    #: where to get a set no hashed source serves (one line, ``bfrbench fetch`` prints it)
+    manual: str = ""
 
 
 def _layouts(dirs: tuple[str, ...], gt: bool, extra: tuple[tuple[str, str | None], ...] = ()) -> tuple:
@@ -170,6 +176,7 @@ SPECS: dict[str, DatasetSpec] = {
             ),
             "3,000 CelebA-HQ faces degraded with GFPGAN's synthetic pipeline (paired GT)",
             "GFPGAN / CodeFormer / VQFR release: celeba_512_validation.zip (GT) + celeba_512_validation_lq.zip (LQ)",
+            hub=(("self_celeba_512_v2.zip", "lq"), ("celeba_512_validation.zip", "gt")),
         ),
         DatasetSpec(
             "lfw-test", "LFW-Test", False, 1711,
@@ -177,6 +184,7 @@ SPECS: dict[str, DatasetSpec] = {
                      extra=(("faces/real_world/lfw_test/lq", None),)),
             "first image of each LFW identity, aligned (1,711 real LQ faces)",
             "GFPGAN / VQFR / DAEFR release: lfw_cropped_faces.zip",
+            hub=(("lfw_cropped_faces.zip", "lq"),),
         ),
         DatasetSpec(
             "webphoto-test", "WebPhoto-Test", False, 407,
@@ -184,6 +192,8 @@ SPECS: dict[str, DatasetSpec] = {
                      extra=(("faces/real_world/webphoto_test/lq", None),)),
             "407 real old photos from the web (GFPGAN paper)",
             "GFPGAN release: WebPhoto-Test",
+            manual="no source serves it with hashes: download WebPhoto-Test from the test-set links of "
+                   "github.com/wzhouxiff/RestoreFormerPlusPlus (OneDrive/BaiduYun) and put its 407 images in {lq}",
         ),
         DatasetSpec(
             "wider-test", "WIDER-Test", False, 970,
@@ -191,12 +201,15 @@ SPECS: dict[str, DatasetSpec] = {
                      extra=(("faces/real_world/wider_test/lq", None),)),
             "970 heavily degraded faces from WIDER Face (CodeFormer paper)",
             "CodeFormer release: Wider-Test.zip",
+            hub=(("Wider-Test.zip", "lq"),),
         ),
         DatasetSpec(
             "celebchild-test", "CelebChild-Test", False, 180,
             _layouts(("celebchild-test", "CelebChild-Test", "celebchild_test", "CelebChild", "Child"), gt=False),
             "180 celebrity childhood photos (GFPGAN paper)",
             "GFPGAN release: CelebChild-Test",
+            manual="no source serves it with hashes: download CelebChild-Test from the test-set links of "
+                   "github.com/wzhouxiff/RestoreFormerPlusPlus (OneDrive/BaiduYun) and put its 180 images in {lq}",
         ),
     )
 }
