@@ -71,7 +71,7 @@ def synth_one(hq_path: str, out_dir: str, preset: str, seed: int, size: int) -> 
     return name, params.to_dict(), None
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - over the size limits: to split (issue 21)
     from bench.core.atomic import atomic_write_json
     from bench.core.errors import UserError
     from bench.core.imageio import list_images

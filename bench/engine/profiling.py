@@ -114,7 +114,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict[str, Any]:
+def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict[str, Any]:  # noqa: C901, PLR0912, PLR0915 - over the size limits: to split (issue 21)
     """Profile every method and metric of ``cfg``; write profile.csv and profile.json; return the result."""
     import bench
     from bench.config import MethodSpec

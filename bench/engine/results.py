@@ -293,7 +293,7 @@ def _cell(value: float, n: int, n_col: int | None, n_inf: int) -> str:
     return text
 
 
-def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None = None,
+def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None = None,  # noqa: C901, PLR0912, PLR0915 - over the size limits: to split (issue 21)
                          gains: pd.DataFrame | None = None) -> str:
     """A plain-text leaderboard per dataset by the one ranking rule (:mod:`bench.engine.ranking`).
 

@@ -288,93 +288,96 @@ class Runner:
     def _run_unit(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> UnitResult | None:
         """Compute this rank's share of a unit's missing batches; rank 0 merges every shard (None elsewhere)."""
         t0 = time.perf_counter()
-        phases = self.engine.phases
-        again = False
-        with phases("setup"):  # the unit's key, its folder, the shards already there
-            chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
-            # the unit hash covers the dataset and method names: a readable prefix is enough here
-            folder = RunFolder(self.run_dir)
-            unit_dir = folder.unit_dir(dataset.name, spec.label, chash)
-            if isinstance(method, reuse.RecordedMethod) and not shard_io.is_done(unit_dir):
-                method = self._materialize(spec)  # batches to compute: now the network is needed
-                chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
-                unit_dir = folder.unit_dir(dataset.name, spec.label, chash)
-            distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
-            metrics = self.build_metrics(metric_names, dataset.name)
-            unit_dir.mkdir(parents=True, exist_ok=True)
-            if self.dist.is_main:
-                self._drop_untrustworthy_shards(unit_dir)
-            self.dist.barrier()
-            reused = shard_io.is_done(unit_dir)
-            if self.dist.is_main and not reused:
-                shard_io.write_unit_key(unit_dir, key)
-            shards = self._load_shards(unit_dir)
-            done_names: set[str] = set()
-            for names in self.dist.all_gather(sorted(r["image"] for s in shards.values() for r in s["rows"])):
-                done_names.update(names)
-            todo = [i for i, p in enumerate(pairs) if p.name not in done_names]
-            if todo and isinstance(method, reuse.RecordedMethod):  # shards were dropped after all: build it now
-                method = self._materialize(spec)
-                if self._unit_key(dataset, spec, method, metric_names, pairs)[0] != chash:
-                    again = True
-        if again:  # the materialised method has another key: that unit instead
-            return self._run_unit(dataset, spec, method, metric_names, pairs)
-        batches = self._compute_shards(dataset, spec, method, metrics, pairs, todo, unit_dir, shards) if todo else 0
-        gathered = self.dist.gather((shards, batches))
+        with self.engine.phases("setup"):  # the unit's key, its folder, the shards already there
+            unit = self._open_unit(dataset, spec, method, metric_names, pairs)
+        if unit.again:  # the materialised method has another key: that unit instead
+            return self._run_unit(dataset, spec, unit.method, metric_names, pairs)
+        batches = self._compute_shards(dataset, spec, unit.method, unit.metrics, pairs, unit.todo, unit.unit_dir,
+                                       unit.shards) if unit.todo else 0
+        gathered = self.dist.gather((unit.shards, batches))
         if gathered is None:
             return None
         all_shards: dict[str, dict] = {}
         for part, _ in gathered:
             all_shards.update(part)
-        batches = sum(n for _, n in gathered)
-        status = "reused" if reused else ("resumed" if len(todo) < len(pairs) else "computed")
-        # merge every shard in file order: the same shards in the same order for any number of ranks
-        per_image, totals = [], {name: m for name, m in metrics.items()}
-        for m in totals.values():
+        per_image, values, counts, n_inf, errors = self._merge_unit(dataset.name, unit.metrics, all_shards)
+        if not shard_io.is_done(unit.unit_dir) and not any(r.get("retry") for r in per_image):
+            shard_io.mark_done(unit.unit_dir, len(per_image))
+        return UnitResult(
+            dataset=dataset.name, label=spec.label, method_name=spec.name, config_hash=unit.chash,
+            metric_values=values, metric_n=counts, per_image=per_image,
+            status="reused" if unit.reused else ("resumed" if len(unit.todo) < len(pairs) else "computed"),
+            batches_computed=sum(n for _, n in gathered), seconds=time.perf_counter() - t0,
+            metric_inf=n_inf, metric_errors=errors,
+        )
+
+    def _open_unit(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> _OpenUnit:
+        """The unit's key and folder, its shards checked and loaded, and the images still to compute."""
+        chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
+        # the unit hash covers the dataset and method names: a readable prefix is enough here
+        folder = RunFolder(self.run_dir)
+        unit_dir = folder.unit_dir(dataset.name, spec.label, chash)
+        if isinstance(method, reuse.RecordedMethod) and not shard_io.is_done(unit_dir):
+            method = self._materialize(spec)  # batches to compute: now the network is needed
+            chash, key = self._unit_key(dataset, spec, method, metric_names, pairs)
+            unit_dir = folder.unit_dir(dataset.name, spec.label, chash)
+        distributed.check_same(self.dist, f"the data of {dataset.name} (unit {chash})", chash)
+        metrics = self.build_metrics(metric_names, dataset.name)
+        unit_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            self._drop_untrustworthy_shards(unit_dir)
+        self.dist.barrier()
+        reused = shard_io.is_done(unit_dir)
+        if self.dist.is_main and not reused:
+            shard_io.write_unit_key(unit_dir, key)
+        shards = self._load_shards(unit_dir)
+        done_names: set[str] = set()
+        for names in self.dist.all_gather(sorted(r["image"] for s in shards.values() for r in s["rows"])):
+            done_names.update(names)
+        todo = [i for i, p in enumerate(pairs) if p.name not in done_names]
+        again = False
+        if todo and isinstance(method, reuse.RecordedMethod):  # shards were dropped after all: build it now
+            method = self._materialize(spec)
+            again = self._unit_key(dataset, spec, method, metric_names, pairs)[0] != chash
+        return _OpenUnit(method, chash, unit_dir, metrics, reused, shards, todo, again)
+
+    def _merge_unit(self, dataset: str, metrics: dict[str, Metric], all_shards: dict[str, dict]) -> tuple:
+        """Every shard merged in file order (the same for any number of ranks): per-image rows, and per metric
+        its value, n, infinite count and first error."""
+        per_image: list[dict[str, Any]] = []
+        for m in metrics.values():
             m.reset()
-        with phases("merge"):
+        with self.engine.phases("merge"):
             for shard_name in sorted(all_shards, key=layout.shard_order):
                 shard = all_shards[shard_name]
-                for name, m in totals.items():
+                for name, m in metrics.items():
                     if name in shard["states"]:
                         m.merge_state(shard["states"][name])
                 per_image.extend(shard["rows"])
         values, counts, n_inf, errors = {}, {}, {}, {}
-        for name, m in totals.items():
-            try:
-                with phases(f"compute:{name}"):  # the metric's finalisation (e.g. FID's matrix square root)
-                    values[name] = float(m.compute())
-            except Exception as exc:  # e.g. FID with too few images
-                self._skip("metric", name, f"could not compute: {exc}", dataset=dataset.name)
-                values[name] = float("nan")
-            vals = np.array([r["values"].get(name, np.nan) for r in per_image], dtype=np.float64)
-            n_inf[name] = int(np.isinf(vals).sum())
-            if m.per_image:
-                counts[name] = int(np.isfinite(vals).sum())
-                if counts[name] == 0 and n_inf[name] and np.isnan(values[name]):
-                    values[name] = float(vals[np.isinf(vals)].max())  # every value infinite: the value is inf
-            else:
-                counts[name] = int(sum(1 for r in per_image
-                                       if r["status"] == "ok" and name not in r.get("metric_errors", {})))
+        for name, m in metrics.items():
+            values[name], counts[name], n_inf[name] = self._metric_value(dataset, name, m, per_image)
             why = next((r["metric_errors"][name] for r in per_image if name in r.get("metric_errors", {})), "")
             if why:
                 errors[name] = why
-        if not shard_io.is_done(unit_dir) and not any(r.get("retry") for r in per_image):
-            shard_io.mark_done(unit_dir, len(per_image))
-        return UnitResult(
-            dataset=dataset.name,
-            label=spec.label,
-            method_name=spec.name,
-            config_hash=chash,
-            metric_values=values,
-            metric_n=counts,
-            per_image=per_image,
-            status=status,
-            batches_computed=batches,
-            seconds=time.perf_counter() - t0,
-            metric_inf=n_inf,
-            metric_errors=errors,
-        )
+        return per_image, values, counts, n_inf, errors
+
+    def _metric_value(self, dataset: str, name: str, m: Metric, per_image: list[dict]) -> tuple[float, int, int]:
+        """A merged metric's (value, n, images with an infinite value); see results.INF_RULE."""
+        try:
+            with self.engine.phases(f"compute:{name}"):  # the metric's finalisation (e.g. FID's matrix square root)
+                value = float(m.compute())
+        except Exception as exc:  # e.g. FID with too few images
+            self._skip("metric", name, f"could not compute: {exc}", dataset=dataset)
+            value = float("nan")
+        vals = np.array([r["values"].get(name, np.nan) for r in per_image], dtype=np.float64)
+        n_inf = int(np.isinf(vals).sum())
+        if not m.per_image:
+            return value, sum(1 for r in per_image if r["status"] == "ok" and name not in r.get("metric_errors", {})), n_inf
+        n = int(np.isfinite(vals).sum())
+        if n == 0 and n_inf and np.isnan(value):
+            value = float(vals[np.isinf(vals)].max())  # every value infinite: the value is inf
+        return value, n, n_inf
 
     def _geometry(self) -> dict[str, Any]:
         """How a unit's images are cut into batches; shards of another geometry are never merged."""
@@ -517,44 +520,16 @@ class Runner:
     def _process_batch(self, batch: LoadedBatch, prepared: PreparedMethod, metrics: dict[str, Metric],
                        images_dir: Path, defer_host: bool = False) -> _BatchWork:
         """One batch: its rows and metric states; with ``defer_host`` the host pool's metrics are left in flight."""
-        rows: list[dict[str, Any]] = []
-        for name, reason in batch.errors.items():
-            rows.append({"image": name, "status": "error", "error": reason, "values": {}})
-        if not batch.names:
-            for m in metrics.values():
-                m.reset()
-            return self._batch_work(rows, metrics)
+        rows: list[dict[str, Any]] = [{"image": name, "status": "error", "error": reason, "values": {}}
+                                      for name, reason in batch.errors.items()]
         for m in metrics.values():
             m.reset()  # each shard holds only its own batch's state
-        try:
-            if prepared.method.reads_outputs:  # saved results read by name: some images may have none
-                lq = self.engine.to_device(batch.lq)
-                out, failed, conv = prepared.method.restore_named(batch.names, lq)
-                for name, reason in failed.items():
-                    rows.append({"image": name, "status": "error", "error": reason, "values": {},
-                                 "method_error": True, "conversions": conv.get(name, [])})
-                for name, items in conv.items():
-                    batch.conversions[name] = batch.conversions.get(name, []) + items
-                keep = [i for i, n in enumerate(batch.names) if n not in failed]
-                batch = batch.subset(keep)
-                lq = lq[keep]
-                if not keep:
-                    for m in metrics.values():
-                        m.reset()
-                    return self._batch_work(rows, metrics)
-                out = to_uint8_levels(out.float())
-            else:
-                with self.engine.phases("restore"):
-                    out = self.engine.restore(prepared, batch.lq)
-                lq = None
-        except Exception as exc:  # a failing batch loses only its own images
-            log.warning("restoring a batch failed (%s: %s); its images are marked as errors", type(exc).__name__, exc)
+        restored = self._restore_batch(batch, prepared, rows) if batch.names else None
+        if restored is None:
             for m in metrics.values():
                 m.reset()
-            for name in batch.names:  # retryable: a rerun recomputes this batch (bad files are not retried)
-                rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {},
-                             "retry": True})
             return self._batch_work(rows, metrics)
+        out, lq, batch = restored
         phases = self.engine.phases
         with phases("upload"):  # resize to the benchmark size; GT (and LQ) to the device
             out = to_benchmark_size(out, self.image_size)  # compared at the benchmark's size (recorded per method)
@@ -570,22 +545,46 @@ class Runner:
             with phases("save_images"):
                 self._save_images(out, batch, images_dir, out_paths)
         for i, name in enumerate(batch.names):
-            rows.append(
-                {
-                    "image": name,
-                    "status": "ok",
-                    "error": "",
-                    "lq_path": _absolute(batch.lq_paths[i]),
-                    "gt_path": _absolute(batch.gt_paths[i]),
-                    "out_path": out_paths[i],
-                    "conversions": batch.conversions.get(name, []),
-                    "values": {k: v[i] for k, v in values.items()},
-                    "metric_errors": metric_errors[i],
-                }
-            )
+            rows.append({"image": name, "status": "ok", "error": "", "lq_path": _absolute(batch.lq_paths[i]),
+                         "gt_path": _absolute(batch.gt_paths[i]), "out_path": out_paths[i],
+                         "conversions": batch.conversions.get(name, []),
+                         "values": {k: v[i] for k, v in values.items()}, "metric_errors": metric_errors[i]})
         work = self._batch_work(rows, metrics)
         work.measured, work.measured_rows = measured, rows[-len(batch.names):]
         return work
+
+    def _restore_batch(self, batch: LoadedBatch, prepared: PreparedMethod,
+                       rows: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor | None, LoadedBatch] | None:
+        """(outputs, LQ on the device or None, the images that have an output); None when no image has one.
+
+        A failing batch loses only its own images: they get retryable error rows (a rerun computes them).
+        """
+        try:
+            if prepared.method.reads_outputs:  # saved results read by name: some images may have none
+                return self._read_outputs(batch, prepared, rows)
+            with self.engine.phases("restore"):
+                return self.engine.restore(prepared, batch.lq), None, batch
+        except Exception as exc:
+            log.warning("restoring a batch failed (%s: %s); its images are marked as errors", type(exc).__name__, exc)
+            for name in batch.names:  # retryable: a rerun recomputes this batch (bad files are not retried)
+                rows.append({"image": name, "status": "error", "error": f"{type(exc).__name__}: {exc}", "values": {},
+                             "retry": True})
+            return None
+
+    def _read_outputs(self, batch: LoadedBatch, prepared: PreparedMethod,
+                      rows: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, LoadedBatch] | None:
+        """A method that reads saved results: the images it has a result for; the others are its error rows."""
+        lq = self.engine.to_device(batch.lq)
+        out, failed, conv = prepared.method.restore_named(batch.names, lq)
+        for name, reason in failed.items():
+            rows.append({"image": name, "status": "error", "error": reason, "values": {},
+                         "method_error": True, "conversions": conv.get(name, [])})
+        for name, items in conv.items():
+            batch.conversions[name] = batch.conversions.get(name, []) + items
+        keep = [i for i, n in enumerate(batch.names) if n not in failed]
+        if not keep:
+            return None
+        return to_uint8_levels(out.float()), lq[keep], batch.subset(keep)
 
     def _batch_work(self, rows: list[dict], metrics: dict[str, Metric]) -> _BatchWork:
         """A batch's rows with every metric's state as it is now (its own batch's: the instances are reset per batch)."""
@@ -634,17 +633,44 @@ class Runner:
                 self.engine.close()  # the host pool's processes, if any
 
     def _run_locked(self) -> RunOutcome:
+        """Plan the methods, run every dataset's units, write the run folder (rank 0)."""
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         ranks = f", {self.dist.world_size} ranks ({self.dist.backend})" if self.dist.active else ""
         self._say(f"bfrbench run -> {self.run_dir} (device {self.device}{ranks})")
-        specs = cfg.method_specs()
+        methods, methods_info = self._plan_methods(cfg.method_specs())
         units: list[UnitResult] = []
         datasets_info: dict[str, Any] = {}
-        methods_info: dict[str, Any] = {}
         metrics_info: dict[str, Any] = {}
-        methods = {}
+        for ds_name in cfg.datasets:
+            dataset, all_pairs, pairs = self._open_dataset(ds_name)
+            metric_names = self._dataset_metrics(ds_name, dataset, metrics_info)
+            self._say(f"dataset {ds_name}: {len(pairs)} images")
+            ds_units = []
+            for label, (spec, method) in methods.items():
+                if method.binds_dataset:  # e.g. an outputs folder: match its files to this dataset
+                    self._bind(label, method, ds_name, dataset, pairs, all_pairs, methods_info[label])
+                unit = self._run_unit(dataset, spec, method, metric_names, pairs)
+                if unit is None:  # another rank than 0: its share is done, rank 0 writes the results
+                    continue
+                ds_units.append(unit)
+                self._say(f"  {label}: {unit.status} ({unit.seconds:.1f}s)")
+            units += ds_units
+            datasets_info[ds_name] = self._dataset_record(ds_name, dataset, pairs, len(all_pairs), ds_units)
+        for name, built in self.metric_infos.items():  # the built instances' own values win
+            metrics_info[name] = {**metrics_info.get(name, {}), **{k: built[k] for k in (*FACTS, "impl") if k in built}}
+        if not self.dist.is_main:  # rank 0 alone writes the run folder
+            return RunOutcome(run_dir=self.run_dir, summary=results.build_summary([], {}, {}, []), skipped=self.skipped)
+        summary, gains = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info,
+                                           metrics_info, datasets_info, distributed=self.dist.info())
+        return RunOutcome(run_dir=self.run_dir, summary=summary, gains=gains, units=units, skipped=self.skipped,
+                          datasets=datasets_info)
+
+    def _plan_methods(self, specs: list[MethodSpec]) -> tuple[dict[str, tuple[MethodSpec, Any]], dict[str, Any]]:
+        """Every method that can run, built once (or recorded), with its manifest record; the others are skipped."""
+        methods: dict[str, tuple[MethodSpec, Any]] = {}
+        methods_info: dict[str, Any] = {}
         for spec in specs:
             if spec.name not in METHODS:
                 raise UserError(str(_unknown(METHODS, spec.name)))
@@ -657,92 +683,107 @@ class Runner:
                     self._record_method(spec, m)
             if m is not None:
                 methods[spec.label] = (spec, m)
-                info = m.info()
-                methods_info[spec.label] = {
-                    "name": spec.name,
-                    "params": info.params,
-                    "weights": [dataclasses.asdict(w) for w in info.weights],
-                    "standin": info.standin,
-                    "takes_quality": METHODS.entry(spec.name).meta.get("takes_quality", False),
-                    **size_record(m, self.image_size),
-                }
-                if spec.label in self._prepared:  # how the engine called it (a reused unit never calls it)
-                    methods_info[spec.label]["images_per_call"] = \
-                        self._prepared[spec.label].images_per_call(int(cfg.batch_size))
-                if methods_info[spec.label]["resize"]:
-                    self._say(f"  {spec.label}: outputs {methods_info[spec.label]['output_size']} px, compared at "
-                              f"{self.image_size} px (resized {COMPARE_INTERPOLATION}, recorded in manifest.json)")
-        for ds_name in cfg.datasets:
-            try:
-                dataset = DATASETS.create(ds_name) if ":" not in ds_name else _create_prefixed(ds_name)
-            except UnknownNameError as exc:
-                raise UserError(str(exc)) from exc
-            all_pairs = list(dataset.pairs())
-            pairs = all_pairs[: cfg.limit] if cfg.limit else all_pairs
-            if not pairs:
-                raise UserError(f"dataset {ds_name}: no images found under {getattr(dataset, 'root', '?')}")
-            names = cfg.metrics if cfg.metrics is not None else default_metrics(dataset.has_gt)
-            metric_names = []
-            for n in names:
-                if n not in METRICS:
-                    raise UserError(str(_unknown(METRICS, n)))
-                if METRICS.entry(n).meta.get("needs_gt", False) and not dataset.has_gt:
-                    self._skip("metric", n, "needs ground truth, and this dataset has none", dataset=ds_name)
-                    continue
-                metric_names.append(n)
-                metrics_info[n] = metric_facts(n)
-            self._say(f"dataset {ds_name}: {len(pairs)} images")
-            ds_units = []
-            for label, (spec, method) in methods.items():
-                if method.binds_dataset:  # e.g. an outputs folder: match its files to this dataset
-                    report = method.bind_dataset(ds_name, pairs, (dataset.name,), known=[p.name for p in all_pairs])
-                    methods_info[label].setdefault("outputs", {})[ds_name] = report
-                    methods_info[label]["content_hash"] = {**methods_info[label].get("content_hash", {}),
-                                                           ds_name: report["content_hash"]}
-                    for problem in report["problems"][:20]:
-                        self._warn(f"  {label}: {problem}")
-                    if len(report["problems"]) > 20:
-                        self._warn(f"  {label}: ... {len(report['problems']) - 20} more (manifest.json)")
-                unit = self._run_unit(dataset, spec, method, metric_names, pairs)
-                if unit is None:  # another rank than 0: its share is done, rank 0 writes the results
-                    continue
-                ds_units.append(unit)
-                self._say(f"  {label}: {unit.status} ({unit.seconds:.1f}s)")
-            units += ds_units
-            bad = {}
-            conversions = {}
-            for u in ds_units:
-                for r in u.per_image:
-                    if r["status"] == "error" and not r.get("method_error"):
-                        bad[r["image"]] = r["error"]
-                    elif r.get("conversions"):
-                        conversions[r["image"]] = r["conversions"]
-            validation = None
-            if hasattr(dataset, "validate") and self.dist.is_main:
-                with contextlib.suppress(Exception):
-                    rep = dataset.validate()
-                    validation = rep.to_dict() if hasattr(rep, "to_dict") else str(rep)
-            fingerprint = self._fingerprint(ds_name, dataset, pairs, len(all_pairs)) if self.dist.is_main else {}
-            datasets_info[ds_name] = {
-                "n": len(pairs),
-                **fingerprint,
-                "root": str(getattr(dataset, "root", "")),
-                # per_image.parquet's lq_path / gt_path are relative to these (the run folder can move)
-                "lq_dir": _absolute(getattr(dataset, "lq_dir", None)),
-                "gt_dir": _absolute(getattr(dataset, "gt_dir", None)),
-                "has_gt": bool(dataset.has_gt),
-                "bad_files": [{"file": k, "reason": v} for k, v in sorted(bad.items())],
-                "conversions": conversions,
-                "validation": validation,
-            }
-        for name, built in self.metric_infos.items():  # the built instances' own values win
-            metrics_info[name] = {**metrics_info.get(name, {}), **{k: built[k] for k in (*FACTS, "impl") if k in built}}
-        if not self.dist.is_main:  # rank 0 alone writes the run folder
-            return RunOutcome(run_dir=self.run_dir, summary=results.build_summary([], {}, {}, []), skipped=self.skipped)
-        summary, gains = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info,
-                                           metrics_info, datasets_info, distributed=self.dist.info())
-        return RunOutcome(run_dir=self.run_dir, summary=summary, gains=gains, units=units, skipped=self.skipped,
-                          datasets=datasets_info)
+                methods_info[spec.label] = self._method_record(spec, m)
+        return methods, methods_info
+
+    def _method_record(self, spec: MethodSpec, m: Any) -> dict[str, Any]:
+        """manifest.json's entry of a method: name, parameters, weights, sizes, how the engine called it."""
+        info = m.info()
+        record = {
+            "name": spec.name,
+            "params": info.params,
+            "weights": [dataclasses.asdict(w) for w in info.weights],
+            "standin": info.standin,
+            "takes_quality": METHODS.entry(spec.name).meta.get("takes_quality", False),
+            **size_record(m, self.image_size),
+        }
+        if spec.label in self._prepared:  # how the engine called it (a reused unit never calls it)
+            record["images_per_call"] = self._prepared[spec.label].images_per_call(int(self.cfg.batch_size))
+        if record["resize"]:
+            self._say(f"  {spec.label}: outputs {record['output_size']} px, compared at "
+                      f"{self.image_size} px (resized {COMPARE_INTERPOLATION}, recorded in manifest.json)")
+        return record
+
+    def _open_dataset(self, ds_name: str) -> tuple[Any, list, list]:
+        """The dataset, all its pairs, and the pairs this run uses (--limit)."""
+        try:
+            dataset = DATASETS.create(ds_name) if ":" not in ds_name else _create_prefixed(ds_name)
+        except UnknownNameError as exc:
+            raise UserError(str(exc)) from exc
+        all_pairs = list(dataset.pairs())
+        pairs = all_pairs[: self.cfg.limit] if self.cfg.limit else all_pairs
+        if not pairs:
+            raise UserError(f"dataset {ds_name}: no images found under {getattr(dataset, 'root', '?')}")
+        return dataset, all_pairs, pairs
+
+    def _dataset_metrics(self, ds_name: str, dataset: Any, metrics_info: dict[str, Any]) -> list[str]:
+        """The metrics run on this dataset (GT metrics only where it has GT); their facts go to ``metrics_info``."""
+        names = self.cfg.metrics if self.cfg.metrics is not None else default_metrics(dataset.has_gt)
+        metric_names = []
+        for n in names:
+            if n not in METRICS:
+                raise UserError(str(_unknown(METRICS, n)))
+            if METRICS.entry(n).meta.get("needs_gt", False) and not dataset.has_gt:
+                self._skip("metric", n, "needs ground truth, and this dataset has none", dataset=ds_name)
+                continue
+            metric_names.append(n)
+            metrics_info[n] = metric_facts(n)
+        return metric_names
+
+    def _bind(self, label: str, method: Any, ds_name: str, dataset: Any, pairs: list, all_pairs: list,
+              record: dict[str, Any]) -> None:
+        """Bind a per-dataset method (an outputs folder) to this dataset; its report goes to the manifest."""
+        report = method.bind_dataset(ds_name, pairs, (dataset.name,), known=[p.name for p in all_pairs])
+        record.setdefault("outputs", {})[ds_name] = report
+        record["content_hash"] = {**record.get("content_hash", {}), ds_name: report["content_hash"]}
+        for problem in report["problems"][:20]:
+            self._warn(f"  {label}: {problem}")
+        if len(report["problems"]) > 20:
+            self._warn(f"  {label}: ... {len(report['problems']) - 20} more (manifest.json)")
+
+    def _dataset_record(self, ds_name: str, dataset: Any, pairs: list, n_all: int,
+                        ds_units: list[UnitResult]) -> dict[str, Any]:
+        """manifest.json's entry of a dataset: size, fingerprint, folders, bad input files, conversions, validation."""
+        bad, conversions = {}, {}
+        for u in ds_units:
+            for r in u.per_image:
+                if r["status"] == "error" and not r.get("method_error"):
+                    bad[r["image"]] = r["error"]
+                elif r.get("conversions"):
+                    conversions[r["image"]] = r["conversions"]
+        validation = None
+        if hasattr(dataset, "validate") and self.dist.is_main:
+            with contextlib.suppress(Exception):
+                rep = dataset.validate()
+                validation = rep.to_dict() if hasattr(rep, "to_dict") else str(rep)
+        fingerprint = self._fingerprint(ds_name, dataset, pairs, n_all) if self.dist.is_main else {}
+        return {
+            "n": len(pairs),
+            **fingerprint,
+            "root": str(getattr(dataset, "root", "")),
+            # per_image.parquet's lq_path / gt_path are relative to these (the run folder can move)
+            "lq_dir": _absolute(getattr(dataset, "lq_dir", None)),
+            "gt_dir": _absolute(getattr(dataset, "gt_dir", None)),
+            "has_gt": bool(dataset.has_gt),
+            "bad_files": [{"file": k, "reason": v} for k, v in sorted(bad.items())],
+            "conversions": conversions,
+            "validation": validation,
+        }
+
+
+@dataclass
+class _OpenUnit:
+    """A unit ready to run: its (maybe materialised) method, key, folder, metrics, loaded shards and images to do."""
+
+    method: Any
+    chash: str
+    unit_dir: Path
+    metrics: dict[str, Metric]
+    reused: bool
+    shards: dict[str, dict]
+    todo: list[int]
+    #: the materialised method has another key than the recorded one: run that unit instead
+    again: bool
 
 
 @dataclass
