@@ -110,7 +110,8 @@ def frechet_distance(
 
     ``sqrtm='eigh'`` (default): :func:`trace_sqrt_product` on ``device`` (the metric's GPU in a
     run; ~0.02 s for 96 images against FFHQ statistics instead of ~10 s of CPU sqrtm); equal
-    to pytorch-fid's value within 1e-7 relative on full-rank and rank-deficient covariances (tests).
+    to pytorch-fid's value within 1e-7 relative on the tests' full-rank and rank-deficient covariances; on
+    ill-conditioned ones pytorch-fid's own error dominates (docs/metrics.md, scripts/measure_tolerances.py fid).
     ``sqrtm='scipy'``: pytorch-fid / BasicSR exactly (``scipy.linalg.sqrtm`` of the product, ``eps``
     on the diagonals when that is not finite), on the CPU.
     """
