@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# GPU check of the evaluation engine (issue #9): the end-to-end table (model alone vs engine vs
-# official-style loop), compiled codeformer images/s, the gfpgan channels_last profile, and niqe's
-# device path against its host reference (NIQECHECK=0 skips it).
+# GPU check of the evaluation engine (issues #9, #26). Steps (STEPS picks some; default all, in this order):
+#   e2e      end to end: model alone vs model + metrics (floor) vs engine vs official-style loop
+#            (codeformer bf16 b16, 96 faces, psnr ssim lpips fid ids lmd niqe); targets: engine/floor <= 1.2x,
+#            official/engine >= 10x
+#   flops    FLOPs of one 512 face through codeformer (torch FlopCounterMode), for the roofline share
+#   compile  codeformer images/s eager and under torch.compile for each of COMPILE_MODES (default:
+#            "default reduce-overhead max-autotune": reduce-overhead and max-autotune use CUDA graphs);
+#            target: >= 35% of the bf16 roofline
+#   paper    a CelebA-Test-sized run: PAPER_N (3000) faces, codeformer gfpgan restoreformer++ iqp-bfr with the
+#            e2e metrics through `bfrbench run`, timed end to end; goal: under 5 minutes
+#   gfpgan   gfpgan with channels_last on, batch 1 and BS
+#   niqe     niqe's device path against its host reference, per image
+# The device tool runs one command for at most 10 minutes: run e2e, flops and compile in one call and paper in
+# another (each step has its own timeout: E2E_TIMEOUT, COMPILE_TIMEOUT per mode, PAPER_TIMEOUT).
 #
 # Prepare once on a machine with the asset cache (copies the NIQE/BRISQUE parameters and the demo
 # faces into .gpu_assets/, about 10 MB):
 #     PYTHONPATH=. BFRBENCH_HOME=/work/cache/home bash scripts/gpu_check.sh --prepare
-# Run on the GPU machine (carry .gpu_assets; results go to $OUT):
-#     PYTHONPATH=. bash scripts/gpu_check.sh
+# Run on the GPU machine (carry .gpu_assets; what comes back is in $OUT, 8 files at most):
+#     PYTHONPATH=. STEPS="e2e flops compile" bash scripts/gpu_check.sh
+#     PYTHONPATH=. STEPS=paper bash scripts/gpu_check.sh
 # The host pool (CPU metrics scored in worker processes, overlapping the GPU; issue #9) shows with
-# NTIRE's CPU metrics added, the other two steps skipped:
-#     PYTHONPATH=. COMPILE=0 GFPGAN=0 EXTRA_METRICS="niqe-pyiqa brisque piqe" bash scripts/gpu_check.sh
-# CPU smoke test of the same steps (small):
-#     PYTHONPATH=. DEVICE=cpu METHOD=lq IMAGES=3 BS=2 DTYPE=fp32 COMPILE=0 GFPGAN=0 ONLY_METRICS="psnr ssim niqe" \
-#         bash scripts/gpu_check.sh
+# NTIRE's CPU metrics added:
+#     PYTHONPATH=. STEPS=e2e EXTRA_METRICS="niqe-pyiqa brisque piqe" bash scripts/gpu_check.sh
+# CPU smoke test of every step at tiny size (tiny CodeFormer preset, 3 faces, 2 for the paper step,
+# eager only), as docs/gpu-measurements.md records it:
+#     PYTHONPATH=. GPU_CHECK_SMALL=1 bash scripts/gpu_check.sh
 # LPIPS (VGG), FID (Inception + FFHQ statistics), ArcFace (ids) and AWing (lmd) run on random
 # stand-in checkpoints made here (the real ones are not carried), so their timings are real and
 # their values are not results; a metric that still cannot be built is skipped and listed in
-# $OUT/metrics.txt.
+# metrics.txt. torch 2.11 on the device has no lpips, pytorch-fid or platformdirs: the metrics here need none.
 set -u
 ROOT=$(pwd)
 ASSETS=${ASSETS:-$ROOT/.gpu_assets}
@@ -37,37 +49,50 @@ if [ "${1:-}" = "--prepare" ]; then
     exit 0
 fi
 
+if [ "${GPU_CHECK_SMALL:-0}" = 1 ]; then  # the CPU smoke test: every step, tiny
+    DEVICE=${DEVICE:-cpu} IMAGES=${IMAGES:-3} BS=${BS:-2} DTYPE=${DTYPE:-fp32} PAPER_N=${PAPER_N:-2}
+    METHOD=${METHOD:-codeformer:config=tiny_codeformer} COMPILE_MODES=${COMPILE_MODES:-eager}
+    PAPER_METHODS=${PAPER_METHODS:-"codeformer:config=tiny_codeformer gfpgan restoreformer++ iqp-bfr:config=tiny"}
+    STEPS=${STEPS:-"e2e flops compile paper niqe"} E2E_ITERS=${E2E_ITERS:-1} E2E_WARMUP=${E2E_WARMUP:-0}
+    E2E_TIMEOUT=${E2E_TIMEOUT:-1500}
+fi
 DEVICE=${DEVICE:-cuda}
 METHOD=${METHOD:-codeformer}
 IMAGES=${IMAGES:-96}
 SIZE=${SIZE:-512}
 BS=${BS:-16}
 DTYPE=${DTYPE:-bf16}
+STEPS=${STEPS:-"e2e flops compile paper gfpgan niqe"}
+COMPILE_MODES=${COMPILE_MODES:-"default reduce-overhead max-autotune"}
+PAPER_N=${PAPER_N:-3000}
+PAPER_METHODS=${PAPER_METHODS:-"codeformer gfpgan restoreformer++ iqp-bfr"}
 OUT=${OUT:-$ROOT/gpu_check_out}
-STANDIN=${STANDIN:-/tmp/bfrbench_standin}
+WORK=${WORK:-/tmp/gpu_check_work}  # scratch: profiles, stand-ins, the paper folder and run (only copies go to $OUT)
+STANDIN=$WORK/standin
 export BFRBENCH_HOME=$ASSETS/home BFRBENCH_OFFLINE=1
 mkdir -p "$OUT" "$STANDIN"
 LOG=$OUT/log.txt
 : > "$LOG"
 say() { echo "== $* ($(date -u +%H:%M:%S))" | tee -a "$LOG"; }
+want() { case " $STEPS " in *" $1 "*) return 0 ;; *) echo "skipped ($1 not in STEPS)" | tee -a "$LOG"; return 1 ;; esac; }
 
 if [ ! -d "$ASSETS/faces/lq" ]; then
     echo "no $ASSETS/faces: run 'bash scripts/gpu_check.sh --prepare' where the asset cache is, and carry .gpu_assets" | tee -a "$LOG"
     exit 2
 fi
 
-say "environment"
+say "environment (steps: $STEPS)"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
+  echo "load: $(uptime)"
   "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
   for m in cv2 pandas pyarrow jinja2 skimage scipy yaml tqdm lpips pytorch_fid platformdirs; do
       "$PY" -c "import $m" 2>/dev/null && echo "package $m: yes" || echo "package $m: MISSING"
-  done; } > "$OUT/env.txt" 2>&1
-cat "$OUT/env.txt" >> "$LOG"
+  done; } >> "$LOG" 2>&1
 
-say "stand-in ArcFace / AWing checkpoints and the usable metrics"
+say "stand-in ArcFace / AWing / VGG / Inception checkpoints and the usable metrics"
 "$PY" scripts/gpu_check.py standins "$STANDIN" "$OUT/metrics.txt" 2>&1 | tee -a "$LOG"
 read -r -a METRICS < "$STANDIN/usable"
-if [ -n "${ONLY_METRICS:-}" ]; then  # e.g. ONLY_METRICS="psnr ssim niqe" for a quick CPU smoke test
+if [ -n "${ONLY_METRICS:-}" ]; then  # e.g. ONLY_METRICS="psnr ssim niqe" for a quick check
     KEEP=()
     for m in "${METRICS[@]}"; do
         for w in $ONLY_METRICS; do [ "${m%%:*}" = "$w" ] && KEEP+=("$m"); done
@@ -81,26 +106,69 @@ fi
 DATA="folder:$ASSETS/faces/lq::$ASSETS/faces/gt"
 COMMON=(--weights random --device "$DEVICE" --size "$SIZE" --dataset "$DATA" --images "$IMAGES")
 
-say "1/4 end to end: $METHOD $DTYPE b$BS, $IMAGES faces, metrics ${METRICS[*]}"
-timeout 240 "$PY" -m bench.cli profile --methods "$METHOD" "${COMMON[@]}" --metrics "${METRICS[@]}" \
-    --batch-sizes "$BS" --dtype "$DTYPE" --iters 2 --warmup 1 --e2e --out "$OUT/e2e" 2>&1 | tee -a "$LOG" | tail -25
-echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+say "e2e: $METHOD $DTYPE b$BS, $IMAGES faces, metrics ${METRICS[*]}"
+if want e2e; then
+    timeout "${E2E_TIMEOUT:-300}" "$PY" -m bench.cli profile --methods "$METHOD" "${COMMON[@]}" --metrics "${METRICS[@]}" \
+        --batch-sizes "$BS" --dtype "$DTYPE" --iters "${E2E_ITERS:-2}" --warmup "${E2E_WARMUP:-1}" --e2e --out "$WORK/e2e" 2>&1 | tee -a "$LOG" | tail -25
+    echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+fi
 
-say "2/4 compiled codeformer $DTYPE b$BS"
-[ "${COMPILE:-1}" = 0 ] && echo "skipped (COMPILE=0)" | tee -a "$LOG" || timeout 180 "$PY" -m bench.cli profile --methods codeformer "${COMMON[@]}" --metrics \
-    --batch-sizes "$BS" --dtype "$DTYPE" --compile --iters 6 --warmup 2 --out "$OUT/compile" 2>&1 | tee -a "$LOG" | tail -8
-echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+say "flops: ${METHOD%%:*} per 512 face"
+if want flops; then
+    timeout 120 "$PY" scripts/gpu_check.py flops "$WORK/flops.json" "$DEVICE" "$METHOD" 2>&1 | tee -a "$LOG"
+fi
 
-say "3/4 gfpgan channels_last on"
-[ "${GFPGAN:-1}" = 0 ] && echo "skipped (GFPGAN=0)" | tee -a "$LOG" || timeout 80 "$PY" -m bench.cli profile --methods gfpgan "${COMMON[@]}" --metrics --channels-last on \
-    --batch-sizes "1,$BS" --dtype "$DTYPE" --iters 4 --warmup 1 --out "$OUT/gfpgan" 2>&1 | tee -a "$LOG" | tail -8
-echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+say "compile: ${METHOD%%:*} $DTYPE b$BS, eager and the modes: $COMPILE_MODES"
+if want compile; then
+    for mode in eager $COMPILE_MODES; do
+        [ "$mode" = eager ] && [ -f "$WORK/compile_eager.json" ] && continue
+        timeout "${COMPILE_TIMEOUT:-240}" "$PY" scripts/gpu_check.py compile "$WORK/compile_$mode.json" "$DEVICE" \
+            "$DTYPE" "$BS" "$mode" "$METHOD" 2>&1 | tee -a "$LOG" | tail -6
+        echo "exit ${PIPESTATUS[0]} ($mode)" | tee -a "$LOG"
+    done
+fi
 
-say "4/4 niqe: device path against the host reference, per image"
-[ "${NIQECHECK:-1}" = 0 ] && echo "skipped (NIQECHECK=0)" | tee -a "$LOG" || timeout 120 "$PY" scripts/niqe_device_check.py \
-    "$ASSETS/faces" --device "$DEVICE" --batch "$BS" --out "$OUT/niqe_device.json" 2>&1 | tee -a "$LOG" | tail -8
-echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+say "paper: $PAPER_N faces x ($PAPER_METHODS), metrics ${METRICS[*]}"
+if want paper; then
+    "$PY" scripts/gpu_check.py paperset "$ASSETS/faces" "$PAPER_N" "$WORK/paperset" | tee -a "$LOG"
+    read -r -a PM <<< "$PAPER_METHODS"
+    WEIGHTS=()
+    for m in "${PM[@]}"; do WEIGHTS+=(--weights "${m%%:*}=random"); done
+    rm -rf "$WORK/paper_run"
+    start=$(date +%s.%N)
+    timeout "${PAPER_TIMEOUT:-540}" "$PY" -m bench.cli run --datasets "folder:$WORK/paperset/lq::$WORK/paperset/gt" \
+        --methods "${PM[@]}" "${WEIGHTS[@]}" --metrics "${METRICS[@]}" --device "$DEVICE" --dtype "$DTYPE" \
+        --batch-size "$BS" --no-report --out "$WORK/paper_run" 2>&1 | tee -a "$LOG" | tail -30
+    code=${PIPESTATUS[0]}
+    end=$(date +%s.%N)
+    "$PY" - "$WORK/paper.json" "$start" "$end" "$code" "$PAPER_N" "${#METRICS[@]}" "${PM[@]}" <<'PY'
+import json, sys
+out, start, end, code, n, k, *methods = sys.argv[1:]
+json.dump({"seconds": float(end) - float(start), "exit": int(code), "images": int(n), "metrics": int(k),
+           "methods": methods}, open(out, "w"), indent=1)
+PY
+    echo "exit $code, $(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.1f", b-a}') s" | tee -a "$LOG"
+    cp "$WORK/paper_run/summary.csv" "$OUT/paper_summary.csv" 2>/dev/null || true
+fi
+
+say "gfpgan channels_last on"
+if want gfpgan; then
+    timeout 80 "$PY" -m bench.cli profile --methods gfpgan "${COMMON[@]}" --metrics --channels-last on \
+        --batch-sizes "1,$BS" --dtype "$DTYPE" --iters 4 --warmup 1 --out "$WORK/gfpgan" 2>&1 | tee -a "$LOG" | tail -8
+    echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+fi
+
+say "niqe: device path against the host reference, per image"
+if want niqe; then
+    timeout 120 "$PY" scripts/niqe_device_check.py "$ASSETS/faces" --device "$DEVICE" --batch "$BS" \
+        --out "$WORK/niqe_device.json" 2>&1 | tee -a "$LOG" | tail -8
+    echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+fi
 
 say "summary"
-"$PY" scripts/gpu_check.py summary "$OUT" 2>&1 | tee "$OUT/summary.md" | tee -a "$LOG"
+"$PY" scripts/gpu_check.py summary "$WORK" 2>&1 | tee "$OUT/summary.md" | tee -a "$LOG"
+# what comes back (8 files at most): log.txt, metrics.txt, summary.md, paper_summary.csv and these
+for f in e2e/profile.json flops.json niqe_device.json; do
+    [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/$(echo "$f" | tr / _)"
+done
 say "done: $OUT"
