@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,7 +58,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                             fix="drop --datasets, or copy the suite file and list your datasets in it")
         from bench.suites import load_suite
 
-        cfg = load_suite(args.suite).run_config()
+        suite = load_suite(args.suite)
+        cfg = suite.run_config()
+        for line in suite.check_files():  # before any scoring: the faces are not the challenge's
+            print(f"WARNING {line}", file=sys.stderr, flush=True)
         if args.metrics:  # added to the suite's (its score and gate need theirs)
             args.metrics = list(cfg.metrics or []) + [m for m in args.metrics if m not in (cfg.metrics or [])]
     else:

@@ -12,6 +12,8 @@ Top-level keys::
     score:    {label, formula, variables: {VAR: metric label}}
     gate:     {label, metric, max_below}     # thresholds come from the datasets' ``threshold``
     run:      {batch_size: 8, ...}           # any other RunConfig field
+    files:    {list: FILE, source, commit}   # the official file list (FOLDER/STEM lines, beside the suite):
+                                             # folders lacking or adding files are reported before scoring
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ from typing import Any
 
 from bench.config import RunConfig, check_settings, spec_label
 from bench.core.errors import UserError
+from bench.suites.files import FileList, check_folders, parse_files
 from bench.suites.formula import Formula
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 _TOP = {"name", "title", "year", "source", "description", "data", "datasets", "methods", "metrics", "score", "gate",
-        "run"}
+        "run", "files"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Suite:
     gate: GateSpec | None = None
     run: dict[str, Any] = field(default_factory=dict)
     path: str = ""
+    #: the challenge's official file list, None when the suite has none
+    files: FileList | None = None
 
     @property
     def tag(self) -> str:
@@ -108,6 +113,13 @@ class Suite:
 
             DATASETS.add(d.name, factory, has_gt=False, expected_count=d.images,
                          description=f"{self.name}: {d.folder} under {self.data_root_env or 'the data root'}")
+
+    def check_files(self) -> list[str]:
+        """Each suite-local folder that lacks official files or holds others, one line each (none without a list)."""
+        if self.files is None:
+            return []
+        return check_folders(self.files, {d.folder: (d.name, self.root() / d.folder)
+                                          for d in self.datasets if d.folder is not None})
 
     def all_metrics(self) -> list[str]:
         """The listed metrics plus any the score or the gate needs, in order, once each."""
@@ -273,6 +285,8 @@ def parse_suite(data: Any, path: str = "") -> Suite:
         gate=gate,
         run=_check_run(data.get("run"), where),
         path=path,
+        files=parse_files(data["files"], where, Path(path).parent if path else BUILTIN_DIR)
+        if data.get("files") is not None else None,
     )
 
 
