@@ -17,6 +17,9 @@ from bench.engine.runner import Runner
 from bench.weights import fetch
 from tests._helpers.runner_helpers import make_folder, register
 
+#: tests here register methods and metrics; each test's are gone after it
+pytestmark = pytest.mark.usefixtures("registries")
+
 HOST = "niqe-pyiqa"  # a runs_on_host metric; flat images have no NIQE (an error for that image alone)
 SIZE = 192  # two NIQE blocks each way: small and fast, still scored
 

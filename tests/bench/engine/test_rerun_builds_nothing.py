@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import pandas as pd
+import pytest
 import torch
 
 from bench.config import RunConfig
@@ -11,6 +12,9 @@ from bench.core.registry import METHODS
 from bench.engine.runner import Runner
 from methods.base import RestorationMethod, WeightsInfo
 from tests._helpers.runner_helpers import make_folder, register
+
+#: tests here register methods and metrics; each test's are gone after it
+pytestmark = pytest.mark.usefixtures("registries")
 
 BUILT: list[str] = []
 

@@ -22,6 +22,9 @@ from bench.engine.runner import LOCK_NAME, Runner
 from bench.metrics.base import MeanOfImages
 from tests._helpers.runner_helpers import make_folder, register
 
+#: tests here register methods and metrics; each test's are gone after it
+pytestmark = pytest.mark.usefixtures("registries")
+
 REPO = Path(__file__).resolve().parents[3]
 
 

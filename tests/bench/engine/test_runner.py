@@ -19,6 +19,9 @@ from bench.engine.run_folder.layout import shard_file_name
 from bench.engine.runner import Runner
 from tests._helpers.runner_helpers import make_folder, register
 
+#: tests here register methods and metrics; each test's are gone after it
+pytestmark = pytest.mark.usefixtures("registries")
+
 REPO = Path(__file__).resolve().parents[3]
 
 

@@ -21,6 +21,9 @@ from bench.suites.formula import Formula
 from bench.suites.scoring import gate, per_image_suite_value, weighted_mean
 from tests._helpers.runner_helpers import SetMean, make_folder, register
 
+#: tests here register methods and metrics; each test's are gone after it
+pytestmark = pytest.mark.usefixtures("registries")
+
 NTIRE = "CLIPIQA + MANIQA + MUSIQ/100 + max(0, (10 - NIQE)/10) + QALIGN/5 + max(0, (100 - FID)/100)"
 
 
