@@ -15,15 +15,23 @@ from bench.suites.spec import parse_suite
 FOLDERS = {"CelebA": 100, "LFW-Test": 100, "CelebChild-Test": 50, "WebPhoto-Test": 100, "Wider-Test": 100}
 
 
-def test_the_2026_suite_carries_the_official_list_with_its_commit():
-    suite = load_suite("ntire2026-rwfr")
-    assert suite.files is not None and suite.files.commit == "50e70cd235466db6df0b8d39364531371bc3da37"
-    assert "jkwang28/NTIRE2026_RealWorld_Face_Restoration" in suite.files.source
+@pytest.mark.parametrize("name, repo, commit, samples", [
+    ("ntire2026-rwfr", "jkwang28/NTIRE2026_RealWorld_Face_Restoration", "50e70cd235466db6df0b8d39364531371bc3da37",
+     {"CelebA": {"162747", "182021"}, "CelebChild-Test": {"105_Rachel_Bilson_00"}, "Wider-Test": {"0002", "0952"},
+      "LFW-Test": {"Zelma_Novelo_0001_00"}, "WebPhoto-Test": {"00006_01", "10048_00"}}),
+    ("ntire2025-rwfr", "zhengchen1999/NTIRE2025_RealWorld_Face_Restoration", "b06055cce3239365a6fa9bdd35c92ef0591de89c",
+     {"CelebA": {"172003", "168591"}, "CelebChild-Test": {"074_Gwyneth_Paltrow_00", "051_Eminem_00"},
+      "Wider-Test": {"0412", "0139"}, "LFW-Test": {"Frank_Pallone_0001_00", "Placido_Domingo_0001_00"},
+      "WebPhoto-Test": {"00137_00", "10018_02"}}),
+])
+def test_the_ntire_suites_carry_the_official_lists_with_their_commits(name, repo, commit, samples):
+    suite = load_suite(name)
+    assert suite.files is not None and suite.files.commit == commit and repo in suite.files.source
     official = suite.files.read()
     assert {k: len(v) for k, v in official.items()} == FOLDERS  # the challenge's set sizes, per folder
     assert {d.folder: d.images for d in suite.datasets} == FOLDERS
-    assert {"162747", "182021"} <= official["CelebA"] and "105_Rachel_Bilson_00" in official["CelebChild-Test"]
-    assert {"0002", "0952"} <= official["Wider-Test"] and "Zelma_Novelo_0001_00" in official["LFW-Test"]
+    for folder, stems in samples.items():  # the first and last rows of each set in the repository's CSV
+        assert stems <= official[folder], (folder, stems - official[folder])
 
 
 def _png(path):
