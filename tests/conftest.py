@@ -86,3 +86,35 @@ def registries() -> Iterator[None]:
 
     with restored_registries():
         yield
+
+
+# ---- stand-in metric networks, built once per session (several test files load the same ones) ----------
+@pytest.fixture(scope="session")
+def random_fan_ckpt(tmp_path_factory) -> Path:
+    """Random AWing FAN weights (seed 2) saved as facexlib's checkpoint is: {'state_dict': ...}."""
+    from bench.metrics.awing_arch import FAN
+    from tests._helpers.learned_helpers import save_random
+
+    path = tmp_path_factory.mktemp("awing") / "alignment_WFLW_4HG.pth"
+    save_random(FAN(), path, seed=2, wrap="state_dict")
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_arcface_ckpt(tmp_path_factory) -> tuple[Path, dict]:
+    """Random ArcFace-18 weights (seed 5) saved with the release's DataParallel ``module.`` prefix, and the state."""
+    from bench.metrics.arcface_arch import ResNetArcFace
+    from tests._helpers.learned_helpers import save_random
+
+    path = tmp_path_factory.mktemp("arcface") / "arcface_resnet18.pth"
+    return path, save_random(ResNetArcFace(), path, seed=5, prefix="module.")
+
+
+@pytest.fixture(scope="session")
+def random_inception_ckpt(tmp_path_factory) -> tuple[Path, dict]:
+    """Random FID-Inception weights (seed 3; valid BatchNorm statistics) saved as a checkpoint, and the state."""
+    from bench.metrics.inception import FIDInceptionV3
+    from tests._helpers.learned_helpers import save_random
+
+    path = tmp_path_factory.mktemp("inception") / "pt_inception_random.pth"
+    return path, save_random(FIDInceptionV3(), path, seed=3)

@@ -7,16 +7,12 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.metrics.inception import FIDInceptionV3
-from tests._helpers.learned_helpers import save_random
 from tests._helpers.runner_helpers import make_folder
 
 
-@pytest.fixture(scope="module")
-def inception_ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("inception") / "pt_inception_random.pth"
-    save_random(FIDInceptionV3(), path, seed=3)
-    return path
+@pytest.fixture
+def inception_ckpt(random_inception_ckpt):
+    return random_inception_ckpt[0]
 
 
 @pytest.mark.slow

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from bench.metrics._cv2_torch import png_grey, resize_linear_u8
-from bench.metrics.awing_arch import FAN, heatmap_points, heatmap_points_torch
+from bench.metrics.awing_arch import heatmap_points, heatmap_points_torch
 from bench.metrics.identity import IdentityAngle, grey128
 from bench.metrics.landmarks import LandmarkDistance
-from tests._helpers.learned_helpers import random_faces, save_random
+from tests._helpers.learned_helpers import random_faces
 
 
 def _rgb(seed: int, h: int, w: int) -> np.ndarray:
@@ -63,11 +63,9 @@ def test_heatmap_decoding_in_torch_gives_the_same_points():
     np.testing.assert_array_equal(ours, ref)
 
 
-@pytest.fixture(scope="module")
-def fan_ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("awing") / "alignment_WFLW_4HG.pth"
-    save_random(FAN(), path, seed=2, wrap="state_dict")
-    return path
+@pytest.fixture
+def fan_ckpt(random_fan_ckpt):
+    return random_fan_ckpt
 
 
 def test_lmd_device_path_equals_reference(fan_ckpt):
@@ -77,11 +75,8 @@ def test_lmd_device_path_equals_reference(fan_ckpt):
     torch.testing.assert_close(device.score(pred, gt), reference.score(pred, gt), rtol=0, atol=1e-9)
 
 
-def test_ids_device_path_equals_reference(tmp_path):
-    from bench.metrics.arcface_arch import ResNetArcFace
-
-    path = tmp_path / "arcface_resnet18.pth"
-    save_random(ResNetArcFace(), path, seed=5, prefix="module.")
+def test_ids_device_path_equals_reference(random_arcface_ckpt):
+    path, _ = random_arcface_ckpt
     pred, gt = random_faces(2, size=256, seed=5), random_faces(2, size=256, seed=6)  # shrunk to 128: exact
     a = IdentityAngle(weights=str(path), drop_below=0).update(pred, gt)
     b = IdentityAngle(weights=str(path), drop_below=0, impl="reference").update(pred, gt)

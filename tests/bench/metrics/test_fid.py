@@ -26,7 +26,7 @@ from bench.metrics.fid import (
     trace_sqrt_product,
 )
 from bench.metrics.inception import FIDInceptionV3, basicsr_fid_input
-from tests._helpers.learned_helpers import random_faces, save_random
+from tests._helpers.learned_helpers import random_faces
 
 
 def _spd(rng: np.random.Generator, d: int, rank: int | None = None) -> np.ndarray:
@@ -153,12 +153,10 @@ def test_gaussian_stats_float64_unbiased(rng):
 # ----------------------------------------------------------------------------- network parity
 
 
-@pytest.fixture(scope="module")
-def inception_ckpt(tmp_path_factory):
-    """Random FID-Inception weights (valid BatchNorm statistics) saved as a checkpoint."""
-    path = tmp_path_factory.mktemp("inception") / "pt_inception_random.pth"
-    state = save_random(FIDInceptionV3(), path, seed=3)
-    return path, state
+@pytest.fixture
+def inception_ckpt(random_inception_ckpt):
+    """Random FID-Inception weights (valid BatchNorm statistics) saved as a checkpoint (once per session)."""
+    return random_inception_ckpt
 
 
 def _pytorch_fid_model(state, monkeypatch):

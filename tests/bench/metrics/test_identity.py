@@ -23,16 +23,14 @@ from bench.metrics.identity import (
     InsightFaceIdentity,
     grey128,
 )
-from tests._helpers.learned_helpers import random_faces, save_random
+from tests._helpers.learned_helpers import random_faces
 from tests._helpers.official_refs import FIXTURES
 
 
-@pytest.fixture(scope="module")
-def arcface_ckpt(tmp_path_factory):
-    """Random ArcFace-18 weights saved with a DataParallel ``module.`` prefix, as the release."""
-    path = tmp_path_factory.mktemp("arcface") / "arcface_resnet18.pth"
-    state = save_random(ResNetArcFace(), path, seed=5, prefix="module.")
-    return path, state
+@pytest.fixture
+def arcface_ckpt(random_arcface_ckpt):
+    """Random ArcFace-18 weights saved with a DataParallel ``module.`` prefix, as the release (once per session)."""
+    return random_arcface_ckpt
 
 
 def test_arch_matches_manifest():

@@ -8,9 +8,9 @@ import torch
 
 from bench.core.registry import METRICS
 from bench.metrics import MetricUnavailable
-from bench.metrics.awing_arch import FAN, heatmap_points, load_fan
+from bench.metrics.awing_arch import heatmap_points, load_fan
 from bench.metrics.landmarks import LandmarkDistance, mean_point_distance
-from tests._helpers.learned_helpers import random_faces, save_random
+from tests._helpers.learned_helpers import random_faces
 
 
 def _heat(points, neighbours=None):
@@ -50,12 +50,10 @@ def test_mean_point_distance():
     assert mean_point_distance(a, b) == pytest.approx((5 + 0 + 1 + 10) / 4)
 
 
-@pytest.fixture(scope="module")
-def fan_ckpt(tmp_path_factory):
-    """Random AWing weights saved as facexlib's checkpoint is: {'state_dict': ...}."""
-    path = tmp_path_factory.mktemp("awing") / "alignment_WFLW_4HG.pth"
-    save_random(FAN(), path, seed=2, wrap="state_dict")
-    return path
+@pytest.fixture
+def fan_ckpt(random_fan_ckpt):
+    """Random AWing weights saved as facexlib's checkpoint is: {'state_dict': ...} (built once per session)."""
+    return random_fan_ckpt
 
 
 def test_fan_shapes_and_strict_load(tmp_path, fan_ckpt):
