@@ -243,9 +243,10 @@ __all__ = ["PaperTable", "TableEntry", "Tolerance", "builtin_tables", "compare",
            "parse_map", "parse_table", "write_comparison", "COLUMNS"]
 
 
-def dataset_warnings(datasets: dict[str, Any], compared: Any) -> list[str]:
-    """One warning per compared dataset the run did not score in its published form (the paper's numbers are
-    of the published set): a fingerprint other than the published one, or a --limit subset."""
+def dataset_warnings(datasets: dict[str, Any], compared: Any, why: str = "the paper's values are of the published "
+                     "set") -> list[str]:
+    """One warning per dataset in ``compared`` that the run did not score in its published form: a fingerprint
+    other than the published one (known then or now), or a --limit subset; a note where the run recorded none."""
     from bench.core.registry import DATASETS
 
     out = []
@@ -258,8 +259,7 @@ def dataset_warnings(datasets: dict[str, Any], compared: Any) -> list[str]:
             status, info = "differs", {**info, "published_note": f"not the published {name}: fingerprint "
                                                                  f"{str(digest)[:12]}, published {published[:12]}"}
         if status in ("differs", "subset"):
-            out.append(f"WARNING {name}: {info.get('published_note') or status}; the paper's values are of the "
-                       "published set")
+            out.append(f"WARNING {name}: {info.get('published_note') or status}; {why}")
         elif not digest:
             out.append(f"note {name}: the run records no dataset fingerprint (made before bfrbench recorded them): "
                        "whether it scored the published images is unknown")

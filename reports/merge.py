@@ -37,6 +37,8 @@ class Results:
     names: list[str] = field(default_factory=list)
     #: metric -> facts from the runs' manifests (protocol, higher_better, standard, needs_gt)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a run's dataset that is not the published set (other fingerprint, or a --limit subset), one line each
+    warnings: list[str] = field(default_factory=list)
 
     def per_image_metrics(self) -> set[str]:
         """Metrics with per-image values (set-level ones such as FID have none)."""
@@ -108,6 +110,19 @@ def check_datasets(runs: Sequence[_Run]) -> None:
                 )
 
 
+def published_warnings(runs: Sequence[_Run]) -> list[str]:
+    """Each run's datasets that are not the published sets (their numbers are not comparable with papers')."""
+    from bench.compare import dataset_warnings
+
+    out = []
+    for run in runs:
+        datasets = run.results.get("datasets") or {}
+        out += [f"{line.split(' ', 1)[0]} {run.name}: {line.split(' ', 1)[1]}"
+                for line in dataset_warnings(datasets, datasets, "its column is not the published benchmark")
+                if line.startswith("WARNING")]
+    return out
+
+
 def check_protocols(scores: pd.DataFrame) -> None:
     """One protocol per metric name across the merged runs; a conflict is one line naming both."""
     seen: dict[str, tuple[str, str]] = {}
@@ -163,7 +178,7 @@ def merge_runs(run_dirs: Sequence[str | Path], metrics: Sequence[str] | None = N
         per_image = pd.concat(frames, ignore_index=True)
         # the same (dataset, method, image) from two agreeing runs is one image
         per_image = per_image.drop_duplicates(["dataset", "method", "image"], keep="first").reset_index(drop=True)
-    return Results(scores, per_image, [r.path for r in runs], names, _metric_facts(runs))
+    return Results(scores, per_image, [r.path for r in runs], names, _metric_facts(runs), published_warnings(runs))
 
 
 def _run_names(paths: Sequence[Path]) -> list[str]:

@@ -81,7 +81,10 @@ def main(args: argparse.Namespace) -> int:
     spec = _spec(args)
     if args.standalone and args.format != "latex":
         raise UserError("--standalone applies to --format latex only")
-    table = build_table(merge_runs(args.runs, args.metrics), spec)
+    merged = merge_runs(args.runs, args.metrics)
+    for line in merged.warnings:
+        print(line, file=sys.stderr)
+    table = build_table(merged, spec)
     text = render(table, args.format, caption=args.caption, label=args.tex_label)
     if args.standalone:
         text = latex_document(text)

@@ -14,7 +14,6 @@ import hashlib
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable
 from pathlib import Path
 
 #: (device, inode, size, mtime_ns, ctime_ns) -> hex digest; small (one entry per file seen)
@@ -122,7 +121,3 @@ def files_digest(files: dict[str, str]) -> str:
     text = "".join(f"{k}  {files[k]}\n" for k in sorted(files))
     return hashlib.sha256(text.encode()).hexdigest()
 
-
-def identities(paths: Iterable[tuple[str, str | os.PathLike[str]]]) -> dict[str, str]:
-    """``{name: file_identity(path)}`` for (name, path) pairs."""
-    return {name: file_identity(path) for name, path in paths}

@@ -1,6 +1,6 @@
 """A set's content fingerprint: the same files in any order and folder agree, one changed pixel does not;
 digests are cached on disk (a set is hashed once, a rewritten file again); runs record it, `list` shows it,
-and a set that is not the published one is named with how many files differ."""
+and a set that is not the published one is named with how many files differ (run, compare, table)."""
 from __future__ import annotations
 
 import hashlib
@@ -141,7 +141,9 @@ def test_runs_record_the_fingerprint_and_warn_when_the_set_is_not_the_published_
     table.write_text("name: t\nsource: test\nentries:\n- {dataset: celeba-test, method: lq, metric: psnr, value: 20}\n")
     assert main(["compare", str(out), "--against", str(table), "--no-report"]) in (0, 1)
     assert "WARNING celeba-test: not the published CelebA-Test: 1 file differs" in capsys.readouterr().err
-    capsys.readouterr()
+    assert main(["table", str(out), "--format", "markdown"]) == 0  # a merged table says it too
+    assert ("WARNING run: celeba-test: not the published CelebA-Test: 1 file differs (its numbers are not comparable "
+            "with published ones); its column is not the published benchmark") in capsys.readouterr().err
     assert main(["list", "datasets"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("celeba-test"))
     assert want[:12] in row and "not the published CelebA-Test: 1 file differs" in row
