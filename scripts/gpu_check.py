@@ -222,7 +222,7 @@ def summary(out: Path) -> None:
     gflop = json.loads(fl.read_text())["flops_per_image"] / 1e9 if fl.exists() else float("nan")
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("compile_*.json"))]
     if rows:
-        print(f"\n## compiled codeformer ({gflop:.0f} GFLOP per 512 image, {BF16_PEAK_TFLOPS:g} TFLOP/s bf16 peak)")
+        print(f"\n## compiled codeformer ({gflop:.1f} GFLOP per image, {BF16_PEAK_TFLOPS:g} TFLOP/s bf16 peak)")
         print("| mode | dtype | batch | images/s | roofline share | compile + warm-up s |\n|---|---|---|---|---|---|")
         best = float("nan")
         for r in rows:
