@@ -14,6 +14,7 @@ import hashlib
 import os
 import sqlite3
 import stat
+import threading
 from pathlib import Path
 
 #: (device, inode, size, mtime_ns, ctime_ns) -> hex digest; small (one entry per file seen)
@@ -21,6 +22,7 @@ _CACHE: dict[tuple[int, int, int, int, int], str] = {}
 #: the on-disk cache file under the bfrbench home
 STORE_NAME = "filehash.sqlite3"
 _store: tuple[int, str, sqlite3.Connection | None] | None = None  # (pid, path, connection) of this process
+_LOCK = threading.Lock()  # one connection serves every thread of the process
 
 
 def _key(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -42,8 +44,12 @@ def store_path() -> Path:
 
 def _connection() -> sqlite3.Connection | None:
     """This process's connection to the on-disk cache (reopened after a fork or a new home); None if unusable."""
+    with _LOCK:
+        return _open(str(store_path()))
+
+
+def _open(path: str) -> sqlite3.Connection | None:
     global _store
-    path = str(store_path())
     if _store is not None and _store[0] == os.getpid() and _store[1] == path:
         return _store[2]
     conn = None
@@ -62,7 +68,7 @@ def _stored(key: tuple[int, int, int, int, int]) -> str | None:
     conn = _connection()
     if conn is None:
         return None
-    with contextlib.suppress(sqlite3.Error):
+    with _LOCK, contextlib.suppress(sqlite3.Error):
         row = conn.execute("SELECT sha256 FROM digests WHERE key = ?", (":".join(map(str, key)),)).fetchone()
         if row and isinstance(row[0], str) and len(row[0]) == 64:
             return row[0]
@@ -72,7 +78,7 @@ def _stored(key: tuple[int, int, int, int, int]) -> str | None:
 def _store_digest(key: tuple[int, int, int, int, int], digest: str) -> None:
     conn = _connection()
     if conn is not None:
-        with contextlib.suppress(sqlite3.Error):
+        with _LOCK, contextlib.suppress(sqlite3.Error):
             conn.execute("INSERT OR REPLACE INTO digests VALUES (?, ?)", (":".join(map(str, key)), digest))
 
 

@@ -50,15 +50,18 @@ class Hub:
                 pass
 
             def _file(self) -> tuple[str, bytes] | None:
+                """The requested file, or None after answering 404."""
                 prefix = f"/datasets/{HUB_REPO}/resolve/main/"
                 name = self.path.split("?")[0][len(prefix):] if self.path.startswith(prefix) else ""
-                return (name, hub.files[name]) if name in hub.files else None
+                if name in hub.files:
+                    return name, hub.files[name]
+                self.send_response(404)
+                self.end_headers()
+                return None
 
             def do_HEAD(self):
                 found = self._file()
                 if found is None:
-                    self.send_response(404)
-                    self.end_headers()
                     return
                 name, data = found
                 self.send_response(200)
@@ -71,8 +74,6 @@ class Hub:
             def do_GET(self):
                 found = self._file()
                 if found is None:
-                    self.send_response(404)
-                    self.end_headers()
                     return
                 name, data = found
                 rng = self.headers.get("Range")

@@ -99,6 +99,20 @@ def test_digests_are_cached_on_disk_and_a_rewritten_file_is_hashed_again(tmp_pat
     assert filehash.file_digest(f) == hashlib.sha256(b"other").hexdigest()
 
 
+def test_threads_share_the_disk_cache_safely(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = []
+    for i in range(40):
+        (tmp_path / f"{i}.png").write_bytes(bytes([i]) * 1000)
+        files.append(tmp_path / f"{i}.png")
+    for _ in range(2):  # hashed and stored, then read back from the store
+        filehash._CACHE.clear()
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(filehash.file_digest, files))
+        assert got == [hashlib.sha256(bytes([i]) * 1000).hexdigest() for i in range(40)]
+
+
 def test_an_unusable_disk_cache_is_skipped(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
