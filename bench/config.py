@@ -85,6 +85,8 @@ class RunConfig:
     report: bool = True
     #: output folders (``outputs:DIR``): refuse wrong-size images instead of resizing them
     strict: bool = False
+    #: let methods that run the user's own Python code (``ntire:PATH``, a challenge team folder) run
+    allow_code: bool = False
     #: the suite this run follows (built-in name or file): its score and gate are added after the run
     suite: str | None = None
 
@@ -121,19 +123,44 @@ class RunConfig:
             raise UserError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(**check_settings(data, str(path)))
 
+    def check_code_allowed(self) -> None:
+        """Refuse, in one line, a method that runs the user's own code (``ntire:PATH``) unless ``allow_code``."""
+        if self.allow_code:
+            return
+        from bench.core import plugins
+        from bench.core.registry import METHODS
+
+        plugins.load_all()
+        for s in self.methods:
+            if METHODS.resolves(s) and METHODS.resolve(s).meta.get("runs_user_code"):
+                raise UserError(f"method {s} runs the Python code in its folder; refused without --allow-code",
+                                fix="add --allow-code (allow_code: true in a run config) if you trust that code")
+
     def method_specs(self) -> list[MethodSpec]:
         specs = []
         for s in self.methods:
             spec = MethodSpec.parse(s)
             w = self.weights.get(spec.label, self.weights.get(spec.name))
             spec = dataclasses.replace(spec, weights=w)
+            params = dict(spec.params)
             if spec.alias and self.strict:  # an output folder refusing wrong sizes
-                spec = dataclasses.replace(spec, params=(("strict", True),))
+                params["strict"] = True
+            if spec.alias and _runs_user_code(spec.name):  # a team folder's own code: only when allowed
+                self.check_code_allowed()
+                params["allow_code"] = True
+            spec = dataclasses.replace(spec, params=tuple(sorted(params.items())))
             specs.append(spec)
         labels = [s.label for s in specs]
         if len(set(labels)) != len(labels):
             raise UserError(f"a method is listed twice: {labels}")
         return specs
+
+
+def _runs_user_code(name: str) -> bool:
+    """True for a method entry marked ``runs_user_code`` (it imports and calls code from the user's folder)."""
+    from bench.core.registry import METHODS
+
+    return METHODS.resolves(name) and bool(METHODS.resolve(name).meta.get("runs_user_code", False))
 
 
 #: the whole-number settings' ranges: the one place (run configs, suites' run settings, the command line)

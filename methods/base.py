@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -105,9 +106,9 @@ class RestorationMethod(torch.nn.Module):
         return None
 
     def bind_dataset(self, dataset: str, pairs: list[Any], aliases: tuple[str, ...] = (),
-                     known: list[str] | None = None) -> dict[str, Any] | None:
+                     known: list[str] | None = None, workdir: Path | None = None) -> dict[str, Any] | None:
         """Prepare for one dataset's unit (``binds_dataset``): ``pairs`` are the images run, ``known`` every image
-        of the set (beyond --limit); returns a report for the manifest, or None."""
+        of the set (beyond --limit), ``workdir`` its own folder in the run folder; a report for the manifest, or None."""
         return None
 
     @torch.no_grad()

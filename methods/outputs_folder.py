@@ -92,8 +92,8 @@ class OutputsFolder(RestorationMethod):
         return self.folder if list_images(self.folder) else None
 
     def bind_dataset(self, dataset: str, pairs: list[Any], aliases: tuple[str, ...] = (),
-                     known: list[str] | None = None) -> dict[str, Any]:
-        """Match this dataset's images to the folder's files; returns the validation report.
+                     known: list[str] | None = None, workdir: Path | None = None) -> dict[str, Any]:
+        """Match this dataset's images to the folder's files; returns the validation report (``workdir`` unused).
 
         ``known``: every image name of the dataset when ``pairs`` is a part of it (``--limit``):
         outputs of the images left out are not "extra files".

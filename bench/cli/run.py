@@ -22,13 +22,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "ntire2026-rwfr) or a suite YAML file; its datasets, methods and metrics, then its score and gate")
     p.add_argument("--datasets", nargs="+", help="benchmark names or folder:LQ_DIR[::GT_DIR] (default: demo)")
     p.add_argument("--methods", nargs="+", help="method specs NAME[:key=value,...], or outputs:DIR / outputs:LABEL=DIR to score a folder "
-                   "of restored images (default: lq classical)")
+                   "of restored images, or ntire:PATH to run an NTIRE challenge team folder (needs --allow-code) "
+                   "(default: lq classical)")
     p.add_argument("--metrics", nargs="+",
                    help="metric specs NAME[:key=value,...], e.g. psnr:crop_border=4 fid:reference=DIR "
                    "(default: every registered default metric; bfrbench list metrics --verbose shows options)")
     p.add_argument("--strict", action="store_true",
                    help="anything skipped is an error (exit status 4): a skipped method or metric, a bad input file; "
                    "outputs:DIR methods refuse wrong-size images instead of resizing them to 512")
+    p.add_argument("--allow-code", action="store_true",
+                   help="let ntire:PATH methods run the Python code of their team folder (runs that code in this "
+                   "process: only for code you trust)")
     p.add_argument("--out", help="run folder (default: runs/<timestamp>); rerunning into it resumes")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None)
@@ -83,9 +87,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cfg.weights[method] = path
     cfg.save_images = cfg.save_images or args.save_images
     cfg.strict = cfg.strict or args.strict
+    cfg.allow_code = cfg.allow_code or args.allow_code
     cfg.quiet = args.quiet
     cfg.report = not args.no_report
     cfg.validate("command line")
+    cfg.check_code_allowed()  # before the run folder is made
     return cfg
 
 

@@ -682,6 +682,9 @@ class Runner:
                     self.prepare(spec.label, m)  # fast path (and compile) before any unit's clock starts
                     self._record_method(spec, m)
             if m is not None:
+                if METHODS.entry(spec.name).meta.get("runs_user_code"):
+                    self._warn(f"  {spec.label}: runs the Python code in {spec.name.split(':', 1)[1]} "
+                               "(allowed by --allow-code)")
                 methods[spec.label] = (spec, m)
                 methods_info[spec.label] = self._method_record(spec, m)
         return methods, methods_info
@@ -733,7 +736,9 @@ class Runner:
     def _bind(self, label: str, method: Any, ds_name: str, dataset: Any, pairs: list, all_pairs: list,
               record: dict[str, Any]) -> None:
         """Bind a per-dataset method (an outputs folder) to this dataset; its report goes to the manifest."""
-        report = method.bind_dataset(ds_name, pairs, (dataset.name,), known=[p.name for p in all_pairs])
+        workdir = self.run_dir / layout.METHOD_OUTPUTS / folder_name(label) / folder_name(dataset.name)
+        report = method.bind_dataset(ds_name, pairs, (dataset.name,), known=[p.name for p in all_pairs],
+                                     workdir=workdir)
         record.setdefault("outputs", {})[ds_name] = report
         record["content_hash"] = {**record.get("content_hash", {}), ds_name: report["content_hash"]}
         for problem in report["problems"][:20]:

@@ -23,6 +23,8 @@ PROFILE = "profile.csv"
 INDEX = "index.html"
 UNITS = "units"
 IMAGES = "images"
+#: what a method that runs on whole folders wrote (``ntire:PATH``): METHOD_OUTPUTS/<method>/<dataset>/output
+METHOD_OUTPUTS = "method_outputs"
 LOCK = ".bfrbench.lock"
 #: files derived from an earlier run's results: a new run removes them (they would describe other numbers)
 DERIVED = (SUITE, COMPARISON, GAINS)
