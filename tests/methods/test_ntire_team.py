@@ -17,6 +17,8 @@ from bench.engine.runner import Runner
 from methods.ntire_team import locate_team, parse_ntire_spec, team_content_hash
 from tests._helpers.runner_helpers import make_folder, register
 
+pytestmark = pytest.mark.usefixtures("registries")  # the test datasets and metrics leave with each test
+
 TEAM = "team07_MedianFace"
 
 #: the team's package: the challenge contract (models/<team>/ exporting main(model_dir, input_path, output_path,
