@@ -16,6 +16,7 @@ CODEFORMER = "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0"
 GFPGAN = "https://github.com/TencentARC/GFPGAN/releases/download"
 FACEXLIB = "https://github.com/xinntao/facexlib/releases/download"
 RESTOREFORMER = "https://github.com/wzhouxiff/RestoreFormerPlusPlus/releases/download/v1.0.0"
+GPEN = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models"
 TORCHVISION = "https://download.pytorch.org/models"
 FFHQ_STATS_FOLDER = "https://drive.google.com/drive/folders/13cWIQyHX3iNmZRJ5v8v3kdyrT9RBTAi9"
 VQFR_STATS_FOLDER = "https://drive.google.com/drive/folders/1k3RCSliF6PsujCMIdCD1hNM63EozlDIZ"
@@ -88,6 +89,13 @@ BUILTIN: tuple[WeightSpec, ...] = (
         size=294_028_815,
         license="Apache-2.0 (wzhouxiff/RestoreFormerPlusPlus)",
         description="RestoreFormer++ (TPAMI 2023), Lightning checkpoint, state_dict with vqvae. prefix",
+    ),
+    WeightSpec(
+        name="gpen-bfr-512",
+        filename="GPEN-BFR-512.pth",
+        url=f"{GPEN}/GPEN-BFR-512.pth",
+        license="no licence file in yangxy/GPEN (research code; the authors withheld other models for commercial reasons)",
+        description="GPEN-BFR-512 (CVPR 2021) FullGenerator, bare state dict; the README's download link",
     ),
     # ---- metrics
     WeightSpec(

@@ -1,0 +1,1 @@
+"""GPEN (CVPR 2021): GAN-prior embedded network."""
