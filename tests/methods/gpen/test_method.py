@@ -124,11 +124,10 @@ def test_off_size_input_is_resized_like_cv2():
     assert torch.equal(m.restore(to_batch(big)), m.restore(to_batch(small)))
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, pytest.param(torch.float16, marks=pytest.mark.slow)])
-def test_low_precision_autocast_stays_close_to_fp32(dtype):
+def test_bf16_autocast_stays_close_to_fp32():  # (fp16 autocast on CPU takes ~45 s here: left to the GPU check)
     x = _faces(1)
     m = SmallGPEN(weights="random")
     ref = to_uint8(m.restore(x)).astype(int)
-    with torch.autocast("cpu", dtype=dtype):  # the engine's precision, not the method's
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the engine's precision, not the method's
         low = to_uint8(m.restore(x)).astype(int)
     assert np.abs(ref - low).mean() < 4
