@@ -125,8 +125,12 @@ def test_bad_parameters_are_rejected():
     with pytest.raises(TypeError):
         METHODS.create("codeformer", weights="random", config="tiny_codeformer", fidelty=0.5)
     m = bench.create_method("codeformer", weights="random", config="tiny_codeformer")
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        m.restore(torch.zeros(3, 64, 64))
+    # a CHW tensor is one image (pyiqa's idiom, bench.core.inputs.as_batch); what is not an RGB image is refused
+    for bad in (torch.zeros(64, 64), torch.zeros(1, 64, 64), torch.zeros(1, 1, 64, 64), torch.zeros(2, 4, 64, 64)):
+        with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+            m.restore(bad)
+    x = _faces(1)
+    assert torch.equal(m.restore(x[0]), m.restore(x))
 
 
 def test_bf16_autocast_runs_on_cpu_and_stays_close():
