@@ -1,8 +1,8 @@
 """A paper's results table as data: methods by (dataset, metric) columns, in the order the user gives.
 
 Each cell knows its value, ``n``, optional bootstrap interval, whether it is the best or second best
-of its column (on the value as printed, so two printed ties are both bold) and, with ties marked,
-its significance letters. The formats (LaTeX, Markdown, CSV, JSON) only render this model.
+of its column (among the values :func:`bench.engine.ranking.rank` ranks, as printed, so two printed
+ties are both bold) and, with ties marked, its significance letters. The formats (LaTeX, Markdown, CSV, JSON) only render this model.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from bench.core.errors import UserError
 from bench.engine import significance as sig
@@ -126,7 +127,8 @@ class PaperTable:
             out["ties"] = sig.method_statement(self.spec.test, self.spec.alpha, self.spec.n_boot, self.spec.seed)
             if any(p.n == 0 for t in self.tests.values() for p in t.pairs):
                 out["ties"] += " Where the methods share no image, nothing is tested and nothing told apart."
-        out["best"] = "Best in bold, second underlined (on the printed values)."
+        out["best"] = ("Best in bold, second underlined, among the values the ranking ranks (paired over the images "
+                       "the methods share; as printed).")
         return out
 
 
@@ -186,7 +188,7 @@ def build_table(results: Results, spec: TableSpec) -> PaperTable:
     table = PaperTable(spec, columns, [m for m in methods if m in set(scores["method"])], cells, [], standin,
                        list(results.names))
     _mark_n(table)
-    _mark_best(table)
+    _mark_best(table, scores, results.per_image)
     if spec.ci:
         _intervals(table, results)
     if spec.mark_ties:
@@ -207,14 +209,27 @@ def _mark_n(table: PaperTable) -> None:
             c.short_n = c.n is not None and c.n < table.n_max[idx]
 
 
-def _mark_best(table: PaperTable) -> None:
-    """Bold the best printed value of each column and underline the next one (ties share)."""
+def _mark_best(table: PaperTable, scores: pd.DataFrame, per_image: pd.DataFrame | None) -> None:
+    """Bold the best and underline the second of each column, among the values the one ranking rule ranks.
+
+    A column's marks follow :func:`bench.engine.ranking.rank` over the table's own datasets, methods and
+    metrics: only its ranked cells are marked, ordered by the value it ranked (paired over the common images),
+    as printed to the column's decimals (two printed ties share); a value it does not rank (a set-level metric
+    over different images, a method without every metric) is never bold.
+    """
+    from bench.engine.ranking import rank
+
+    if per_image is not None:
+        per_image = per_image[per_image["dataset"].isin(table.datasets) & per_image["method"].isin(table.methods)]
+    cells = rank(scores, per_image).cells
+    ranked = cells[np.isfinite(cells["rank"].astype(float))]
+    ranked_value = {(r.dataset, r.method, r.metric): float(r.value) for r in ranked.itertuples(index=False)}
     for idx, col in enumerate(table.columns):
-        present = _column_cells(table, idx)
-        printed = {m: float(c.text(col.decimals)) for m, c in present}
-        distinct = sorted(set(printed.values()), reverse=col.higher_better)
+        present = [(m, c) for m, c in _column_cells(table, idx) if (col.dataset, m, col.metric) in ranked_value]
         if len(present) < 2:
             continue
+        printed = {m: round(ranked_value[(col.dataset, m, col.metric)], col.decimals) for m, _ in present}
+        distinct = sorted(set(printed.values()), reverse=col.higher_better)
         for m, c in present:
             c.best = printed[m] == distinct[0]
             c.second = len(distinct) > 1 and printed[m] == distinct[1]

@@ -167,6 +167,22 @@ def test_order_best_second_and_unequal_n(tmp_path):
     assert "<u>29.00</u> (n=2)" in md and "n: a value over fewer images" in md
 
 
+def test_bold_and_underline_follow_the_one_ranking_rule(tmp_path):
+    """Marks go only to values bench.engine.ranking.rank ranks, in its order (paired means), not the printed ones."""
+    v = {("d", "x", "psnr"): np.array([25.0, 25.0, 40.0]), ("d", "y", "psnr"): np.array([28.0, 28.0, np.nan]),
+         ("d", "z", "psnr"): np.array([20.0, 20.0])}
+    fid = {("d", "x", "fid"): 40.0, ("d", "y", "fid"): 50.0, ("d", "z", "fid"): 30.0}  # z's over 2 images, not 3
+    t = build_table(merge_runs([write_run(tmp_path / "r", v, set_level=fid)]), TableSpec())
+    col = {c.metric: i for i, c in enumerate(t.columns)}
+    psnr = {m: t.cells[(m, col["psnr"])] for m in t.methods}
+    # printed: x 30.00 (n=3) > y 28.00 (n=2); on the 2 images all share: y 28 > x 25 > z 20
+    assert psnr["y"].best and psnr["x"].second and not psnr["x"].best and not psnr["z"].second
+    fids = [t.cells[(m, col["fid"])] for m in t.methods]
+    assert not any(c.best or c.second for c in fids)  # a set-level value over different images is not ranked
+    md = markdown(t)
+    assert "**28.00**" in md and "**30.00**" not in md and "**30.0**" not in md
+
+
 def test_unknown_names_are_one_line_errors(runs, capsys):
     assert cli(["table", str(runs[0]), "--metrics", "psnr", "nope"]) == 2
     err = capsys.readouterr().err

@@ -74,6 +74,7 @@ def _run(ds: str, out: Path, batch_size: int, host_workers: int, method: str = "
                     device="cpu", batch_size=batch_size, workers=0, quiet=True, report=False)
     runner = Runner(cfg, image_size=SIZE)
     runner.engine.host_workers = host_workers  # the pool is CUDA-only in real runs: forced here on the CPU
+    runner.engine.method_batch = None  # and, as on a GPU, the method gets the whole batch (a CPU gives it 1 image)
     return runner
 
 
