@@ -20,6 +20,8 @@ def test_builtin_tables_carry_the_protocol_notes_numbers_and_a_source():
     cf = {(e.dataset, e.metric): e.value for e in load_table("codeformer-paper").entries}
     assert cf[("celeba-test", "lpips")] == 0.299 and cf[("celeba-test", "fid")] == 60.62
     assert cf[("celeba-test", "psnr")] == 22.18 and cf[("webphoto-test", "fid")] == 83.19
+    by_method = {(e.dataset, e.method, e.metric): e.value for e in load_table("codeformer-paper").entries}
+    assert by_method[("lfw-test", "codeformer", "fid")] == 52.02 and by_method[("lfw-test", "gpen", "fid")] == 57.58
     re = {(e.dataset, e.metric): e.value for e in load_table("dmdp-fr-reeval").entries}
     assert re[("lfw-test", "musiq")] == 71.43 and re[("wider-test", "fid")] == 40.01
     for name in builtin_tables():  # the paper and its table, never a notes file outside the repository
