@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.core import imageio
-from bench.core.imageio import ImageReadError, decode_image, header_size, read_image
+from bench.core.imageio import HEADER_BYTES, ImageReadError, decode_image, header_size, read_image
 
 
 def png_header_only(width: int, height: int, bit_depth: int = 8, color_type: int = 0) -> bytes:
@@ -152,14 +152,20 @@ def test_a_huge_sparse_file_is_refused_before_it_is_read(tmp_path):
         fh.truncate(3 << 30)
     with pytest.raises(ImageReadError, match="not a PNG"):
         read_image(tmp_path / "zeros.png")
-    # the peak memory of a process that reads it stays far below the file's size
-    # (VmHWM: the peak RSS of the process's own memory since exec; ru_maxrss would include the parent's)
+    # what a process reads of it: its header alone (rchar: bytes its read() calls returned, measured around the
+    # call, so imports and other tests' processes cannot count), and its own peak memory stays far below the file
+    # (VmHWM: the peak RSS since exec; ru_maxrss of the children was the largest earlier child of this pytest)
     code = ("import re, sys; from pathlib import Path; from bench.core.imageio import read_image\n"
+            "def rchar():\n    return int(re.search(r'rchar:\\s+(\\d+)', Path('/proc/self/io').read_text()).group(1))\n"
+            "before = rchar()\n"
             "try:\n    read_image(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__)\n"
+            "print(rchar() - before)\n"
             "print(re.search(r'VmHWM:\\s+(\\d+)', Path('/proc/self/status').read_text()).group(1))")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout.split()
-    assert out[0] == "ImageReadError" and int(out[1]) * 1024 < 1 << 30, out  # VmHWM is in kB
+    assert out[0] == "ImageReadError", out
+    assert int(out[1]) <= HEADER_BYTES + (64 << 10), out  # the header, not 3 GiB (nor a second header's worth)
+    assert int(out[2]) * 1024 < 1 << 30, out  # VmHWM is in kB
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path):
