@@ -33,9 +33,8 @@ class CallSizes(RestorationMethod):
 
 
 @pytest.fixture
-def call_sizes() -> str:
-    if CallSizes.name not in METHODS:
-        METHODS.add(CallSizes.name, CallSizes, takes_quality=False)
+def call_sizes(registries) -> str:
+    METHODS.add(CallSizes.name, CallSizes, takes_quality=False)  # gone after the test (registries)
     return CallSizes.name
 
 
