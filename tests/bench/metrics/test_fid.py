@@ -429,27 +429,56 @@ def test_fid_reference_folder(tmp_path, inception_ckpt, frechet_spy):
     np.testing.assert_allclose(frechet_spy[-1][2], x.double().mean(0).numpy(), rtol=1e-5)
 
 
-@pytest.mark.slow
-def test_fid_end_to_end_matches_pytorch_fid(tmp_path, rng, inception_ckpt, monkeypatch):
-    """2048-d: our metric (Gram form) vs pytorch-fid features + calculate_frechet_distance (its sqrtm: ~20 s)."""
-    from pytorch_fid.fid_score import calculate_frechet_distance
-
+def _end_to_end_case(tmp_path, rng, inception_ckpt, monkeypatch):
+    """Our metric's FID of pixel noise against the FFHQ-style statistics of smooth faces (so the distance is far
+    above float32 noise), with pytorch-fid's features of both sets (float64)."""
     path, state = inception_ckpt
-    # two sets that differ (smooth faces vs pixel noise), so the distance is far above float32 noise
     ref_x = random_faces(5, 64, seed=11)
     x = torch.from_numpy(rng.integers(0, 256, (5, 3, 64, 64)).astype(np.float32) / 255)
     model = _pytorch_fid_model(state, monkeypatch)
     with torch.no_grad():
         fr = model(ref_x)[0].flatten(1).numpy().astype(np.float64)
         fx = model(x)[0].flatten(1).numpy().astype(np.float64)
-    mu_r, s_r = fr.mean(0), np.cov(fr, rowvar=False)
     stats = tmp_path / "inception_FFHQ_512.pth"
-    _basicsr_stats_file(stats, mu_r, s_r)
+    _basicsr_stats_file(stats, fr.mean(0), np.cov(fr, rowvar=False))
     m = FID(weights=str(path), stats=str(stats))
     m.update(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = calculate_frechet_distance(fx.mean(0), np.cov(fx, rowvar=False), mu_r, s_r)
         ours = m.compute()
+    return ours, fr, fx
+
+
+@pytest.mark.slow
+def test_fid_end_to_end_matches_pytorch_fid(tmp_path, rng, inception_ckpt, monkeypatch):
+    """2048-d: our metric (Gram form) vs pytorch-fid features + calculate_frechet_distance, which runs in the
+    10-d span of the 10 feature vectors: both covariances and both means lie in it, and the Frechet distance is
+    invariant under an orthonormal change of basis, so it is the same number as the 2048-d call (that one's
+    sqrtm costs ~50 s on one core; it runs under ``soak``, next)."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    ours, fr, fx = _end_to_end_case(tmp_path, rng, inception_ckpt, monkeypatch)
+    basis, _ = np.linalg.qr(np.concatenate([fr, fx]).T)  # 2048 x 10, orthonormal columns
+    assert basis.shape == (2048, 10)
+    # every feature vector lies in the span (so do the means and covariances built from them)
+    np.testing.assert_allclose(basis @ (basis.T @ np.concatenate([fr, fx]).T), np.concatenate([fr, fx]).T,
+                               atol=1e-9 * np.abs(fr).max())
+    pr, px = fr @ basis, fx @ basis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = calculate_frechet_distance(px.mean(0), np.cov(px, rowvar=False), pr.mean(0), np.cov(pr, rowvar=False))
+    assert ref > 1e-3
+    assert ours == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.soak
+def test_fid_end_to_end_matches_pytorch_fid_2048d_sqrtm(tmp_path, rng, inception_ckpt, monkeypatch):
+    """The same case with pytorch-fid's own 2048 x 2048 sqrtm (~50 s on one core)."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    ours, fr, fx = _end_to_end_case(tmp_path, rng, inception_ckpt, monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = calculate_frechet_distance(fx.mean(0), np.cov(fx, rowvar=False), fr.mean(0), np.cov(fr, rowvar=False))
     assert ref > 1e-3
     assert ours == pytest.approx(ref, rel=1e-6)
