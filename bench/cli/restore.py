@@ -65,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="precision the method runs in on a GPU (fp32 on the CPU); a method that needs fp32 keeps it")
     p.add_argument("--compile", action="store_true", help="torch.compile the method (falls back to eager on failure)")
     p.add_argument("--batch-size", type=int_range("--batch-size", 1), default=4)
+    p.add_argument("--upscale", type=int_range("--upscale", 1, 8), default=1,
+                   help="whole images: write them this many times larger (faces pasted at that size, the "
+                   "background resized with Lanczos, as the official scripts' -s/--upscale); RGBA keeps its alpha")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -154,6 +157,9 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - ove
     for f in files:
         if out_names[f] != f"{f.stem}.png":
             print(f"note: {f.name} shares its name with another input; its result is {out_names[f]}", flush=True)
+    if args.aligned and args.upscale != 1:
+        raise UserError("--upscale applies to whole images; --aligned faces are written at the method's size",
+                        fix="leave --upscale out with --aligned")
     out_dir = Path(args.output)
     check_output(src, files, out_dir, out_names)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -209,32 +215,25 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - ove
         if batch_imgs:
             flush()
     else:
-        from bench.data.align import align_face, paste_faces
-        from bench.data.detect import detect_faces
+        from bench.data.whole_image import restore_whole
+
+        def restore_crops(crops: list) -> list:
+            return [face for i in range(0, len(crops), args.batch_size) for face in run_batch(crops[i:i + args.batch_size])]
 
         n_faces = 0
         for f in files:
             img = read_or_skip(f)
             if img is None:
                 continue
-            whole = img.rgb
-            faces = detect_faces(whole)
+            result = restore_whole(img.rgb, restore_crops, size=method.input_size, upscale=args.upscale,
+                                   alpha=img.alpha)
             bar.update(1)
-            if not faces:
-                print(f"{f}: no face found; written unchanged", flush=True)
-                write_image(out_dir / out_names[f], whole)
-                continue
-            n_faces += len(faces)
-            if not args.quiet:
-                print(f"{f.name}: {len(faces)} face{'s' if len(faces) > 1 else ''}", flush=True)
-            crops, affines = [], []
-            for face in faces:
-                crop, affine = align_face(whole, face.landmarks5, size=method.input_size)
-                crops.append(crop)
-                affines.append(affine)
-            restored = [face for i in range(0, len(crops), args.batch_size)
-                        for face in run_batch(crops[i:i + args.batch_size])]
-            write_image(out_dir / out_names[f], paste_faces(whole, restored, affines))
+            n_faces += result.faces
+            if not result.faces:
+                print(f"{f}: no face found; written {'unchanged' if args.upscale == 1 else 'upscaled'}", flush=True)
+            elif not args.quiet:
+                print(f"{f.name}: {result.faces} face{'s' if result.faces > 1 else ''}", flush=True)
+            write_image(out_dir / out_names[f], result.image)
     bar.close()
     if not args.quiet:
         faces_note = "" if args.aligned else f" ({n_faces} face{'s' if n_faces != 1 else ''} restored)"

@@ -35,6 +35,8 @@ class DecodedImage:
     path: str
     rgb: np.ndarray
     conversions: list[str] = field(default_factory=list)
+    #: the alpha channel (H, W) uint8 of an RGBA input, kept apart (benchmarks drop it; ``restore`` keeps it)
+    alpha: np.ndarray | None = None
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -218,6 +220,7 @@ def _decode(data: bytes, path: str | os.PathLike[str]) -> DecodedImage:
     if arr is None:
         raise ImageReadError(path, "not a decodable image")
     conversions: list[str] = []
+    alpha = None
     if _png_color_type(data) == 3:
         conversions.append("palette->rgb")
     if data[:2] == b"\xff\xd8" and (_jpeg_frame(data) or (0, 0, 3))[2] == 4:
@@ -231,14 +234,15 @@ def _decode(data: bytes, path: str | os.PathLike[str]) -> DecodedImage:
         arr = cv2.cvtColor(arr.reshape(arr.shape[0], arr.shape[1]), cv2.COLOR_GRAY2RGB)
         conversions.append("grey->rgb")
     elif arr.shape[2] == 4:
-        # as cv2.imread(IMREAD_COLOR) in the official scripts: alpha is dropped
+        # as cv2.imread(IMREAD_COLOR) in the official scripts: alpha is dropped from the image
+        alpha = np.ascontiguousarray(arr[:, :, 3])
         arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
         conversions.append("rgba->rgb (alpha dropped)")
     elif arr.shape[2] == 3:
         arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
     else:
         raise ImageReadError(path, f"unsupported channel count {arr.shape[2]}")
-    return DecodedImage(path=str(path), rgb=np.ascontiguousarray(arr), conversions=conversions)
+    return DecodedImage(path=str(path), rgb=np.ascontiguousarray(arr), conversions=conversions, alpha=alpha)
 
 
 #: bytes read first: enough for the header of any supported format (a JPEG's frame header may
@@ -313,9 +317,10 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 
 def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
-    """Write an RGB uint8 image atomically (PNG unless the suffix says otherwise)."""
+    """Write an RGB (or RGBA: H, W, 4) uint8 image atomically (PNG unless the suffix says otherwise)."""
     suffix = Path(path).suffix.lower() or ".png"
-    ok, buf = cv2.imencode(suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    code = cv2.COLOR_RGBA2BGRA if rgb.ndim == 3 and rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    ok, buf = cv2.imencode(suffix, cv2.cvtColor(rgb, code))
     if not ok:
         raise RuntimeError(f"could not encode {path}")
     atomic_write_bytes(path, buf.tobytes())

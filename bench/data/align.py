@@ -117,7 +117,7 @@ def paste_faces(
     h, w = whole_rgb.shape[:2]
     h_up, w_up = h * upscale, w * upscale
     if background is None:
-        out = cv2.resize(whole_rgb, (w_up, h_up), interpolation=cv2.INTER_LINEAR)
+        out = cv2.resize(whole_rgb, (w_up, h_up), interpolation=cv2.INTER_LANCZOS4)  # as facexlib
     else:
         out = cv2.resize(background, (w_up, h_up), interpolation=cv2.INTER_LANCZOS4)
     out = out.astype(np.float32)

@@ -94,6 +94,8 @@ CASES: list[tuple[list[str], int, str]] = [
      "is a file, not a folder"),
     (["restore", "--method", "lq", "--input", "{LQ}", "--output", "{TMP}/o", "--batch-size", "0"], USAGE,
      "--batch-size 0: must be 1 or more"),
+    (["restore", "--method", "lq", "--input", "{LQ}", "--output", "{TMP}/o", "--upscale", "9"], USAGE,
+     "--upscale 9: must be between 1 and 8"),
     (["restore", "--method", "codeformer", "--input", "{LQ}", "--output", "{TMP}/o", "--fidelity", "nan"], USAGE,
      "--fidelity 'nan': expected a number between 0 and 1"),
     (["restore", "--method", "lq", "--input", "{LQ}", "--output", "{TMP}/o", "--param", "x"], USAGE,
