@@ -131,28 +131,17 @@ def check_output(src: Path, files: list[Path], out_dir: Path, out_names: dict[Pa
                             fix="give another output folder")
 
 
-def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - over the size limits: to split (issue 21)
-    import numpy as np
-    import torch
-
+def main(args: argparse.Namespace) -> int:
     import bench
     from bench.core import plugins
-    from bench.core.device import dtype_support, resolve_device, run_dtype, to_uint8
+    from bench.core.device import dtype_support, resolve_device, run_dtype
     from bench.core.errors import UserError
-    from bench.core.imageio import ImageReadError, list_images, read_image, resize_to, write_image
-    from bench.core.progress import progress
+    from bench.engine.restore_folder import RestoreJob, list_inputs, restore_folder
     from bench.engine.step import Engine
 
     plugins.load_all()
     src = Path(args.input)
-    if src.is_file():
-        files = [src]
-    elif src.is_dir():
-        files = list_images(src)
-    else:
-        raise UserError(f"--input {src}: no such file or folder")
-    if not files:
-        raise UserError(f"--input {src}: no images (.png/.jpg/.bmp/.webp/.tif) found")
+    files = list_inputs(src)
     out_names = output_names(files)
     for f in files:
         if out_names[f] != f"{f.stem}.png":
@@ -175,68 +164,11 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - ove
         print(f"note: {note}", flush=True)
     if any(w.standin for w in method.weights_info):
         print("note: stand-in (random) weights: outputs are not results", flush=True)
-    skipped: list[Path] = []
-    bar = progress(len(files), f"restore | {args.method}", args.quiet)
-
-    def read_or_skip(f: Path):
-        """The decoded image, or None after saying why it is skipped (one bad file never stops the rest)."""
-        try:
-            return read_image(f)
-        except ImageReadError as exc:
-            print(f"skipped {exc}", flush=True)
-            skipped.append(f)
-            bar.update(1)
-            return None
-
-    def run_batch(faces: list) -> list:
-        x = torch.stack([torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1) for f in faces])
-        y = engine.restore(prepared, x)
-        return list(to_uint8(y).permute(0, 2, 3, 1).cpu().numpy())
-
-    if args.aligned:
-        batch_imgs: list = []
-        batch_names: list[str] = []
-
-        def flush() -> None:
-            for name, img in zip(batch_names, run_batch(batch_imgs)):
-                write_image(out_dir / name, img)
-            bar.update(len(batch_names))
-            batch_imgs.clear()
-            batch_names.clear()
-
-        for f in files:
-            img = read_or_skip(f)
-            if img is None:
-                continue
-            batch_imgs.append(resize_to(img.rgb, method.input_size))
-            batch_names.append(out_names[f])
-            if len(batch_imgs) == args.batch_size:
-                flush()
-        if batch_imgs:
-            flush()
-    else:
-        from bench.data.whole_image import restore_whole
-
-        def restore_crops(crops: list) -> list:
-            return [face for i in range(0, len(crops), args.batch_size) for face in run_batch(crops[i:i + args.batch_size])]
-
-        n_faces = 0
-        for f in files:
-            img = read_or_skip(f)
-            if img is None:
-                continue
-            result = restore_whole(img.rgb, restore_crops, size=method.input_size, upscale=args.upscale,
-                                   alpha=img.alpha)
-            bar.update(1)
-            n_faces += result.faces
-            if not result.faces:
-                print(f"{f}: no face found; written {'unchanged' if args.upscale == 1 else 'upscaled'}", flush=True)
-            elif not args.quiet:
-                print(f"{f.name}: {result.faces} face{'s' if result.faces > 1 else ''}", flush=True)
-            write_image(out_dir / out_names[f], result.image)
-    bar.close()
+    job = RestoreJob(files, out_dir, out_names, aligned=args.aligned, batch_size=args.batch_size,
+                     upscale=args.upscale, quiet=args.quiet, label=f"restore | {args.method}")
+    count = restore_folder(engine, prepared, method.input_size, job)
     if not args.quiet:
-        faces_note = "" if args.aligned else f" ({n_faces} face{'s' if n_faces != 1 else ''} restored)"
-        print(f"wrote {len(files) - len(skipped)} image(s) to {out_dir}{faces_note}"
-              + (f"; {len(skipped)} skipped" if skipped else ""))
-    return 1 if len(skipped) == len(files) else 0
+        faces_note = "" if args.aligned else f" ({count.faces} face{'s' if count.faces != 1 else ''} restored)"
+        print(f"wrote {count.written} image(s) to {out_dir}{faces_note}"
+              + (f"; {len(count.skipped)} skipped" if count.skipped else ""))
+    return 1 if len(count.skipped) == len(files) else 0
