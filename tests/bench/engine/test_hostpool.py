@@ -30,22 +30,27 @@ def _batch(n: int = 5, size: int = 192) -> torch.Tensor:
     return (x * 255).round() / 255
 
 
-def _measure(metrics, host_workers: int, x: torch.Tensor, bs: int):
+def _measure(metrics, host_workers: int, x: torch.Tensor, batch_sizes: tuple[int, ...]):
+    """Per-image values, errors and states of ``x`` at each batch size, through one engine (one pool: a pool
+    start costs seconds, and a run reuses its pool batch after batch too)."""
     engine = Engine(CPU, host_workers=host_workers)
-    per_image, errors, states = [], [], {}
+    out = []
     try:
-        for start in range(0, x.shape[0], bs):
-            for m in metrics.values():
-                m.reset()
-            r = engine.measure(metrics, x[start:start + bs], None)
-            for i in range(r.out.shape[0]):
-                per_image.append({n: float(v[i]) for n, v in r.values.items()})
-                errors.append(r.image_errors[i])
-            for n, m in metrics.items():
-                states.setdefault(n, []).append(m.state())
+        for bs in batch_sizes:
+            per_image, errors, states = [], [], {}
+            for start in range(0, x.shape[0], bs):
+                for m in metrics.values():
+                    m.reset()
+                r = engine.measure(metrics, x[start:start + bs], None)
+                for i in range(r.out.shape[0]):
+                    per_image.append({n: float(v[i]) for n, v in r.values.items()})
+                    errors.append(r.image_errors[i])
+                for n, m in metrics.items():
+                    states.setdefault(n, []).append(m.state())
+            out.append((bs, per_image, errors, states))
     finally:
         engine.close()
-    return per_image, errors, states
+    return out
 
 
 def test_pool_gives_the_serial_values_at_any_batch_and_pool_size(niqe_params):
@@ -53,10 +58,13 @@ def test_pool_gives_the_serial_values_at_any_batch_and_pool_size(niqe_params):
     metrics = {"niqe": NIQE(weights=str(niqe_params), impl="reference"),
                "niqe-pyiqa": NIQEPyiqa(weights=str(niqe_params))}
     assert all(m.runs_on_host for m in metrics.values())
-    serial, serial_err, serial_states = _measure(metrics, 0, x, 5)
+    ((_, serial, serial_err, serial_states),) = _measure(metrics, 0, x, (5,))
     assert set(serial_err[2]) == {"niqe", "niqe-pyiqa"} and not any(serial_err[i] for i in (0, 1, 3, 4))
-    for workers, bs in ((2, 5), (3, 2), (1, 1)):
-        pooled, pooled_err, states = _measure(metrics, workers, x, bs)
+    # a pool of one (2 images a batch), more images than workers (5 on 2) and fewer (1 on 2); each pool is reused
+    # across its batch sizes
+    runs = [(w, *r) for w, sizes in ((1, (2,)), (2, (5, 1))) for r in _measure(metrics, w, x, sizes)]
+    assert [(w, bs) for w, bs, *_ in runs] == [(1, 2), (2, 5), (2, 1)]
+    for workers, bs, pooled, pooled_err, states in runs:
         assert pooled_err == serial_err, (workers, bs)
         for a, b in zip(serial, pooled):
             assert a.keys() == b.keys()
