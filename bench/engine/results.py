@@ -230,6 +230,7 @@ def build_per_image(units: list) -> pd.DataFrame:
                 "lq_path": r.get("lq_path"), "gt_path": r.get("gt_path"), "out_path": r.get("out_path"),
                 "status": r["status"],
                 "error": r.get("error", "") or "; ".join(f"{k}: {v}" for k, v in r.get("metric_errors", {}).items()),
+                "conversions": "; ".join(r.get("conversions", ())),
             }
             for m in metric_names:
                 row[m] = float(r["values"].get(m, math.nan))

@@ -85,7 +85,7 @@ class RunFolder:
         path = self.file(layout.PER_IMAGE)
         if not path.is_file():
             return None
-        df = tables.read_parquet(path, PER_IMAGE_COLUMNS, layout.PER_IMAGE_TEXT)
+        df = tables.read_parquet(path, PER_IMAGE_COLUMNS, layout.PER_IMAGE_TEXT, layout.PER_IMAGE_ADDED)
         if absolute_paths:
             self._absolute(df)
         return df

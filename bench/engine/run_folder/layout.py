@@ -45,9 +45,15 @@ GAINS_COLUMNS = (
 GAINS_TEXT = ("dataset", "base_method", "cond_method", "metric", "protocol", "note")
 GAINS_BOOLS = ("higher_better", "standard", "standin")
 
-#: per_image.parquet's bookkeeping columns; every other column is one metric's per-image value (float)
-PER_IMAGE_COLUMNS = ("dataset", "method", "config_hash", "image", "lq_path", "gt_path", "out_path", "status", "error")
-PER_IMAGE_TEXT = ("dataset", "method", "config_hash", "image", "status", "error")
+#: per_image.parquet's bookkeeping columns; every other column is one metric's per-image value (float).
+#: ``conversions``: what was done to the image's files before scoring ("; "-joined, e.g. an ``outputs:``
+#: file's "output: wrong size 256x256, resized to 512x512 (bilinear)"); absent in older folders
+PER_IMAGE_COLUMNS = (
+    "dataset", "method", "config_hash", "image", "lq_path", "gt_path", "out_path", "status", "error", "conversions",
+)
+PER_IMAGE_TEXT = ("dataset", "method", "config_hash", "image", "status", "error", "conversions")
+#: per_image columns a folder written before they existed lacks (read back as "")
+PER_IMAGE_ADDED = ("conversions",)
 
 #: profile.csv as a run folder's report reads it
 PROFILE_COLUMNS = (

@@ -87,8 +87,11 @@ def read_csv(path: Path, required: Sequence[str], bools: Sequence[str], text: Se
     return df
 
 
-def read_parquet(path: Path, required: Sequence[str], text: Sequence[str]) -> pd.DataFrame:
-    """A parquet table bfrbench wrote: ``text`` columns as str, the columns not ``required`` as float."""
+def read_parquet(path: Path, required: Sequence[str], text: Sequence[str], added: Sequence[str] = ()) -> pd.DataFrame:
+    """A parquet table bfrbench wrote: ``text`` columns as str, the columns not ``required`` as float.
+
+    ``added``: required columns newer than some folders; one that is absent reads as "" (so older folders still read).
+    """
     import pandas as pd
 
     data = regular_file(path)
@@ -96,7 +99,10 @@ def read_parquet(path: Path, required: Sequence[str], text: Sequence[str]) -> pd
         df = pd.read_parquet(data)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise UserError(f"{path}: not a readable parquet file ({exc}); re-run the benchmark to rewrite it") from exc
-    check_columns(df, required, path)
+    check_columns(df, [c for c in required if c not in added], path)
+    for col in added:
+        if col not in df.columns:
+            df[col] = ""
     for col in text:
         df[col] = df[col].fillna("").astype(str)
     for col in df.columns:
