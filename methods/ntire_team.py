@@ -7,6 +7,7 @@ itself; ``ntire:PATH::MODULE:FUNC`` names another function than the package's ``
 dataset the team's function restores the LQ images into an outputs folder inside the run folder,
 which is then scored like ``outputs:DIR``. It runs the team's own Python code in this process, so
 a run needs ``--allow-code`` (``RunConfig.allow_code``); the team folder's content hash is recorded.
+Under torchrun the runner refuses it (``distributed.refuse_in_process_user_code``): one folder, many ranks.
 """
 from __future__ import annotations
 

@@ -158,6 +158,25 @@ def check_same(dist: Dist, what: str, value: Any) -> None:
         )
 
 
+def refuse_in_process_user_code(dist: Dist, methods: Sequence[str]) -> None:
+    """Refuse, in one line, a method that runs the user's code in this process (``ntire:``) under world size > 1.
+
+    Its team function writes one outputs folder inside the run folder: every rank would run it into
+    the same folder at once. Each rank raises the same line before any work.
+    """
+    if dist.world_size <= 1:
+        return
+    from bench.core import plugins
+    from bench.core.registry import METHODS
+
+    plugins.load_all()
+    for name in methods:
+        if METHODS.resolves(name) and METHODS.resolve(name).meta.get("runs_user_code"):
+            raise UserError(f"method {name} runs its team's code in this process: under torchrun each of the "
+                            f"{dist.world_size} ranks would run it into the same folder; refused",
+                            fix="run it without torchrun (one process), or score its saved outputs with outputs:DIR")
+
+
 def check_same_settings(dist: Dist, settings: dict[str, Any]) -> None:
     """Every rank must run with the same settings (batch size, limit, methods...) before any work starts.
 

@@ -107,6 +107,7 @@ class Runner(RunPlan, UnitWork):
             self.engine.host_workers = default_workers(busy)
         self.dist = distributed.init(self.device)  # a no-op unless torchrun started this process
         distributed.check_same_settings(self.dist, config.work_settings())  # before any work, on every rank
+        distributed.refuse_in_process_user_code(self.dist, config.methods)
         ok, why = dtype_support(self.device, self.dtype)
         if not ok:
             raise UserError(f"--dtype {config.dtype}: {why}")
