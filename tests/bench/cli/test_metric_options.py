@@ -40,5 +40,6 @@ def test_fid_reference_dir_from_the_cli(tmp_path, inception_ckpt, capsys):
 def test_list_metrics_verbose_shows_options(capsys):
     assert main(["list", "metrics", "--verbose"]) == 0
     out = capsys.readouterr().out
-    assert "fid: weights=None; stats=None; reference=None" in out
+    assert "fid: weights=none; stats=none; reference=none" in out  # the one label formatter (true/none)
+    assert "sqrtm=eigh {eigh|scipy}" in out  # a choice shows its values
     assert "psnr: crop_border=0" in out
