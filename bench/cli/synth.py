@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +72,11 @@ def synth_one(hq_path: str, out_dir: str, preset: str, seed: int, size: int) -> 
     return name, params.to_dict(), None
 
 
-def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - over the size limits: to split (issue 21)
-    from bench.core.atomic import atomic_write_json
+def _hq_files(hq_dir: Path) -> list[Path]:
+    """The HQ images of ``--hq``; one line for a missing folder, an empty one or two files with one stem."""
     from bench.core.errors import UserError
     from bench.core.imageio import list_images
 
-    hq_dir, out = Path(args.hq), Path(args.out)
     if not hq_dir.is_dir():
         raise UserError(f"--hq {hq_dir}: not a folder (give the folder of HQ aligned faces)")
     files = list_images(hq_dir)
@@ -87,28 +87,58 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - ove
         if f.stem in stems:
             raise UserError(f"{f} and {stems[f.stem]} have the same name stem; outputs are NAME.png: rename one")
         stems[f.stem] = f
+    return files
+
+
+def _done_images(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """The images an earlier run into ``out`` made with these settings (resumed); other settings need --overwrite."""
+    from bench.core.errors import UserError
+
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file():
+        return {}
+    previous = json.loads(manifest_path.read_text())
+    if previous.get("settings") == settings:
+        return dict(previous.get("images", {}))
+    if not overwrite:
+        was = previous.get("settings") or {}
+        raise UserError(
+            f"{out} was made with other settings (preset {was.get('preset')}, seed {was.get('seed')}, "
+            f"size {was.get('size')}); choose another --out or pass --overwrite"
+        )
+    return {}
+
+
+def _results(jobs: list[tuple], workers: int) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+    """:func:`synth_one` of each job, in order: in ``workers`` spawned processes, or here."""
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: a forked child inherits OpenCV's/torch's thread pools mid-state and can hang
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+            yield from pool.map(synth_one, *zip(*jobs), chunksize=4)
+    else:
+        for job in jobs:
+            yield synth_one(*job)
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.core.atomic import atomic_write_json
+
+    hq_dir, out = Path(args.hq), Path(args.out)
+    files = _hq_files(hq_dir)
     settings = _settings(args)
     manifest_path = out / "manifest.json"
-    previous: dict[str, Any] = {}
-    if manifest_path.is_file():
-        previous = json.loads(manifest_path.read_text())
-        if previous.get("settings") != settings and not args.overwrite:
-            was = previous.get("settings") or {}
-            raise UserError(
-                f"{out} was made with other settings (preset {was.get('preset')}, seed {was.get('seed')}, "
-                f"size {was.get('size')}); choose another --out or pass --overwrite"
-            )
-        if previous.get("settings") != settings:
-            previous = {}
-    images: dict[str, Any] = dict(previous.get("images", {})) if previous else {}
+    images = _done_images(out, settings, args.overwrite)
     todo = [f for f in files if not (f.stem in images and (out / "lq" / f"{f.stem}.png").is_file())]
     (out / "lq").mkdir(parents=True, exist_ok=True)
     (out / "gt").mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     t0 = time.time()
-
-    def record(result: tuple[str, dict[str, Any] | None, str | None], i: int) -> None:
-        name, params, err = result
+    jobs = [(str(f), str(out), args.preset, args.seed, args.size) for f in todo]
+    for i, (name, params, err) in enumerate(_results(jobs, args.workers), 1):
         if err:
             errors.append(err)
         else:
@@ -117,29 +147,13 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - ove
             print(f"synth: {i}/{len(todo)} ({time.time() - t0:.0f} s)", file=sys.stderr)
         if i % 200 == 0:
             _write_manifest(manifest_path, settings, hq_dir, images, errors, atomic_write_json)
-
-    jobs = [(str(f), str(out), args.preset, args.seed, args.size) for f in todo]
-    if args.workers > 1 and len(jobs) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: a forked child inherits OpenCV's/torch's thread pools mid-state and can hang
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx, initializer=_init_worker) as pool:
-            for i, res in enumerate(pool.map(synth_one, *zip(*jobs), chunksize=4), 1):
-                record(res, i)
-    else:
-        for i, job in enumerate(jobs, 1):
-            record(synth_one(*job), i)
     _write_manifest(manifest_path, settings, hq_dir, images, errors, atomic_write_json)
     if not args.quiet:
         print(f"synth: {len(images)} pairs in {out} ({args.preset}, seed {args.seed}); "
               f"evaluate with --datasets folder:{out}", file=sys.stderr)
-    if errors:
-        for e in errors:
-            print(f"bfrbench: skipped {e}", file=sys.stderr)
-        return 1
-    return 0
+    for e in errors:
+        print(f"bfrbench: skipped {e}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def _write_manifest(path: Path, settings: dict, hq_dir: Path, images: dict, errors: list, writer) -> None:
