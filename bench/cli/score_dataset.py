@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from methods.iqp_bfr.quality import QualityScorer
 
 COMMAND = "score-dataset"
 HELP = "score every image of a folder with NR-IQA metrics -> CSV of normalised [0, 1] quality scores"
@@ -27,42 +31,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
-def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - over the size limits: to split (issue 21)
-    import torch
-
-    from bench.core.atomic import atomic_write_text
-    from bench.core.csvsafe import csv_text
-    from bench.core.device import resolve_device
+def _input_images(arg: str) -> list[Path]:
+    """The images of the FOLDER argument (``demo`` builds the demo set's faces on first use); one line for none."""
     from bench.core.errors import UserError
-    from bench.core.imageio import list_images, read_image
-    from bench.core.inputs import uint8_to_tensor
-    from bench.core.progress import progress
-    from methods.iqp_bfr.quality import QualityScorer
+    from bench.core.imageio import list_images
 
-    if Path(args.out).is_dir():  # checked before any image is scored
-        raise UserError(f"--out {args.out}: is a folder; give the CSV file to write, e.g. {Path(args.out) / 'scores.csv'}")
-    folder = Path(args.folder)
-    if args.folder.split(":")[0] == "demo" and not folder.is_dir():
+    folder = Path(arg)
+    if arg.split(":")[0] == "demo" and not folder.is_dir():
         from methods.iqp_bfr.train.trainer import resolve_data_root
 
-        folder = Path(resolve_data_root(args.folder))
+        folder = Path(resolve_data_root(arg))
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of images")
     paths = list_images(folder)
     if not paths:
         raise UserError(f"{folder}: no images found (png, jpg, bmp, webp, tif)")
-    device = str(resolve_device(args.device))
+    return paths
+
+
+def _scorer(args: argparse.Namespace, device: str) -> QualityScorer:
+    """The quality scorer of ``--iqa`` (with ``--stats`` loaded), checked before any image is scored."""
+    from bench.core.errors import UserError
+    from methods.iqp_bfr.quality import QualityScorer
+
     try:
         scorer = QualityScorer(args.iqa, device=device)
         if args.stats:  # checked before any image is scored: a mismatch is one line, not a traceback
             scorer.load_stats(args.stats)
     except ValueError as exc:
         raise UserError(f"{exc}" + (f" (--iqa {' '.join(args.iqa)})" if args.stats else "")) from exc
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
+    return scorer
+
+
+def _raw_values(scorer: QualityScorer, paths: list[Path], device: str, batch_size: int,
+                quiet: bool) -> dict[str, list[float]]:
+    """Each metric's raw value per image, in ``paths`` order (consecutive same-size images scored together)."""
+    import torch
+
+    from bench.core.imageio import read_image
+    from bench.core.inputs import uint8_to_tensor
+    from bench.core.progress import progress
+
     raw: dict[str, list[float]] = {n: [] for n in scorer.names}
     pending: list[torch.Tensor] = []
-    bar = progress(len(paths), f"score-dataset | {', '.join(scorer.names)}", args.quiet)
+    bar = progress(len(paths), f"score-dataset | {', '.join(scorer.names)}", quiet)
 
     def flush() -> None:
         for name, v in scorer.raw(torch.cat(pending).to(device)).items():
@@ -72,12 +84,32 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - ove
 
     for p in paths:
         x = uint8_to_tensor(read_image(p).rgb)
-        if pending and (x.shape != pending[0].shape or len(pending) == args.batch_size):
+        if pending and (x.shape != pending[0].shape or len(pending) == batch_size):
             flush()
         pending.append(x)
     if pending:
         flush()
     bar.close()
+    return raw
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.core.atomic import atomic_write_text
+    from bench.core.csvsafe import csv_text
+    from bench.core.device import resolve_device
+    from bench.core.errors import UserError
+    from bench.core.imageio import list_images
+
+    if Path(args.out).is_dir():  # checked before any image is scored
+        raise UserError(f"--out {args.out}: is a folder; give the CSV file to write, e.g. {Path(args.out) / 'scores.csv'}")
+    paths = _input_images(args.folder)
+    device = str(resolve_device(args.device))
+    scorer = _scorer(args, device)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
+    raw = _raw_values(scorer, paths, device, args.batch_size, args.quiet)
     if args.reference:
         ref_paths = list_images(args.reference) if Path(args.reference).is_dir() else []
         if not ref_paths:
