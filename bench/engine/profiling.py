@@ -114,27 +114,43 @@ def _environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict[str, Any]:  # noqa: C901, PLR0912, PLR0915 - over the size limits: to split (issue 21)
-    """Profile every method and metric of ``cfg``; write profile.csv and profile.json; return the result."""
+def _profile_pairs(cfg: ProfileConfig, run_dir: Path) -> list[Any]:
+    """The images profiled: ``cfg.images`` of the dataset (cycled), or synthetic ones in the run folder."""
     import bench
-    from bench.config import MethodSpec
     from bench.core.errors import UserError
-    from bench.metrics.base import MetricUnavailable
-    from bench.weights import MissingWeightsError
 
-    device = resolve_device(cfg.device)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(cfg.out or Path("runs") / f"profile-{stamp}").resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.dataset:
-        base = bench.create_dataset(cfg.dataset).pairs()
-        if not base:
-            raise UserError(f"dataset {cfg.dataset!r} has no images to profile on")
-        pairs = cycled_pairs(base, cfg.images)
-    else:
-        pairs = synthetic_pairs(run_dir / "profile_data", cfg.images, cfg.size, cfg.seed)
+    if not cfg.dataset:
+        return synthetic_pairs(run_dir / "profile_data", cfg.images, cfg.size, cfg.seed)
+    base = bench.create_dataset(cfg.dataset).pairs()
+    if not base:
+        raise UserError(f"dataset {cfg.dataset!r} has no images to profile on")
+    return cycled_pairs(base, cfg.images)
 
-    def method_factory(spec: MethodSpec) -> Callable[[], torch.nn.Module]:
+
+class _Profile:
+    """One ``profile`` call's state: its rows, stand-in flags and buildable metrics, filled step by step."""
+
+    def __init__(self, cfg: ProfileConfig, clock: Clock) -> None:
+        self.cfg, self.clock = cfg, clock
+        self.device = resolve_device(cfg.device)
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.run_dir = Path(cfg.out or Path("runs") / f"profile-{stamp}").resolve()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.pairs = _profile_pairs(cfg, self.run_dir)
+        self.rows: list[ProfileRow] = []
+        self.standins: dict[str, bool] = {}
+        self.metric_factories: dict[str, Callable[[], torch.nn.Module]] = {}
+        self.e2e: list[dict[str, Any]] = []
+
+    def say(self, msg: str) -> None:
+        if not self.cfg.quiet:
+            print(msg, flush=True)
+
+    def method_factory(self, spec: Any) -> Callable[[], torch.nn.Module]:
+        """Builds the method of ``spec`` (with ``--weights``), producing ``--size`` outputs where it can."""
+        import bench
+
+        cfg = self.cfg
         kwargs = spec.kwargs()
         if cfg.weights is not None:
             kwargs["weights"] = cfg.weights
@@ -147,91 +163,103 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
 
         return build
 
-    rows: list[ProfileRow] = []
-    standins: dict[str, bool] = {}
+    def _skipped(self, kind: str, name: str, dtype: str, exc: Exception) -> None:
+        self.rows.append(ProfileRow(kind=kind, name=name, batch_size=0, dtype=dtype, device=str(self.device),
+                                    status="skipped", note=str(exc)))
+        self.say(f"  skipped {kind} {name}: {exc}")
 
-    def say(msg: str) -> None:
-        if not cfg.quiet:
-            print(msg, flush=True)
+    def methods(self) -> None:
+        """Each method at each (dtype, batch size); one that cannot be built is a skipped row."""
+        from bench.config import MethodSpec
+        from bench.metrics.base import MetricUnavailable
+        from bench.weights import MissingWeightsError
 
-    for spec_text in cfg.methods:
-        spec = MethodSpec.parse(spec_text)
-        try:
-            method = method_factory(spec)()
-        except (MissingWeightsError, MetricUnavailable, ImportError) as exc:
-            rows.append(ProfileRow(kind="method", name=spec.label, batch_size=0, dtype="-", device=str(device),
-                                   status="skipped", note=str(exc)))
-            say(f"  skipped method {spec.label}: {exc}")
-            continue
-        standin = bool(method.info().standin) if hasattr(method, "info") else False
-        first = len(rows)
-        for dtype, bs in itertools.product(cfg.dtypes, cfg.batch_sizes):
-            say(f"  method {spec.label} batch {bs} {dtype} ...")
-            rows.append(_guarded(functools.partial(
-                profile_method, method, spec.label, pairs, batch_size=bs, dtype=dtype, device=device,
-                compile=cfg.compile, channels_last=cfg.channels_last, size=cfg.size, iters=cfg.iters,
-                warmup=cfg.warmup, workers=cfg.workers, clock=clock), "method", spec.label, bs, dtype, device))
-        for r in rows[first:]:
-            r.standin = standin
-        standins[spec.label] = standin
-        del method
-    metric_factories: dict[str, Callable[[], torch.nn.Module]] = {}
-    for name in cfg.metrics:
-        try:
-            metric = bench.create_metric(name)
-        except (MissingWeightsError, MetricUnavailable, ImportError) as exc:
-            rows.append(ProfileRow(kind="metric", name=name, batch_size=0, dtype="fp32", device=str(device),
-                                   status="skipped", note=str(exc)))
-            say(f"  skipped metric {name}: {exc}")
-            continue
-        metric_factories[name] = (lambda n=name: bench.create_metric(n))
-        standard = bool(getattr(metric, "info", lambda: {})().get("standard", True))
-        first = len(rows)
-        for bs in cfg.batch_sizes:
-            say(f"  metric {name} batch {bs} ...")
-            rows.append(_guarded(functools.partial(
-                profile_metric, metric, name, pairs, batch_size=bs, device=device, size=cfg.size,
-                iters=cfg.iters, warmup=cfg.warmup, workers=cfg.workers, clock=clock), "metric", name, bs, "fp32",
-                device))
-        for r in rows[first:]:
-            r.standard = standard
-    e2e: list[dict[str, Any]] = []
-    if cfg.e2e:
+        cfg = self.cfg
+        for spec_text in cfg.methods:
+            spec = MethodSpec.parse(spec_text)
+            try:
+                method = self.method_factory(spec)()
+            except (MissingWeightsError, MetricUnavailable, ImportError) as exc:
+                self._skipped("method", spec.label, "-", exc)
+                continue
+            standin = bool(method.info().standin) if hasattr(method, "info") else False
+            first = len(self.rows)
+            for dtype, bs in itertools.product(cfg.dtypes, cfg.batch_sizes):
+                self.say(f"  method {spec.label} batch {bs} {dtype} ...")
+                self.rows.append(_guarded(functools.partial(
+                    profile_method, method, spec.label, self.pairs, batch_size=bs, dtype=dtype, device=self.device,
+                    compile=cfg.compile, channels_last=cfg.channels_last, size=cfg.size, iters=cfg.iters,
+                    warmup=cfg.warmup, workers=cfg.workers, clock=self.clock), "method", spec.label, bs, dtype,
+                    self.device))
+            for r in self.rows[first:]:
+                r.standin = standin
+            self.standins[spec.label] = standin
+            del method
+
+    def metrics(self) -> None:
+        """Each metric at each batch size (fp32); one that cannot be built is a skipped row."""
+        import bench
+        from bench.metrics.base import MetricUnavailable
+        from bench.weights import MissingWeightsError
+
+        cfg = self.cfg
+        for name in cfg.metrics:
+            try:
+                metric = bench.create_metric(name)
+            except (MissingWeightsError, MetricUnavailable, ImportError) as exc:
+                self._skipped("metric", name, "fp32", exc)
+                continue
+            self.metric_factories[name] = (lambda n=name: bench.create_metric(n))
+            standard = bool(getattr(metric, "info", lambda: {})().get("standard", True))
+            first = len(self.rows)
+            for bs in cfg.batch_sizes:
+                self.say(f"  metric {name} batch {bs} ...")
+                self.rows.append(_guarded(functools.partial(
+                    profile_metric, metric, name, self.pairs, batch_size=bs, device=self.device, size=cfg.size,
+                    iters=cfg.iters, warmup=cfg.warmup, workers=cfg.workers, clock=self.clock), "metric", name, bs,
+                    "fp32", self.device))
+            for r in self.rows[first:]:
+                r.standard = standard
+
+    def end_to_end(self) -> None:
+        """Each buildable method alone, through the engine and the official way (``--e2e``): three rows each."""
+        from bench.config import MethodSpec
         from bench.core.device import run_dtype
         from bench.engine.e2e import end_to_end
 
-        usable = [n for n, f in metric_factories.items() if not (f().needs_gt and any(p.gt_path is None for p in pairs))]
+        cfg, pairs, device = self.cfg, self.pairs, self.device
+        usable = [n for n, f in self.metric_factories.items()
+                  if not (f().needs_gt and any(p.gt_path is None for p in pairs))]
         for spec_text in cfg.methods:
             spec = MethodSpec.parse(spec_text)
-            if any(r.name == spec.label and r.kind == "method" and r.batch_size == 0 for r in rows):
+            if any(r.name == spec.label and r.kind == "method" and r.batch_size == 0 for r in self.rows):
                 continue  # could not be built
-            say(f"  end to end: {spec.label} (model alone, engine, official style) ...")
+            self.say(f"  end to end: {spec.label} (model alone, engine, official style) ...")
             entry = end_to_end(
-                spec_text, method_factory(spec), usable, pairs, run_dir / "e2e" / folder_name(spec.label),
+                spec_text, self.method_factory(spec), usable, pairs, self.run_dir / "e2e" / folder_name(spec.label),
                 device=device, batch_size=max(cfg.batch_sizes), dtype=run_dtype(device, cfg.dtypes[0]),
-                workers=cfg.workers, size=cfg.size, channels_last=cfg.channels_last, compile=cfg.compile, clock=clock,
+                workers=cfg.workers, size=cfg.size, channels_last=cfg.channels_last, compile=cfg.compile,
+                clock=self.clock,
             )
-            e2e.append(entry)
+            self.e2e.append(entry)
             for kind, key, bs, dtype in (("model-only", "model_only_s", entry["batch_size"], entry["dtype"]),
                                          ("engine-e2e", "engine_s", entry["batch_size"], entry["dtype"]),
                                          ("official-style", "official_style_s", 1, "fp32")):
                 seconds = entry[key]
-                rows.append(ProfileRow(
+                self.rows.append(ProfileRow(
                     kind=kind, name=spec.label, batch_size=bs, dtype=dtype, device=str(device),
                     compile=entry["compile"] and kind != "official-style", images=entry["images"], wall_s=seconds,
                     images_per_s=entry["images"] / seconds if seconds else float("nan"),
-                    standin=standins.get(spec.label, False),
+                    standin=self.standins.get(spec.label, False),
                     note=f"metrics: {', '.join(usable) or 'none'}" if kind != "model-only" else "",
                 ))
-    result = {
-        "config": asdict(cfg), "environment": _environment(device), "run_dir": str(run_dir),
-        "rows": [asdict(r) for r in rows], "e2e": e2e,
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
-    }
-    write_outputs(run_dir, rows, result)
-    if not cfg.quiet:
-        print(format_table(rows))
-        for e in e2e:
+
+    def show(self) -> None:
+        """The table, each end-to-end comparison and where the files went (unless quiet)."""
+        if self.cfg.quiet:
+            return
+        print(format_table(self.rows))
+        for e in self.e2e:
             print(f"end to end ({e['method']}, {e['images']} images): model alone {e['model_only_s']:.2f} s, "
                   f"model + metrics alone {e['floor_s']:.2f} s, "
                   f"engine {e['engine_s']:.2f} s ({e['engine_over_model']:.2f}x the model, "
@@ -239,7 +267,23 @@ def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict
                   f"{e['official_style_s']:.2f} s ({e['official_over_engine']:.2f}x the engine)")
             if e.get("phases"):
                 print(f"  engine phases: {format_phases(e['phases'], e['engine_s'])}")
-        print(f"wrote {run_dir / 'profile.csv'} and profile.json")
+        print(f"wrote {self.run_dir / 'profile.csv'} and profile.json")
+
+
+def run_profile(cfg: ProfileConfig, *, clock: Clock = time.perf_counter) -> dict[str, Any]:
+    """Profile every method and metric of ``cfg``; write profile.csv and profile.json; return the result."""
+    prof = _Profile(cfg, clock)
+    prof.methods()
+    prof.metrics()
+    if cfg.e2e:
+        prof.end_to_end()
+    result = {
+        "config": asdict(cfg), "environment": _environment(prof.device), "run_dir": str(prof.run_dir),
+        "rows": [asdict(r) for r in prof.rows], "e2e": prof.e2e,
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    write_outputs(prof.run_dir, prof.rows, result)
+    prof.show()
     return result
 
 
