@@ -294,7 +294,60 @@ def _cell(value: float, n: int, n_col: int | None, n_inf: int) -> str:
     return text
 
 
-def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None = None,  # noqa: C901, PLR0912, PLR0915 - over the size limits: to split (issue 21)
+def _column_heads(cells: pd.DataFrame, keys: list[tuple[str, str]]) -> tuple[list[str], list[str], dict]:
+    """The header row, the ``n`` row and each column's ``n`` (None when the ranked values' n vary)."""
+    col_n: dict[tuple[str, str], int | None] = {}
+    heads, n_row = ["rank", "method"], ["", "n"]
+    for key in keys:
+        col = cells[(cells["metric"] == key[0]) & (cells["protocol"] == key[1])]
+        ranked = col[np.isfinite(col["rank"].astype(float))]
+        ns = list(dict.fromkeys((ranked if len(ranked) else col)["n"].astype(int)))
+        col_n[key] = ns[0] if len(ns) == 1 else None
+        first = col.iloc[0]
+        heads.append(f"{key[0]}{'↑' if first['higher_better'] else '↓'}" + ("*" if not first["standard"] else ""))
+        n_row.append(f"n={col_n[key]}" if col_n[key] is not None else "n varies")
+    return heads, n_row, col_n
+
+
+def _method_row(m: Any, cells: pd.DataFrame, keys: list[tuple[str, str]], col_n: dict, summary: pd.DataFrame,
+                notes: set[str]) -> list[str]:
+    """One method's row (rank, label, a cell per column); the notes its marks need are added to ``notes``."""
+    from bench.engine.ranking import RULE
+
+    rank_text = f"{m.position} ({m.mean_rank:.2f})" if m.position else f"- ({m.n_metrics}/{len(keys)} metrics)"
+    if not m.position:
+        notes.add("- (k/N metrics): not ranked, values are missing for some metrics" if not m.complete
+                  else "-: not ranked, no metric could be compared")
+    standin = bool(summary[summary["method"] == m.method]["standin"].astype(bool).any())
+    label = m.method + (" [stand-in]" if standin else "") + (f" [{m.flag}]" if m.flag else "")
+    if m.flag:
+        notes.add(f"[missing K of N images]: {RULE}")
+    row = [rank_text, label]
+    for key in keys:
+        v = cells[(cells["method"] == m.method) & (cells["metric"] == key[0]) & (cells["protocol"] == key[1])]
+        if not len(v):
+            row.append("-")
+            continue
+        r = v.iloc[0]
+        if r["n_inf"]:
+            notes.add(f"[+K inf]: {INF_RULE}")
+        if r["n"] != col_n[key]:
+            notes.add("(n=K): over another number of images than the column's n; compare with care")
+        row.append(_cell(float(r["value"]), int(r["n"]), col_n[key], int(r["n_inf"])))
+    return row
+
+
+def _listed(summary: pd.DataFrame, status: str, whole_method: bool, title: str) -> list[str]:
+    """The skipped or failed metrics (``whole_method`` False) or methods, one line each with the reason."""
+    rows = summary[(summary["status"] == status) & ((summary["metric"] == "*") == whole_method)]
+    col = "method" if whole_method else "metric"
+    rows = rows[[col, "reason"]].drop_duplicates(col)
+    if not len(rows):
+        return []
+    return [f"\n{title}:", *(f"  {r[col]}: {r.reason}" for _, r in rows.iterrows())]
+
+
+def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None = None,
                          gains: pd.DataFrame | None = None) -> str:
     """A plain-text leaderboard per dataset by the one ranking rule (:mod:`bench.engine.ranking`).
 
@@ -302,7 +355,7 @@ def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None =
     is marked ``(n=K)``, a method missing images ``[missing K of N images]``, infinite per-image
     values counted apart ``[+K inf]`` (see INF_RULE). Methods without every metric follow, unranked.
     """
-    from bench.engine.ranking import RULE, rank
+    from bench.engine.ranking import rank
 
     lines = []
     notes: set[str] = set()
@@ -310,65 +363,17 @@ def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None =
     for dataset in ranking.notes:
         cells, methods = ranking.dataset(dataset)
         keys = list(dict.fromkeys(zip(cells["metric"], cells["protocol"])))
-        n_metrics = len(keys)
-        col_n: dict[tuple[str, str], int | None] = {}
-        heads, n_row = ["rank", "method"], ["", "n"]
-        for key in keys:
-            col = cells[(cells["metric"] == key[0]) & (cells["protocol"] == key[1])]
-            ranked = col[np.isfinite(col["rank"].astype(float))]
-            ns = list(dict.fromkeys((ranked if len(ranked) else col)["n"].astype(int)))
-            col_n[key] = ns[0] if len(ns) == 1 else None
-            first = col.iloc[0]
-            heads.append(f"{key[0]}{'↑' if first['higher_better'] else '↓'}" + ("*" if not first["standard"] else ""))
-            n_row.append(f"n={col_n[key]}" if col_n[key] is not None else "n varies")
-        body = []
-        for m in methods.itertuples(index=False):
-            rank_text = (f"{m.position} ({m.mean_rank:.2f})" if m.position
-                         else f"- ({m.n_metrics}/{n_metrics} metrics)")
-            if not m.position:
-                notes.add("- (k/N metrics): not ranked, values are missing for some metrics" if not m.complete
-                          else "-: not ranked, no metric could be compared")
-            standin = bool(summary[summary["method"] == m.method]["standin"].astype(bool).any())
-            label = m.method + (" [stand-in]" if standin else "") + (f" [{m.flag}]" if m.flag else "")
-            if m.flag:
-                notes.add(f"[missing K of N images]: {RULE}")
-            row = [rank_text, label]
-            for key in keys:
-                v = cells[(cells["method"] == m.method) & (cells["metric"] == key[0]) & (cells["protocol"] == key[1])]
-                if not len(v):
-                    row.append("-")
-                    continue
-                r = v.iloc[0]
-                if r["n_inf"]:
-                    notes.add(f"[+K inf]: {INF_RULE}")
-                if r["n"] != col_n[key]:
-                    notes.add("(n=K): over another number of images than the column's n; compare with care")
-                row.append(_cell(float(r["value"]), int(r["n"]), col_n[key], int(r["n_inf"])))
-            body.append(row)
+        heads, n_row, col_n = _column_heads(cells, keys)
+        body = [_method_row(m, cells, keys, col_n, summary, notes) for m in methods.itertuples(index=False)]
         widths = [max(len(str(x)) for x in col) for col in zip(heads, n_row, *body)]
         lines.append(f"\n== {dataset} ==")
         for row in [heads, n_row, *body]:
             lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
         lines += [f"  {note}" for note in ranking.notes[dataset]]
     lines += sorted(notes)
-    skipped = summary[(summary["status"] == "skipped") & (summary["metric"] != "*")]
-    skipped = skipped[["metric", "reason"]].drop_duplicates("metric")
-    if len(skipped):
-        lines.append("\nskipped metrics:")
-        for _, r in skipped.iterrows():
-            lines.append(f"  {r.metric}: {r.reason}")
-    skipped_methods = summary[(summary["status"] == "skipped") & (summary["metric"] == "*")]
-    skipped_methods = skipped_methods[["method", "reason"]].drop_duplicates("method")
-    if len(skipped_methods):
-        lines.append("\nskipped methods:")
-        for _, r in skipped_methods.iterrows():
-            lines.append(f"  {r.method}: {r.reason}")
-    failed_methods = summary[(summary["status"] == "failed") & (summary["metric"] == "*")]
-    failed_methods = failed_methods[["method", "reason"]].drop_duplicates("method")
-    if len(failed_methods):
-        lines.append("\nfailed methods:")
-        for _, r in failed_methods.iterrows():
-            lines.append(f"  {r.method}: {r.reason}")
+    lines += _listed(summary, "skipped", False, "skipped metrics")
+    lines += _listed(summary, "skipped", True, "skipped methods")
+    lines += _listed(summary, "failed", True, "failed methods")
     if (summary["standard"] == False).any():  # noqa: E712
         lines.append("* non-standard protocol (offline stand-in network or data); not comparable with papers")
     lines += format_gains(gains)
