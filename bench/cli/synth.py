@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="celeba-test", choices=sorted(PRESETS), help="degradation preset")
     parser.add_argument("--seed", type=int, default=0, help="seed; with the file name it fixes each image's draws")
     parser.add_argument("--workers", type=int_range("--workers", 1), default=1, help="processes (default 1)")
-    parser.add_argument("--size", type=int_range("--size", 1, 8192), default=512,
+    parser.add_argument("--size", type=int_range("--size", 0, 8192), default=512,
                         help="resize HQ images to SIZE x SIZE first (area, for downscaling) (0: keep; default 512)")
     parser.add_argument("--overwrite", action="store_true", help="replace an OUT made with other settings")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")

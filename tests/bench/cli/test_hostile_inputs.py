@@ -108,7 +108,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["score-dataset", "{LQ}", "--iqa", "brisque", "--out", "{TMP}"], USAGE, "is a folder; give the CSV file"),
     # synth
     (["synth", "--hq", "{TMP}/nonexistent", "--out", "{TMP}/syn"], USAGE, "not a folder"),
-    (["synth", "--hq", "{LQ}", "--out", "{TMP}/syn", "--size", "-4"], USAGE, "--size -4: must be between 1 and 8192"),
+    (["synth", "--hq", "{LQ}", "--out", "{TMP}/syn", "--size", "-4"], USAGE, "--size -4: must be between 0 and 8192"),
     (["synth", "--hq", "{LQ}", "--out", "{TMP}/syn", "--workers", "0"], USAGE, "--workers 0: must be 1 or more"),
     # list
     (["list", "nosuch"], USAGE, "invalid choice: 'nosuch'"),

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 import bench
+from bench.core.errors import UserError
 from bench.core.registry import METRICS
 from bench.metrics import MetricUnavailable
 from bench.metrics._matlab import imresize, resize_matrix
@@ -314,8 +315,12 @@ def test_niqe_reference_impl_is_basicsrs_numpy_on_the_host(imgs, niqe_params):
 
 
 def test_niqe_bad_impl_is_a_clear_error(niqe_params):
-    with pytest.raises(ValueError, match=r"impl must be one of \('auto', 'device', 'reference'\), not 'gpu'"):
+    # a spec's bad choice is refused when it is parsed (its Literal annotation), listing the accepted values
+    with pytest.raises(UserError, match=r"metric niqe: option impl='gpu' is not accepted \(accepted: auto, device, "
+                                        r"reference\)"):
         METRICS.create("niqe:impl=gpu", weights=str(niqe_params))
+    with pytest.raises(ValueError, match=r"impl must be one of \('auto', 'device', 'reference'\), not 'gpu'"):
+        NIQE(weights=str(niqe_params), impl="gpu")  # the class itself, built directly
     with pytest.raises(ValueError, match="precision=float64 has no reference path"):
         NIQE(weights=str(niqe_params), precision="float64", impl="reference")
 
