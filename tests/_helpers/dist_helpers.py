@@ -62,18 +62,21 @@ class CovarianceDistance(Metric):
 
 
 class KillerMethod(SlowMethod):
-    """``test-slow`` that SIGKILLs its own process on call CALL of rank RANK (DIST_TEST_KILL=RANK:CALL)."""
+    """``test-slow`` that SIGKILLs its own process on image IMAGE of rank RANK (DIST_TEST_KILL=RANK:IMAGE).
+
+    Counted in images, not calls: the engine may split a batch into one-image calls (on a CPU it does).
+    """
 
     name = "test-killer"
 
     def __init__(self, weights=None, delay: float = 0.0) -> None:
         super().__init__(weights=weights, delay=delay)
-        self.calls = 0
+        self.images = 0
 
     def restore(self, lq):
-        self.calls += 1
-        rank, _, call = os.environ.get("DIST_TEST_KILL", "").partition(":")
-        if rank and int(rank) == int(os.environ.get("RANK", "0")) and self.calls == int(call):
+        before, self.images = self.images, self.images + int(lq.shape[0])
+        rank, _, image = os.environ.get("DIST_TEST_KILL", "").partition(":")
+        if rank and int(rank) == int(os.environ.get("RANK", "0")) and before < int(image) <= self.images:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().restore(lq)
 

@@ -98,8 +98,8 @@ def test_ranks_with_different_settings_are_refused_before_any_work(data, tmp_pat
 @pytest.mark.slow  # ~35 s: two torchrun launches
 def test_killed_rank_resumes_with_another_world_size(data, reference, tmp_path):
     out = tmp_path / "killed"
-    # rank 1 SIGKILLs itself in its second batch; torchrun then stops rank 0 too
-    assert _bfrbench(data, out, 2, kill="1:2", check=False) != 0
+    # rank 1 SIGKILLs itself on its 3rd image, in its second batch (batch size 2); torchrun then stops rank 0 too
+    assert _bfrbench(data, out, 2, kill="1:3", check=False) != 0
     assert not (out / "summary.csv").exists()
     unit = next(out.glob("units/*test-killer*"))
     finished = {p.name for p in unit.glob("shard_*.pt")}
