@@ -4,12 +4,17 @@ PYTHON ?= python3
 .PHONY: demo test test-soak bench lint lock
 # Without an NVIDIA GPU, `make demo` adds PyTorch's CPU wheel index: its torch 2.14.1+cpu and torchvision
 # 0.29.1+cpu satisfy the lock's torch==2.14.1 / torchvision==0.29.1 (a local version label matches a pin
-# without one) and bring no CUDA libraries. Set CPU_INDEX= (empty) to keep PyPI's CUDA wheels.
+# without one) and bring no CUDA libraries. Set CPU_INDEX= (empty) to keep PyPI's CUDA wheels. An index that
+# does not answer within 10 s is left out (pip would otherwise retry it for every package of the environment).
 CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 demo:  ## install, build the embedded demo benchmark on first use, run it, print the ranked table
 	$(PYTHON) -m pip install -q 'tox>=4.28'
-	@if [ -n "$(CPU_INDEX)" ] && ! (command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1); then \
+	@if [ -n "$(CPU_INDEX)" ] && ! (command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1) \
+		&& ! $(PYTHON) -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)" "$(CPU_INDEX)/" >/dev/null 2>&1; then \
+		echo "no NVIDIA GPU found, but $(CPU_INDEX) does not answer: PyPI's wheels (pip would retry it for every package)"; \
+		$(PYTHON) -m tox -e demo; \
+	elif [ -n "$(CPU_INDEX)" ] && ! (command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1); then \
 		echo "no NVIDIA GPU found: PyTorch's CPU wheels from $(CPU_INDEX)"; \
 		PIP_EXTRA_INDEX_URL="$(CPU_INDEX) $$PIP_EXTRA_INDEX_URL" $(PYTHON) -m tox -e demo; \
 	else \

@@ -94,15 +94,17 @@ def test_no_install_brings_desktop_opencv_beside_headless(extra):
 
 
 @pytest.mark.skipif(__import__("shutil").which("make") is None, reason="needs make")
-@pytest.mark.parametrize("gpu", [False, True])
-def test_make_demo_takes_the_cpu_wheels_only_without_a_gpu(tmp_path, gpu):
-    """`make demo` with a stand-in python (records what tox would get) and nvidia-smi present or not."""
+@pytest.mark.parametrize(("gpu", "index_answers"), [(False, True), (True, True), (False, False)])
+def test_make_demo_takes_the_cpu_wheels_only_without_a_gpu(tmp_path, gpu, index_answers):
+    """`make demo` with a stand-in python (records what tox would get), nvidia-smi present or not, and the CPU
+    wheel index answering or not (a machine that reaches only PyPI keeps PyPI's wheels instead of retrying)."""
     from packaging.specifiers import SpecifierSet
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "python"
-    fake.write_text(f'#!/bin/sh\necho "$@ | $PIP_EXTRA_INDEX_URL" >> {tmp_path / "calls"}\n')
+    probe = "" if index_answers else 'case "$*" in *urlopen*) exit 1;; esac\n'
+    fake.write_text(f'#!/bin/sh\n{probe}echo "$@ | $PIP_EXTRA_INDEX_URL" >> {tmp_path / "calls"}\n')
     fake.chmod(0o755)
     if gpu:
         smi = bin_dir / "nvidia-smi"
@@ -114,6 +116,6 @@ def test_make_demo_takes_the_cpu_wheels_only_without_a_gpu(tmp_path, gpu):
     assert proc.returncode == 0, proc.stderr
     tox_call = (tmp_path / "calls").read_text().splitlines()[-1]
     assert tox_call.startswith("-m tox -e demo")
-    assert ("download.pytorch.org/whl/cpu" in tox_call) is (not gpu), tox_call
+    assert ("download.pytorch.org/whl/cpu" in tox_call) is (not gpu and index_answers), tox_call
     assert SpecifierSet("==2.14.1").contains("2.14.1+cpu")  # the CPU build satisfies the lock's pin
     assert "torch==2.14.1\n" in (REPO / "requirements" / "lock.txt").read_text()
