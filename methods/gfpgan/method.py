@@ -17,7 +17,6 @@ Two facts about the official code that this wrapper makes explicit:
 """
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import torch
 
 from bench import weights as W
 from bench.core.registry import METHODS
-from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
+from methods.base import RestorationMethod, WeightsInfo, seeded_normal, state_dict_mismatch
 from methods.codeformer_family import resize_like_cv2
 from methods.gfpgan.arch import GFPGANv1Clean
 
@@ -59,12 +58,6 @@ def extract_gfpgan_state(obj: Any, path: str | Path = "<checkpoint>") -> dict[st
     )
 
 
-def _seeded_normal(name: str, shape: tuple[int, ...], seed: int, scale: float, mean: float = 0.0) -> torch.Tensor:
-    """Normal values for one tensor from a generator keyed by (seed, tensor name): order-independent."""
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    return torch.from_numpy(rng.standard_normal(shape, dtype=np.float32) * np.float32(scale) + np.float32(mean))
-
-
 def standin_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
     """Deterministic random GFPGAN weights with scales that keep outputs in range and non-constant.
 
@@ -79,23 +72,23 @@ def standin_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dic
         if name.endswith("modulated_conv.weight"):  # (1, out, in, k, k)
             fan = shape[2] * shape[3] * shape[4]
             gain = 0.25 if ".to_rgb" in name else 1.0
-            t = _seeded_normal(name, shape, seed, gain / np.sqrt(fan))
+            t = seeded_normal(name, shape, seed, gain / np.sqrt(fan))
         elif name.endswith("modulation.bias"):
-            t = _seeded_normal(name, shape, seed, 0.1, mean=1.0)
+            t = seeded_normal(name, shape, seed, 0.1, mean=1.0)
         elif name.endswith("modulation.weight") or ("style_mlp" in name and name.endswith("weight")):
-            t = _seeded_normal(name, shape, seed, 1.0 / np.sqrt(shape[1]))
+            t = seeded_normal(name, shape, seed, 1.0 / np.sqrt(shape[1]))
         elif ".noises.noise" in name or name.endswith("constant_input.weight"):
-            t = _seeded_normal(name, shape, seed, 1.0)
+            t = seeded_normal(name, shape, seed, 1.0)
         elif shape == (1,):  # StyleConv noise strength
-            t = _seeded_normal(name, shape, seed, 0.05, mean=0.1)
+            t = seeded_normal(name, shape, seed, 0.05, mean=0.1)
         elif name.startswith("condition_") and ".2." in name:  # SFT heads: scale ~ 1, shift ~ 0
             mean = 1.0 if name.startswith("condition_scale") and name.endswith("bias") else 0.0
-            t = _seeded_normal(name, shape, seed, 0.1 if name.endswith("bias") else 0.3 / np.sqrt(fan_in), mean)
+            t = seeded_normal(name, shape, seed, 0.1 if name.endswith("bias") else 0.3 / np.sqrt(fan_in), mean)
         elif name.endswith("bias"):
-            t = _seeded_normal(name, shape, seed, 0.05)
+            t = seeded_normal(name, shape, seed, 0.05)
         else:  # U-Net convolutions and the latent head, damped so residual sums do not grow per level
             gain = 0.8 if name.endswith("skip.weight") else 1.1
-            t = _seeded_normal(name, shape, seed, gain / np.sqrt(fan_in))
+            t = seeded_normal(name, shape, seed, gain / np.sqrt(fan_in))
         out[name] = t
     return out
 

@@ -9,16 +9,14 @@ Parity with the official code: tests/methods/gpen/test_golden.py.
 """
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from bench import weights as W
 from bench.core.registry import METHODS
-from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
+from methods.base import RestorationMethod, WeightsInfo, seeded_normal, state_dict_mismatch
 from methods.codeformer_family import resize_like_cv2
 from methods.gpen.arch import GPEN, fir_kernel
 
@@ -43,12 +41,6 @@ def extract_gpen_state(obj: Any, path: str | Path = "<checkpoint>") -> dict[str,
     )
 
 
-def _normal(name: str, shape: tuple[int, ...], seed: int, std: float, mean: float = 0.0) -> torch.Tensor:
-    """Normal values for one tensor from a generator keyed by (seed, tensor name): order-independent."""
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    return torch.from_numpy(rng.standard_normal(shape, dtype=np.float32) * np.float32(std) + np.float32(mean))
-
-
 def standin_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
     """Deterministic random GPEN weights that keep activations O(1) and the output mostly inside [-1, 1].
 
@@ -64,19 +56,19 @@ def standin_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dic
             up = name.endswith("upsample.kernel") or name.endswith("conv.blur.kernel")
             t = fir_kernel(gain=4.0 if up else 1.0)
         elif name.startswith("generator.style.") and name.endswith("weight"):
-            t = _normal(name, shape, seed, 100.0)
+            t = seeded_normal(name, shape, seed, 100.0)
         elif name.startswith("generator.style."):
-            t = _normal(name, shape, seed, 10.0)
+            t = seeded_normal(name, shape, seed, 10.0)
         elif name.endswith("modulation.bias"):
-            t = _normal(name, shape, seed, 0.1, mean=1.0)
+            t = seeded_normal(name, shape, seed, 0.1, mean=1.0)
         elif name.endswith("noise.weight"):
-            t = _normal(name, shape, seed, 0.1, mean=0.5)
+            t = seeded_normal(name, shape, seed, 0.1, mean=0.5)
         elif ".to_rgb" in name and name.endswith("conv.weight"):
-            t = _normal(name, shape, seed, 0.12)
+            t = seeded_normal(name, shape, seed, 0.12)
         elif name.endswith("bias"):
-            t = _normal(name, shape, seed, 0.05)
+            t = seeded_normal(name, shape, seed, 0.05)
         else:
-            t = _normal(name, shape, seed, 1.0)
+            t = seeded_normal(name, shape, seed, 1.0)
         out[name] = t
     return out
 

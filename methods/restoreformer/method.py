@@ -13,7 +13,6 @@ A bare state dict, or GFPGAN's re-release (``params_ema`` / ``params``), loads t
 """
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,7 +21,7 @@ import torch
 
 from bench import weights as W
 from bench.core.registry import METHODS
-from methods.base import RestorationMethod, WeightsInfo, state_dict_mismatch
+from methods.base import RestorationMethod, WeightsInfo, seeded_normal, state_dict_mismatch
 from methods.codeformer_family import resize_like_cv2
 from methods.restoreformer.arch import VQVAEGANMultiHeadTransformer
 
@@ -72,12 +71,6 @@ def extract_restoreformer_state(obj: Any, path: str | Path = "<checkpoint>") -> 
     return state, dropped
 
 
-def _seeded_normal(name: str, shape: tuple[int, ...], seed: int, scale: float, mean: float = 0.0) -> torch.Tensor:
-    """Normal values for one tensor from a generator keyed by (seed, tensor name): order-independent."""
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    return torch.from_numpy(rng.standard_normal(shape, dtype=np.float32) * np.float32(scale) + np.float32(mean))
-
-
 def standin_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
     """Deterministic random RestoreFormer(++) weights whose outputs are in range and not constant.
 
@@ -90,14 +83,14 @@ def standin_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dic
         shape = tuple(shape)
         leaf = name.rsplit(".", 2)[-2] if name.count(".") else name
         if name == "quantize.embedding.weight":
-            t = _seeded_normal(name, shape, seed, 0.5)
+            t = seeded_normal(name, shape, seed, 0.5)
         elif leaf.startswith("norm"):
-            t = _seeded_normal(name, shape, seed, 0.1, mean=1.0 if name.endswith("weight") else 0.0)
+            t = seeded_normal(name, shape, seed, 0.1, mean=1.0 if name.endswith("weight") else 0.0)
         elif name.endswith("bias"):
-            t = _seeded_normal(name, shape, seed, 0.05)
+            t = seeded_normal(name, shape, seed, 0.05)
         else:
             gain = 0.5 if leaf == "proj_out" or name == "decoder.conv_out.weight" else 1.0
-            t = _seeded_normal(name, shape, seed, gain / np.sqrt(np.prod(shape[1:])))
+            t = seeded_normal(name, shape, seed, gain / np.sqrt(np.prod(shape[1:])))
         out[name] = t
     return out
 
