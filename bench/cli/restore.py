@@ -68,6 +68,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upscale", type=int_range("--upscale", 1, 8), default=1,
                    help="whole images: write them this many times larger (faces pasted at that size, the "
                    "background resized with Lanczos, as the official scripts' -s/--upscale); RGBA keeps its alpha")
+    p.add_argument("--pipeline", choices=["fast", "official"], default="fast",
+                   help="whole images: 'official' is facexlib's FaceRestoreHelper as CodeFormer's and GFPGAN's "
+                   "scripts run it (RetinaFace ResNet-50, face-parsing paste-back; weights retinaface-resnet50 and "
+                   "parsing-parsenet); 'fast' (default) detects with RetinaFace MobileNet-0.25 and pastes through "
+                   "a feathered square (see docs/methods.md for the measured difference and times)")
+    p.add_argument("--bg-upsampler", metavar="NAME",
+                   help="whole images: upsample the background with this network (realesrgan-x2, as the "
+                   "official scripts' --bg_upsampler) instead of Lanczos")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -131,6 +139,22 @@ def check_output(src: Path, files: list[Path], out_dir: Path, out_names: dict[Pa
                             fix="give another output folder")
 
 
+def whole_pipeline(name: str, bg_upsampler: str | None, device: Any) -> Any:
+    """The whole-image pipeline ``--pipeline`` names, with ``--bg-upsampler``'s network if given."""
+    if name == "official":
+        from bench.data.official_pipeline import load_official_pipeline
+
+        return load_official_pipeline(device=device, bg_upsampler=bg_upsampler)
+    from bench.data.whole_image import FastPipeline
+
+    background = None
+    if bg_upsampler:
+        from bench.data.background import load_background_upsampler
+
+        background = load_background_upsampler(bg_upsampler, device=device)
+    return FastPipeline(background=background)
+
+
 def main(args: argparse.Namespace) -> int:
     import bench
     from bench.core import plugins
@@ -146,6 +170,9 @@ def main(args: argparse.Namespace) -> int:
     for f in files:
         if out_names[f] != f"{f.stem}.png":
             print(f"note: {f.name} shares its name with another input; its result is {out_names[f]}", flush=True)
+    if args.aligned and (args.pipeline != "fast" or args.bg_upsampler):
+        raise UserError("--pipeline and --bg-upsampler apply to whole images; --aligned faces are restored as they are",
+                        fix="leave --pipeline and --bg-upsampler out with --aligned")
     if args.aligned and args.upscale != 1:
         raise UserError("--upscale applies to whole images; --aligned faces are written at the method's size",
                         fix="leave --upscale out with --aligned")
@@ -164,11 +191,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"note: {note}", flush=True)
     if any(w.standin for w in method.weights_info):
         print("note: stand-in (random) weights: outputs are not results", flush=True)
+    pipeline = None if args.aligned else whole_pipeline(args.pipeline, args.bg_upsampler, device)
     job = RestoreJob(files, out_dir, out_names, aligned=args.aligned, batch_size=args.batch_size,
-                     upscale=args.upscale, quiet=args.quiet, label=f"restore | {args.method}")
+                     upscale=args.upscale, pipeline=pipeline, quiet=args.quiet, label=f"restore | {args.method}")
     count = restore_folder(engine, prepared, method.input_size, job)
     if not args.quiet:
-        faces_note = "" if args.aligned else f" ({count.faces} face{'s' if count.faces != 1 else ''} restored)"
+        faces_note = "" if args.aligned else (f" ({count.faces} face{'s' if count.faces != 1 else ''} restored)"
+                                              f" through the {args.pipeline} pipeline")
         print(f"wrote {count.written} image(s) to {out_dir}{faces_note}"
               + (f"; {len(count.skipped)} skipped" if count.skipped else ""))
     return 1 if len(count.skipped) == len(files) else 0

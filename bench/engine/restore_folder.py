@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ class RestoreJob:
     aligned: bool
     batch_size: int
     upscale: int = 1
+    pipeline: Any = None  # a bench.data.whole_image.WholePipeline; None: the fast one
     quiet: bool = False
     label: str = "restore"
 
@@ -122,7 +124,8 @@ class FolderRestorer:
             img = self._read(f)
             if img is None:
                 continue
-            result = restore_whole(img.rgb, self._restore_crops, size=self.size, upscale=job.upscale, alpha=img.alpha)
+            result = restore_whole(img.rgb, self._restore_crops, size=self.size, upscale=job.upscale, alpha=img.alpha,
+                                   pipeline=job.pipeline)
             self.bar.update(1)
             self.count.faces += result.faces
             if not result.faces:

@@ -1,0 +1,294 @@
+"""The official whole-image pipeline against facexlib 0.3.0 itself (issue #25), stage by stage.
+
+Both sides get the same seeded RetinaFace ResNet-50 weights, the same parser and background stand-ins
+and the same ``restore`` (a fixed colour transform), so only the pipelines are compared:
+
+* detector network: raw outputs equal (atol 1e-4); boxes, scores and landmarks after thresholding,
+  sorting and NMS equal (atol 1e-3 px) on the same image with a threshold that keeps a few hundred anchors;
+* the geometric stages given the same landmarks (random weights find no real face, so the landmarks
+  come from where the test pasted its faces): kept faces, affine matrices (1e-9), aligned crops
+  (equal), inverse affines (1e-9), and the final image within 1 grey level, on whole images with
+  1, 3 and 0 faces (one cut by the image border), at upscale 1 and 2, with and without a background
+  upsampler and the square-mask variant (``use_parse=False``).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torchvision.models  # noqa: F401  (before the reference module, which imports it lazily)
+import torchvision.ops  # noqa: F401
+
+from bench.data.align import face_template
+from bench.data.official_pipeline import OfficialOptions, OfficialPipeline, detect_landmarks
+from bench.data.retinaface_resnet50 import RetinaFaceR50, load_retinaface_r50
+from bench.data.whole_image import restore_whole
+from tests._helpers.official_refs import load_manifest, load_official_module, seeded_state_dict
+
+pytestmark = pytest.mark.network
+FACEXLIB = "facexlib==0.3.0"
+COLORMAP = np.array([0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 255, 0, 0, 0], np.float64)
+
+
+@pytest.fixture(scope="module")
+def fx():
+    """facexlib's RetinaFace module and FaceRestoreHelper (its model loaders stubbed: the test sets the models)."""
+    det = load_official_module(FACEXLIB, "facexlib/detection/retinaface.py")
+    stubs = {"facexlib.detection": {"init_detection_model": lambda *a, **k: None},
+             "facexlib.parsing": {"init_parsing_model": lambda *a, **k: None}}
+    helper = load_official_module(FACEXLIB, "facexlib/utils/face_restoration_helper.py", stubs)
+    return det, helper
+
+
+@pytest.fixture(scope="module")
+def r50_state():
+    sd = seeded_state_dict(load_manifest("retinaface_resnet50")["tensors"], seed=25)
+    for k in sd:
+        if k.endswith("running_var"):
+            sd[k] = 1.0 + sd[k].abs() * 5  # positive variances (the generic scaling draws N(0, 0.02))
+    return sd
+
+
+def _synthetic_face(seed: int) -> np.ndarray:
+    """A 512 'aligned face': textured ellipse, darker eyes and mouth at the FFHQ template points."""
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), (0, 0), 6)
+    cv2.ellipse(img, (256, 280), (170, 220), 0, 0, 360, (200, 160, 130), -1)
+    for x, y in face_template(512).astype(int):
+        cv2.circle(img, (int(x), int(y)), 14, (40, 30, 30), -1)
+    return cv2.GaussianBlur(img, (0, 0), 2)
+
+
+def _scene(placements: list[tuple[float, float, float, float]], h: int = 300, w: int = 360, seed: int = 0):
+    """A whole image with synthetic faces warped in at (cx, cy, side, angle); returns (rgb, landmarks list)."""
+    rng = np.random.default_rng(seed)
+    canvas = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 4)
+    lms = []
+    for i, (cx, cy, side, angle) in enumerate(placements):
+        m = cv2.getRotationMatrix2D((256.0, 256.0), angle, side / 512.0)
+        m[:, 2] += np.array([cx, cy]) - 256.0
+        face = cv2.warpAffine(_synthetic_face(i), m, (w, h), flags=cv2.INTER_LINEAR)
+        inside = cv2.warpAffine(np.ones((512, 512), np.float32), m, (w, h))[:, :, None]
+        canvas = (inside * face + (1 - inside) * canvas).astype(np.uint8)
+        lms.append((face_template(512) @ m[:, :2].T + m[:, 2]).astype(np.float32))
+    return canvas, lms
+
+
+SCENES = {
+    "one": [(180, 150, 150, 8.0)],
+    "three_one_at_border": [(80, 90, 110, -12.0), (230, 170, 130, 5.0), (345, 60, 120, 20.0)],
+    "none": [],
+}
+
+
+def _restore(crops: list[np.ndarray]) -> list[np.ndarray]:
+    """A fixed, colour-order-aware 'restoration': channels rolled, contrast changed."""
+    return [np.clip(c[:, :, [1, 2, 0]].astype(np.float32) * 0.7 + 40, 0, 255).astype(np.uint8) for c in crops]
+
+
+def _labels(rgb: np.ndarray) -> np.ndarray:
+    """The stand-in parser's classes: skin (1) in an ellipse, hair (17) where red dominates, else background."""
+    yy, xx = np.mgrid[:512, :512]
+    lab = np.where(((xx - 256) / 190.0) ** 2 + ((yy - 270) / 230.0) ** 2 < 1, 1, 0)
+    return np.where((lab == 1) & (rgb[:, :, 0].astype(int) > rgb[:, :, 1].astype(int) + 40), 17, lab)
+
+
+class StandInParser:
+    """Our side of the parser stand-in: facexlib's mask recipe (colormap, 2 blurs, border, /255) on ``_labels``."""
+
+    def soft_masks(self, faces: list[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for f in faces:
+            m = COLORMAP[_labels(f)]
+            m = cv2.GaussianBlur(cv2.GaussianBlur(m, (101, 101), 11), (101, 101), 11)
+            m[:10, :], m[-10:, :], m[:, :10], m[:, -10:] = 0, 0, 0, 0
+            out.append((m / 255.0).astype(np.float32))
+        return out
+
+
+class FacexlibParserNet(torch.nn.Module):
+    """facexlib's side: logits whose argmax is ``_labels`` of the (de-normalised, RGB) input."""
+
+    def forward(self, x: torch.Tensor):
+        rgb = ((x[0] * 0.5 + 0.5) * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        logits = torch.nn.functional.one_hot(torch.from_numpy(_labels(rgb)), 19).permute(2, 0, 1)[None].float()
+        return logits, None
+
+
+class KnownFaces:
+    """A detector returning fixed detections (N, 15): boxes around the landmarks, score 0.99."""
+
+    def __init__(self, lms: list[np.ndarray]) -> None:
+        rows = []
+        for lm in lms:
+            lo, hi = lm.min(0) - 40, lm.max(0) + 40
+            rows.append(np.concatenate([lo, hi, [0.99], lm.reshape(-1)]).astype(np.float32))
+        self.dets = np.array(rows, np.float32).reshape(-1, 15)
+
+    def detect(self, rgb, conf_threshold=0.8, nms_threshold=0.4):
+        return self.dets[self.dets[:, 4] > conf_threshold]
+
+    def detect_faces(self, bgr, conf_threshold=0.8):  # facexlib's name for the same
+        return self.detect(bgr, conf_threshold)
+
+
+class NearestUpsampler:
+    """Background upsampler stand-in: nearest-neighbour resize by ``outscale`` (RGB in, RGB out)."""
+
+    def enhance(self, rgb: np.ndarray, outscale: float) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        return cv2.resize(rgb, (int(w * outscale), int(h * outscale)), interpolation=cv2.INTER_NEAREST)
+
+
+def _facexlib_run(helper_mod, bgr, detector, upscale, use_parse=True, bg=None):
+    """GFPGAN's ``GFPGANer.enhance`` flow through facexlib's FaceRestoreHelper; returns the helper and image."""
+    h = helper_mod.FaceRestoreHelper(upscale, face_size=512, crop_ratio=(1, 1), det_model="retinaface_resnet50",
+                                     save_ext="png", use_parse=use_parse, device=torch.device("cpu"))
+    h.face_det, h.face_parse = detector, FacexlibParserNet()
+    h.read_image(bgr)
+    h.get_face_landmarks_5(only_center_face=False, eye_dist_threshold=5)
+    h.align_warp_face()
+    for crop in h.cropped_faces:
+        h.add_restored_face(_restore([crop[:, :, ::-1]])[0][:, :, ::-1].copy())
+    h.get_inverse_affine(None)
+    out = h.paste_faces_to_input_image(upsample_img=None if bg is None else bg[:, :, ::-1].copy())
+    return h, out[:, :, ::-1]
+
+
+CASES = [("one", 1, True, False), ("one", 2, True, True), ("none", 1, True, False), ("none", 2, True, True),
+         *(("three_one_at_border", *c) for c in [(1, True, False), (2, True, False), (2, True, True), (2, False, False)])]
+
+
+@pytest.mark.parametrize(("scene", "upscale", "use_parse", "with_bg"), CASES)
+def test_pipeline_stages_and_image_match_facexlib(fx, scene, upscale, use_parse, with_bg):
+    rgb, lms = _scene(SCENES[scene], seed=len(scene))
+    bg = NearestUpsampler().enhance(rgb, upscale) if with_bg else None
+    ref, ref_img = _facexlib_run(fx[1], np.ascontiguousarray(rgb[:, :, ::-1]), KnownFaces(lms), upscale, use_parse, bg)
+
+    opts = OfficialOptions(use_parse=use_parse)
+    faces = detect_landmarks(rgb, KnownFaces(lms), opts)
+    assert len(faces) == len(ref.all_landmarks_5) == len(lms)
+    for f, lm in zip(faces, ref.all_landmarks_5):
+        np.testing.assert_allclose(f.landmarks5, lm, atol=1e-6)
+    crops = []
+    pipe = OfficialPipeline(KnownFaces(lms), StandInParser(), NearestUpsampler() if with_bg else None, opts)
+    out = restore_whole(rgb, lambda c: (crops.extend(c), _restore(c))[1], upscale=upscale, pipeline=pipe)
+    assert out.faces == len(lms)
+    for ours, theirs in zip(crops, ref.cropped_faces):
+        np.testing.assert_array_equal(ours, theirs[:, :, ::-1])  # alignment: same crop, same border colour
+    from bench.data.align import estimate_affine, inverse_affine
+
+    for f, a, inv in zip(faces, ref.affine_matrices, ref.inverse_affine_matrices):
+        np.testing.assert_allclose(estimate_affine(f.landmarks5), a, atol=1e-9)
+        np.testing.assert_allclose(inverse_affine(a, upscale), inv, atol=1e-9)  # facexlib's offset included
+    assert out.image.shape == ref_img.shape == (rgb.shape[0] * upscale, rgb.shape[1] * upscale, 3)
+    diff = np.abs(out.image.astype(int) - ref_img.astype(int))
+    assert diff.max() <= 1, (scene, upscale, diff.max(), (diff > 0).mean())
+    if lms:  # the faces changed the image: a pipeline that pasted nothing would fail here
+        plain = cv2.resize(rgb if bg is None else bg, ref_img.shape[1::-1], interpolation=cv2.INTER_LANCZOS4)
+        assert np.abs(out.image.astype(int) - plain).max() > 20
+
+
+def test_eye_distance_threshold_and_center_face_as_facexlib(fx):
+    rgb, lms = _scene(SCENES["three_one_at_border"], seed=3)
+    tiny = (face_template(512) * 0.008 + 30).astype(np.float32)  # eye distance 1 px: dropped
+    det = KnownFaces([*lms, tiny])
+    ref, _ = _facexlib_run(fx[1], np.ascontiguousarray(rgb[:, :, ::-1]), det, 1)
+    assert len(detect_landmarks(rgb, det)) == len(ref.all_landmarks_5) == 3
+    centre = detect_landmarks(rgb, det, OfficialOptions(only_center_face=True))
+    h = fx[1].FaceRestoreHelper(1, use_parse=True, device=torch.device("cpu"))
+    h.face_det = det
+    h.read_image(np.ascontiguousarray(rgb[:, :, ::-1]))
+    h.get_face_landmarks_5(only_center_face=True, eye_dist_threshold=5)
+    assert len(centre) == 1
+    np.testing.assert_allclose(centre[0].landmarks5, h.all_landmarks_5[0], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def detector_pair(fx, r50_state):
+    ours = load_retinaface_r50(state_dict=r50_state)
+    theirs = fx[0].RetinaFace(network_name="resnet50", device="cpu")
+    theirs.load_state_dict(r50_state, strict=True)
+    return ours, theirs.eval()
+
+
+def test_retinaface_refuses_a_checkpoint_not_of_the_manifest(detector_pair, r50_state):
+    assert isinstance(detector_pair[0], RetinaFaceR50)  # the manifest's names and shapes loaded strictly
+    bad = dict(r50_state)
+    bad.pop("ssh1.conv3X3.0.weight")
+    with pytest.raises(RuntimeError, match="ssh1.conv3X3.0.weight"):
+        load_retinaface_r50(state_dict=bad)
+
+
+def test_retinaface_outputs_and_detections_match_facexlib(detector_pair):
+    ours, theirs = detector_pair
+    rgb, _ = _scene(SCENES["three_one_at_border"], h=160, w=200, seed=7)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    with torch.no_grad():
+        x = torch.from_numpy(bgr.astype(np.float32).transpose(2, 0, 1))[None] - theirs.mean_tensor
+        ref_raw = theirs(x)
+    raw = ours.raw(rgb)
+    for a, b in zip(raw, ref_raw):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    scores = raw[1][0, :, 1].numpy()
+    thr = float(np.quantile(scores, 0.9))  # random weights: keep the top 10 % so NMS has work to do
+    with torch.no_grad():  # as FaceRestoreHelper calls it
+        ref = theirs.detect_faces(bgr, conf_threshold=thr, nms_threshold=0.4)
+    got = ours.detect(rgb, conf_threshold=thr, nms_threshold=0.4)
+    assert got.shape == ref.shape and 0 < len(got) < (scores > thr).sum()
+    np.testing.assert_allclose(got[:, 4], ref[:, 4], atol=1e-5)  # scores
+    np.testing.assert_allclose(got[:, :4], ref[:, :4], atol=1e-3)  # boxes (px)
+    np.testing.assert_allclose(got[:, 5:], ref[:, 5:], atol=1e-3)  # landmarks (px)
+
+
+def test_restore_cli_official_upscale_2_with_background_on_a_whole_imgs_folder(tmp_path, monkeypatch, registries, capsys):
+    """CodeFormer's ``inputs/whole_imgs`` layout: one photo with faces (RGBA), one without; stand-in networks."""
+    from bench.cli.app import main
+    from bench.core.registry import METHODS
+    from bench.data import official_pipeline
+    from tests._helpers.runner_helpers import GreenMethod
+
+    METHODS.add("test-green", GreenMethod)
+    rgb, lms = _scene(SCENES["three_one_at_border"], seed=11)
+    src = tmp_path / "inputs" / "whole_imgs"
+    src.mkdir(parents=True)
+    alpha = np.full(rgb.shape[:2], 200, np.uint8)
+    cv2.imwrite(str(src / "group.png"), np.dstack([rgb[:, :, ::-1], alpha]))
+    cv2.imwrite(str(src / "empty.png"), _scene([], seed=2)[0][:, :, ::-1])
+    built = []
+
+    def fake_load(device="cpu", bg_upsampler=None, **kw):  # the managed weights are not on this machine
+        built.append(bg_upsampler)
+        known = KnownFaces(lms)
+        return OfficialPipeline(_PerImage(known), StandInParser(), NearestUpsampler() if bg_upsampler else None)
+
+    monkeypatch.setattr(official_pipeline, "load_official_pipeline", fake_load)
+    out = tmp_path / "results"
+    argv = ["restore", "--method", "test-green", "--input", str(src), "--output", str(out), "--device", "cpu",
+            "--pipeline", "official", "--upscale", "2", "--bg-upsampler", "realesrgan-x2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert built == ["realesrgan-x2"]
+    assert "group.png: 3 faces\n" in printed and "empty.png: no face found" in printed
+    assert "(3 faces restored) through the official pipeline" in printed
+    group = cv2.imread(str(out / "group.png"), cv2.IMREAD_UNCHANGED)
+    assert group.shape == (600, 720, 4) and (group[:, :, 3] == 200).all()  # twice the size, alpha kept
+    cx, cy = (lms[1][0] + lms[1][1]) / 2 * 2  # between the eyes of the middle face, at 2x
+    assert group[int(cy), int(cx), 1] > 240 and group[int(cy), int(cx), 2] < 15  # BGR: green pasted there
+    empty = cv2.imread(str(out / "empty.png"))
+    assert empty.shape == (600, 720, 3)
+
+
+class _PerImage:
+    """KnownFaces for the image with faces; nothing for a plain background (as a real detector would)."""
+
+    def __init__(self, known: KnownFaces) -> None:
+        self.known = known
+
+    def detect(self, rgb, conf_threshold=0.8, nms_threshold=0.4):
+        return self.known.detect(rgb, conf_threshold) if _has_faces(rgb) else np.zeros((0, 15), np.float32)
+
+
+def _has_faces(rgb: np.ndarray) -> bool:
+    return bool((np.abs(rgb.astype(int) - [200, 160, 130]).sum(2) < 30).mean() > 0.05)  # the synthetic skin
