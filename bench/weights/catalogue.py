@@ -17,6 +17,7 @@ GFPGAN = "https://github.com/TencentARC/GFPGAN/releases/download"
 FACEXLIB = "https://github.com/xinntao/facexlib/releases/download"
 RESTOREFORMER = "https://github.com/wzhouxiff/RestoreFormerPlusPlus/releases/download/v1.0.0"
 GPEN = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models"
+DAEFR_HF = "https://huggingface.co/LIAGM/DAEFR_pretrain_model/resolve/main"
 TORCHVISION = "https://download.pytorch.org/models"
 FFHQ_STATS_FOLDER = "https://drive.google.com/drive/folders/13cWIQyHX3iNmZRJ5v8v3kdyrT9RBTAi9"
 VQFR_STATS_FOLDER = "https://drive.google.com/drive/folders/1k3RCSliF6PsujCMIdCD1hNM63EozlDIZ"
@@ -96,6 +97,17 @@ BUILTIN: tuple[WeightSpec, ...] = (
         url=f"{GPEN}/GPEN-BFR-512.pth",
         license="no licence file in yangxy/GPEN (research code; the authors withheld other models for commercial reasons)",
         description="GPEN-BFR-512 (CVPR 2021) FullGenerator, bare state dict; the README's download link",
+    ),
+    WeightSpec(
+        name="daefr",
+        filename="DAEFR_model.ckpt",
+        url=f"{DAEFR_HF}/DAEFR_model.ckpt",
+        license="MIT (LIAGM/DAEFR)",
+        description=(
+            "DAEFR (ICLR 2024) DAEFRModel, PyTorch-Lightning checkpoint ('state_dict'); the README's Hugging Face "
+            "repository (download_model_from_huggingface.py). Size and SHA-256: not published (pinned on first "
+            "download). If it holds Lightning objects, convert once: python -m bench.weights.lightning"
+        ),
     ),
     # ---- metrics
     WeightSpec(
