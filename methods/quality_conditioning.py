@@ -9,7 +9,8 @@ offset there. The embedding starts at zero, so the wrapped network is bit-identi
 original until the embedding is fine-tuned, and the original checkpoint still loads with
 ``strict=True`` into ``wrapper.base``.
 
-Methods ``codeformer+iqp`` and ``restoreformer+++iqp`` (base name + ``+iqp``) load the base
+Methods ``codeformer+iqp``, ``restoreformer+++iqp`` and ``vqfr+iqp`` (base name + ``+iqp``; VQFR's
+latent is its encoder output, read by the code-prediction head ``feat2index``) load the base
 checkpoint and an optional embedding file written by the fine-tuning stage
 (``bfrbench train methods/iqp_bfr/configs/finetune_*.yaml``).
 """
@@ -192,13 +193,15 @@ class PlugAndPlayIQP(RestorationMethod):
     takes_quality = True
 
     def __init__(self, base: RestorationMethod, name: str, quality: float = 0.9, embedding: str | None = None,
-                 num_bins: int = 10) -> None:
+                 num_bins: int = 10, latent_module: nn.Module | None = None,
+                 latent_shape: tuple[int, int, int] | None = None) -> None:
         quality = check_quality(name, quality)
         super().__init__(**base.params, quality=quality)
         self.name = name  # type: ignore[misc]
         self.base_method = base
         self.quality = float(quality)
-        self.wrapper = QualityConditioned(base.net, num_bins=num_bins)
+        self.wrapper = QualityConditioned(base.net, num_bins=num_bins, latent_module=latent_module,
+                                          latent_shape=latent_shape)
         self.input_size, self.output_size = base.input_size, base.output_size
         if embedding:
             from bench.weights import sha256_file
@@ -233,6 +236,26 @@ def create_restoreformerpp_iqp(weights: str | None = None, quality: float = 0.9,
     return PlugAndPlayIQP(create_restoreformer_plusplus(weights, **options), "restoreformer+++iqp", quality, embedding)
 
 
+def vqfr_with_iqp(base: RestorationMethod, quality: float = 0.9, embedding: str | None = None) -> PlugAndPlayIQP:
+    """A built VQFR method with IQP's score embedding added to the encoder latent (B, code_dim, S/32, S/32).
+
+    That latent is what VQFR's code-prediction head (``feat2index``) reads: the codes decide the texture
+    decoder's features, which every ``fidelity_ratio`` uses (at 0, the default, they are the whole output).
+    """
+    net = base.net
+    side = base.input_size // 2 ** (net.cfg.levels - 1)
+    return PlugAndPlayIQP(base, "vqfr+iqp", quality, embedding, latent_module=net.encoder,
+                          latent_shape=(net.cfg.code_dim, side, side))
+
+
+def create_vqfr_iqp(weights: str | None = None, quality: float = 0.9, embedding: str | None = None,
+                    fidelity_ratio: float = 0.0) -> PlugAndPlayIQP:
+    """VQFR v2 + plug-and-play IQP conditioning (``weights``: the VQFR v2 checkpoint; ``embedding``: the table)."""
+    from methods.vqfr.method import VQFRMethod
+
+    return vqfr_with_iqp(VQFRMethod(weights, fidelity_ratio=fidelity_ratio), quality, embedding)
+
+
 def _register() -> None:
     from bench.core.registry import METHODS
 
@@ -247,6 +270,12 @@ def _register() -> None:
             "restoreformer+++iqp", create_restoreformerpp_iqp, takes_quality=True, base="restoreformer++",
             weights=["restoreformer++"], family="restoreformer",
             description="RestoreFormer++ with IQP's binned quality embedding added before quantization (plug-and-play)",
+        )
+    if "vqfr+iqp" not in METHODS:
+        METHODS.add(
+            "vqfr+iqp", create_vqfr_iqp, takes_quality=True, base="vqfr", weights=["vqfr-v2"], family="vqfr",
+            description="VQFR v2 with IQP's binned quality embedding added to the latent its code predictor reads "
+                        "(plug-and-play)",
         )
 
 

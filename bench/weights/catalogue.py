@@ -16,6 +16,7 @@ CODEFORMER = "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0"
 GFPGAN = "https://github.com/TencentARC/GFPGAN/releases/download"
 FACEXLIB = "https://github.com/xinntao/facexlib/releases/download"
 RESTOREFORMER = "https://github.com/wzhouxiff/RestoreFormerPlusPlus/releases/download/v1.0.0"
+VQFR = "https://github.com/TencentARC/VQFR/releases/download"
 GPEN = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models"
 DAEFR_HF = "https://huggingface.co/LIAGM/DAEFR_pretrain_model/resolve/main"
 TORCHVISION = "https://download.pytorch.org/models"
@@ -107,6 +108,17 @@ BUILTIN: tuple[WeightSpec, ...] = (
             "DAEFR (ICLR 2024) DAEFRModel, PyTorch-Lightning checkpoint ('state_dict'); the README's Hugging Face "
             "repository (download_model_from_huggingface.py). Size and SHA-256: not published (pinned on first "
             "download). If it holds Lightning objects, convert once: python -m bench.weights.lightning"
+        ),
+    ),
+    WeightSpec(
+        name="vqfr-v2",
+        filename="VQFR_v2.pth",
+        url=f"{VQFR}/v2.0.0/VQFR_v2.pth",
+        license="Apache-2.0 (TencentARC/VQFR)",
+        description=(
+            "VQFR v2 (ECCV 2022) VQFRv2, params_ema as the official demo loads it; the GitHub release v2.0.0 "
+            "(the maintainers' pointer, TencentARC/VQFR issues 17 and 21; the README's Drive folder holds v1 only). "
+            "Size and SHA-256 unpublished: pinned on first download"
         ),
     ),
     # ---- metrics
