@@ -68,11 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upscale", type=int_range("--upscale", 1, 8), default=1,
                    help="whole images: write them this many times larger (faces pasted at that size, the "
                    "background resized with Lanczos, as the official scripts' -s/--upscale); RGBA keeps its alpha")
-    p.add_argument("--pipeline", choices=["fast", "official"], default="fast",
-                   help="whole images: 'official' is facexlib's FaceRestoreHelper as CodeFormer's and GFPGAN's "
-                   "scripts run it (RetinaFace ResNet-50, face-parsing paste-back; weights retinaface-resnet50 and "
-                   "parsing-parsenet); 'fast' (default) detects with RetinaFace MobileNet-0.25 and pastes through "
-                   "a feathered square (see docs/methods.md for the measured difference and times)")
+    p.add_argument("--pipeline", choices=["fast", "official", "official-codeformer"], default="fast",
+                   help="whole images: 'official' is facexlib's FaceRestoreHelper as GFPGAN's script runs it "
+                   "(RetinaFace ResNet-50, face-parsing paste-back; weights retinaface-resnet50 and parsing-parsenet); "
+                   "'official-codeformer' is CodeFormer's own copy as inference_codeformer.py runs it (small inputs "
+                   "enlarged to 512, detection at 640, parsing mask within the square mask); 'fast' (default) detects "
+                   "with RetinaFace MobileNet-0.25 and pastes through a feathered square (docs/methods.md: parity, times)")
     p.add_argument("--bg-upsampler", metavar="NAME",
                    help="whole images: upsample the background with this network (realesrgan-x2, as the "
                    "official scripts' --bg_upsampler) instead of Lanczos")
@@ -141,10 +142,11 @@ def check_output(src: Path, files: list[Path], out_dir: Path, out_names: dict[Pa
 
 def whole_pipeline(name: str, bg_upsampler: str | None, device: Any) -> Any:
     """The whole-image pipeline ``--pipeline`` names, with ``--bg-upsampler``'s network if given."""
-    if name == "official":
-        from bench.data.official_pipeline import load_official_pipeline
+    if name.startswith("official"):
+        from bench.data import official_pipeline as op
 
-        return load_official_pipeline(device=device, bg_upsampler=bg_upsampler)
+        options = op.CODEFORMER if name == "official-codeformer" else op.FACEXLIB
+        return op.load_official_pipeline(device=device, bg_upsampler=bg_upsampler, options=options)
     from bench.data.whole_image import FastPipeline
 
     background = None

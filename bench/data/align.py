@@ -98,6 +98,21 @@ def inverse_affine(affine: np.ndarray, upscale: int = 1) -> np.ndarray:
     return inv
 
 
+def square_soft_mask(inv: np.ndarray, face_hw: tuple[int, int], out_hw: tuple[int, int],
+                     upscale: int) -> tuple[np.ndarray, np.ndarray]:
+    """facexlib's square paste mask warped by ``inv``: (eroded hard mask (H, W), feathered soft mask (H, W, 1)).
+
+    The warped square is eroded by 2*upscale to drop black borders, then eroded and Gaussian blurred
+    by an edge width of sqrt(face area)/20.
+    """
+    size = (out_hw[1], out_hw[0])
+    inv_mask = cv2.warpAffine(np.ones(face_hw, dtype=np.float32), inv, size)
+    erosion = cv2.erode(inv_mask, np.ones((int(2 * upscale), int(2 * upscale)), np.uint8))
+    w_edge = int(float(np.sum(erosion)) ** 0.5) // 20
+    centre = cv2.erode(erosion, np.ones((w_edge * 2, w_edge * 2), np.uint8))
+    return erosion, cv2.GaussianBlur(centre, (w_edge * 2 + 1, w_edge * 2 + 1), 0)[:, :, None]
+
+
 def paste_faces(
     whole_rgb: np.ndarray,
     restored_faces: Sequence[np.ndarray],
@@ -107,9 +122,8 @@ def paste_faces(
 ) -> np.ndarray:
     """Paste restored crops into the (upscaled) whole image with a feathered mask.
 
-    Follows ``FaceRestoreHelper.paste_faces_to_input_image`` (square mask, no parsing): the
-    inverse-warped mask is eroded by 2*upscale to drop black borders, then eroded and Gaussian
-    blurred by an edge width of sqrt(face area)/20.
+    Follows ``FaceRestoreHelper.paste_faces_to_input_image`` (square mask, no parsing; see
+    :func:`square_soft_mask`).
     """
     if len(restored_faces) != len(affines):
         raise ValueError(f"{len(restored_faces)} faces but {len(affines)} affine matrices")
@@ -122,20 +136,10 @@ def paste_faces(
         out = cv2.resize(background, (w_up, h_up), interpolation=cv2.INTER_LANCZOS4)
     out = out.astype(np.float32)
     for face, affine in zip(restored_faces, affines):
-        fh, fw = face.shape[:2]
         inv = inverse_affine(affine, upscale)
         inv_face = cv2.warpAffine(face, inv, (w_up, h_up))
-        mask = np.ones((fh, fw), dtype=np.float32)
-        inv_mask = cv2.warpAffine(mask, inv, (w_up, h_up))
-        inv_mask_erosion = cv2.erode(inv_mask, np.ones((2 * upscale, 2 * upscale), np.uint8))
-        pasted = inv_mask_erosion[:, :, None] * inv_face
-        total_face_area = float(np.sum(inv_mask_erosion))
-        w_edge = int(total_face_area**0.5) // 20
-        erosion_radius = w_edge * 2
-        inv_mask_center = cv2.erode(inv_mask_erosion, np.ones((erosion_radius, erosion_radius), np.uint8))
-        blur_size = w_edge * 2
-        soft = cv2.GaussianBlur(inv_mask_center, (blur_size + 1, blur_size + 1), 0)[:, :, None]
-        out = soft * pasted + (1 - soft) * out
+        erosion, soft = square_soft_mask(inv, face.shape[:2], (h_up, w_up), upscale)
+        out = soft * (erosion[:, :, None] * inv_face) + (1 - soft) * out
     return out.astype(np.uint8)  # truncation, as facexlib
 
 
@@ -154,5 +158,5 @@ def transform_points(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "FFHQ_TEMPLATE_512", "BORDER_RGB", "face_template", "estimate_affine", "similarity_lstsq",
-    "align_face", "inverse_affine", "paste_faces", "paste_back", "transform_points",
+    "align_face", "inverse_affine", "square_soft_mask", "paste_faces", "paste_back", "transform_points",
 ]

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from bench.data.align import align_face, inverse_affine, paste_faces
+from bench.data.align import align_face, inverse_affine, square_soft_mask
 from bench.data.detect import Face
 from bench.data.whole_image import RestoreCrops, Upsampler
 
@@ -33,12 +33,18 @@ class Parser(Protocol):
 
 @dataclass(frozen=True)
 class OfficialOptions:
-    """The official scripts' settings: GFPGAN's and CodeFormer's ``FaceRestoreHelper`` calls.
+    """One official script's ``FaceRestoreHelper`` and how it calls it.
 
-    ``detect_resize`` is facexlib's ``resize`` (the short side the detector sees; None: the
-    image's own size, as GFPGAN; CodeFormer passes 640 to its own facelib copy).
+    ``flavour="facexlib"`` (:data:`FACEXLIB`) is facexlib 0.3.0's helper as GFPGAN's
+    ``GFPGANer.enhance`` calls it. ``flavour="codeformer"`` (:data:`CODEFORMER`) is CodeFormer's own
+    facelib copy (sczhou/CodeFormer b33cc7d) as ``inference_codeformer.py`` calls it: inputs with a
+    short side under 512 enlarged to 512 (bilinear) first, detection at a short side of
+    ``detect_resize`` (area / bilinear), threshold 0.8, its eye-distance formula, the parsing mask
+    limited by the square soft mask, and the background resized bilinearly when no upsampler is given.
+    ``detect_resize`` None: the detector sees the image at its own size.
     """
 
+    flavour: str = "facexlib"
     face_size: int = 512
     conf_threshold: float = 0.97
     nms_threshold: float = 0.4
@@ -47,19 +53,48 @@ class OfficialOptions:
     only_center_face: bool = False
     use_parse: bool = True
 
+    def __post_init__(self) -> None:
+        if self.flavour not in ("facexlib", "codeformer"):
+            raise ValueError(f"unknown flavour {self.flavour!r} (use 'facexlib' or 'codeformer')")
 
-def detect_landmarks(rgb: np.ndarray, detector: Detector, opts: OfficialOptions = OfficialOptions()) -> list[Face]:
-    """Faces kept as facexlib's ``get_face_landmarks_5``: optional resize, threshold, eye distance, centre face."""
+
+FACEXLIB = OfficialOptions()
+CODEFORMER = OfficialOptions(flavour="codeformer", conf_threshold=0.8, detect_resize=640)
+
+
+def read_input(rgb: np.ndarray, opts: OfficialOptions = FACEXLIB) -> np.ndarray:
+    """The image the helper works on: CodeFormer's enlarges a short side under 512 to 512 (bilinear)."""
+    if opts.flavour == "codeformer" and min(rgb.shape[:2]) < 512:
+        f = 512.0 / min(rgb.shape[:2])
+        return cv2.resize(rgb, (0, 0), fx=f, fy=f, interpolation=cv2.INTER_LINEAR)
+    return rgb
+
+
+def _detector_view(rgb: np.ndarray, opts: OfficialOptions) -> tuple[np.ndarray, float]:
+    """(image the detector sees, its scale): facexlib multiplies detections by it, CodeFormer divides by it."""
     h, w = rgb.shape[:2]
-    scale: float = 1
-    img = rgb
-    if opts.detect_resize is not None:
-        scale = min(h, w) / opts.detect_resize
-        img = cv2.resize(rgb, (int(w / scale), int(h / scale)), interpolation=cv2.INTER_LANCZOS4)
-    dets = detector.detect(img, opts.conf_threshold, opts.nms_threshold) * scale
+    if opts.detect_resize is None:
+        return rgb, 1
+    if opts.flavour == "codeformer":
+        scale = opts.detect_resize / min(h, w)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        return cv2.resize(rgb, (int(w * scale), int(h * scale)), interpolation=interp), scale
+    scale = min(h, w) / opts.detect_resize
+    return cv2.resize(rgb, (int(w / scale), int(h / scale)), interpolation=cv2.INTER_LANCZOS4), scale
+
+
+def detect_landmarks(rgb: np.ndarray, detector: Detector, opts: OfficialOptions = FACEXLIB) -> list[Face]:
+    """Faces kept as the helper's ``get_face_landmarks_5``: resize, threshold, eye distance, centre face."""
+    h, w = rgb.shape[:2]
+    img, scale = _detector_view(rgb, opts)
+    dets = detector.detect(img, opts.conf_threshold, opts.nms_threshold)
+    dets = dets * scale if opts.flavour == "facexlib" else dets / scale
     faces = []
     for d in dets:
-        eye_dist = np.linalg.norm([d[5] - d[7], d[6] - d[8]])
+        if opts.flavour == "facexlib":
+            eye_dist = np.linalg.norm([d[5] - d[7], d[6] - d[8]])
+        else:  # CodeFormer's facelib indexes one place further (its own formula, kept as is)
+            eye_dist = np.linalg.norm([d[6] - d[8], d[7] - d[9]])
         if opts.eye_dist_threshold is not None and eye_dist < opts.eye_dist_threshold:
             continue
         faces.append(Face(box=d[0:4], score=float(d[4]), landmarks5=np.array(d[5:15]).reshape(5, 2)))
@@ -70,55 +105,78 @@ def detect_landmarks(rgb: np.ndarray, detector: Detector, opts: OfficialOptions 
     return faces
 
 
-def paste_parsed(whole_rgb: np.ndarray, restored: Sequence[np.ndarray], affines: Sequence[np.ndarray],
-                 masks: Sequence[np.ndarray], upscale: int = 1, background: np.ndarray | None = None) -> np.ndarray:
-    """Paste restored crops through their parsing soft masks into the ``upscale`` times larger image.
+def _warped_parse_mask(mask: np.ndarray, face_hw: tuple[int, int], inv: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A 512 parsing soft mask resized to the face and warped into the output (flags=3 as the helpers), (H, W, 1)."""
+    m = cv2.resize(np.asarray(mask, np.float64), (face_hw[1], face_hw[0]))
+    return cv2.warpAffine(m, inv, size, flags=3)[:, :, None]
 
-    As facexlib's ``paste_faces_to_input_image(use_parse=True)``: the mask resized to the face,
-    warped back with ``flags=3``, blended in float64 over the Lanczos-resized background, truncated to uint8.
+
+def paste_official(whole_rgb: np.ndarray, restored: Sequence[np.ndarray], affines: Sequence[np.ndarray],
+                   masks: Sequence[np.ndarray] | None, upscale: int = 1, background: np.ndarray | None = None,
+                   opts: OfficialOptions = FACEXLIB) -> np.ndarray:
+    """Paste restored crops into the ``upscale`` times larger image as the helper's ``paste_faces_to_input_image``.
+
+    facexlib with ``masks``: the parsing soft mask alone, face unmasked; without: the square soft
+    mask over the eroded face (:func:`bench.data.align.square_soft_mask`). CodeFormer: always the
+    eroded face, under the smaller of the square and parsing masks. Blended in floating point over
+    the resized background, truncated to uint8.
     """
     h, w = whole_rgb.shape[:2]
     size = (int(w * upscale), int(h * upscale))
-    out: np.ndarray = cv2.resize(whole_rgb if background is None else background, size, interpolation=cv2.INTER_LANCZOS4)
-    for face, affine, mask in zip(restored, affines, masks, strict=True):
+    interp = cv2.INTER_LINEAR if opts.flavour == "codeformer" and background is None else cv2.INTER_LANCZOS4
+    out: np.ndarray = cv2.resize(whole_rgb if background is None else background, size, interpolation=interp)
+    for i, (face, affine) in enumerate(zip(restored, affines, strict=True)):
         inv = inverse_affine(affine, upscale)
         inv_face = cv2.warpAffine(face, inv, size)
-        m = cv2.resize(np.asarray(mask, np.float64), face.shape[:2])
-        m = cv2.warpAffine(m, inv, size, flags=3)[:, :, None]
-        out = m * inv_face + (1 - m) * out
+        if masks is not None and opts.flavour == "facexlib":
+            soft, pasted = _warped_parse_mask(masks[i], face.shape[:2], inv, size), inv_face
+        else:
+            erosion, soft = square_soft_mask(inv, face.shape[:2], (size[1], size[0]), upscale)
+            pasted = erosion[:, :, None] * inv_face
+            if masks is not None:
+                soft = np.minimum(_warped_parse_mask(masks[i], face.shape[:2], inv, size), soft)
+        out = soft * pasted + (1 - soft) * out
     return out.astype(np.uint8)
+
+
+def paste_parsed(whole_rgb: np.ndarray, restored: Sequence[np.ndarray], affines: Sequence[np.ndarray],
+                 masks: Sequence[np.ndarray], upscale: int = 1, background: np.ndarray | None = None) -> np.ndarray:
+    """facexlib's parsing-mask paste-back (:func:`paste_official` with the facexlib flavour)."""
+    return paste_official(whole_rgb, restored, affines, masks, upscale, background, FACEXLIB)
 
 
 @dataclass
 class OfficialPipeline:
-    """Detector, parser and optional background upsampler with the official settings; ``run`` one image."""
+    """Detector, parser and optional background upsampler with one script's settings; ``run`` one image."""
 
     detector: Detector
     parser: Parser | None
     background: Upsampler | None = None
-    options: OfficialOptions = OfficialOptions()
+    options: OfficialOptions = FACEXLIB
     name: str = "official"
 
     def run(self, rgb: np.ndarray, restore_crops: RestoreCrops, size: int, upscale: int) -> tuple[np.ndarray, int]:
-        """(restored image ``upscale`` times larger, face count) for an RGB uint8 image."""
-        if size != self.options.face_size:
-            raise ValueError(f"the method restores {size}px crops; the official pipeline aligns to {self.options.face_size}")
-        faces = detect_landmarks(rgb, self.detector, self.options)
+        """(restored image ``upscale`` times larger, face count) for an RGB uint8 image.
+
+        The CodeFormer flavour enlarges a small input to a 512 short side first, so its output is
+        ``upscale`` times that size, as CodeFormer's script writes it.
+        """
+        opts = self.options
+        if size != opts.face_size:
+            raise ValueError(f"the method restores {size}px crops; the official pipeline aligns to {opts.face_size}")
+        img = read_input(rgb, opts)
+        faces = detect_landmarks(img, self.detector, opts)
         bg = self.background.enhance(rgb, outscale=upscale) if self.background is not None else None
         if not faces:
-            return cv2.resize(rgb if bg is None else bg, (rgb.shape[1] * upscale, rgb.shape[0] * upscale),
-                              interpolation=cv2.INTER_LANCZOS4), 0
-        crops, affines = zip(*(align_face(rgb, f.landmarks5, size=self.options.face_size) for f in faces))
+            return paste_official(img, [], [], None, upscale, bg, opts), 0
+        crops, affines = zip(*(align_face(img, f.landmarks5, size=opts.face_size) for f in faces))
         restored = [np.ascontiguousarray(r) for r in restore_crops(list(crops))]
-        if self.options.use_parse and self.parser is not None:
-            out = paste_parsed(rgb, restored, affines, self.parser.soft_masks(restored), upscale, bg)
-        else:
-            out = paste_faces(rgb, restored, list(affines), upscale=upscale, background=bg)
-        return out, len(faces)
+        masks = self.parser.soft_masks(restored) if opts.use_parse and self.parser is not None else None
+        return paste_official(img, restored, list(affines), masks, upscale, bg, opts), len(faces)
 
 
 def load_official_pipeline(device: Any = "cpu", bg_upsampler: str | None = None,
-                           options: OfficialOptions = OfficialOptions(), random_weights: bool = False) -> OfficialPipeline:
+                           options: OfficialOptions = FACEXLIB, random_weights: bool = False) -> OfficialPipeline:
     """The pipeline with the managed weights (RetinaFace ResNet-50, ParseNet, optional Real-ESRGAN)."""
     from bench.data.face_parsing import load_face_parser
     from bench.data.retinaface_resnet50 import RetinaFaceR50, load_retinaface_r50
@@ -133,4 +191,5 @@ def load_official_pipeline(device: Any = "cpu", bg_upsampler: str | None = None,
     return OfficialPipeline(detector, parser, background, options)
 
 
-__all__ = ["OfficialOptions", "OfficialPipeline", "detect_landmarks", "paste_parsed", "load_official_pipeline"]
+__all__ = ["OfficialOptions", "FACEXLIB", "CODEFORMER", "OfficialPipeline", "read_input", "detect_landmarks",
+           "paste_official", "paste_parsed", "load_official_pipeline"]

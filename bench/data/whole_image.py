@@ -83,7 +83,8 @@ def restore_whole(rgb: np.ndarray, restore_crops: RestoreCrops, size: int = 512,
     upscale = int(upscale)
     out, faces = (pipeline or FastPipeline()).run(rgb, restore_crops, size, upscale)
     if alpha is not None:
-        out = np.concatenate([out, upscaled(alpha, upscale, cv2.INTER_LINEAR)[:, :, None]], axis=2)
+        a = alpha if alpha.shape[:2] == out.shape[:2] else cv2.resize(alpha, out.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+        out = np.concatenate([out, a[:, :, None]], axis=2)  # the output's size: a pipeline may enlarge small inputs
     return WholeResult(image=out, faces=faces)
 
 

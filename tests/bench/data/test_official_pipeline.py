@@ -9,7 +9,9 @@ and the same ``restore`` (a fixed colour transform), so only the pipelines are c
   come from where the test pasted its faces): kept faces, affine matrices (1e-9), aligned crops
   (equal), inverse affines (1e-9), and the final image within 1 grey level, on whole images with
   1, 3 and 0 faces (one cut by the image border), at upscale 1 and 2, with and without a background
-  upsampler and the square-mask variant (``use_parse=False``).
+  upsampler and the square-mask variant (``use_parse=False``);
+* the CodeFormer flavour against CodeFormer's own facelib helper (codeformer-pip 0.0.4), final image
+  within 1 grey level, and ``restore --pipeline official|official-codeformer`` end to end (stand-in networks).
 """
 from __future__ import annotations
 
@@ -21,13 +23,14 @@ import torchvision.models  # noqa: F401  (before the reference module, which imp
 import torchvision.ops  # noqa: F401
 
 from bench.data.align import face_template
-from bench.data.official_pipeline import OfficialOptions, OfficialPipeline, detect_landmarks
+from bench.data.official_pipeline import CODEFORMER, OfficialOptions, OfficialPipeline, detect_landmarks
 from bench.data.retinaface_resnet50 import RetinaFaceR50, load_retinaface_r50
 from bench.data.whole_image import restore_whole
 from tests._helpers.official_refs import load_manifest, load_official_module, seeded_state_dict
 
 pytestmark = pytest.mark.network
 FACEXLIB = "facexlib==0.3.0"
+CODEFORMER_PIP = "codeformer-pip==0.0.4"
 COLORMAP = np.array([0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 255, 0, 0, 0], np.float64)
 
 
@@ -39,6 +42,17 @@ def fx():
              "facexlib.parsing": {"init_parsing_model": lambda *a, **k: None}}
     helper = load_official_module(FACEXLIB, "facexlib/utils/face_restoration_helper.py", stubs)
     return det, helper
+
+
+@pytest.fixture(scope="module")
+def cf_helper():
+    """CodeFormer's facelib FaceRestoreHelper (codeformer-pip 0.0.4 = sczhou/CodeFormer's facelib as packaged)."""
+    stubs = {"codeformer.basicsr": {}, "codeformer.basicsr.utils": {},
+             "codeformer.basicsr.utils.download_util": {"load_file_from_url": None},
+             "codeformer.basicsr.utils.misc": {"get_device": lambda: torch.device("cpu")},
+             "codeformer.facelib.detection": {"init_detection_model": lambda *a, **k: None},
+             "codeformer.facelib.parsing": {"init_parsing_model": lambda *a, **k: None}}
+    return load_official_module(CODEFORMER_PIP, "codeformer/facelib/utils/face_restoration_helper.py", stubs)
 
 
 @pytest.fixture(scope="module")
@@ -117,17 +131,22 @@ class FacexlibParserNet(torch.nn.Module):
 
 
 class KnownFaces:
-    """A detector returning fixed detections (N, 15): boxes around the landmarks, score 0.99."""
+    """A detector returning fixed detections (N, 15): boxes around the landmarks, score 0.99.
 
-    def __init__(self, lms: list[np.ndarray]) -> None:
+    The landmarks are given on an image of ``shape``; on a resized image they are scaled with it.
+    """
+
+    def __init__(self, lms: list[np.ndarray], shape: tuple[int, ...] = (300, 360)) -> None:
         rows = []
         for lm in lms:
             lo, hi = lm.min(0) - 40, lm.max(0) + 40
             rows.append(np.concatenate([lo, hi, [0.99], lm.reshape(-1)]).astype(np.float32))
-        self.dets = np.array(rows, np.float32).reshape(-1, 15)
+        self.dets, self.shape = np.array(rows, np.float32).reshape(-1, 15), shape[:2]
 
     def detect(self, rgb, conf_threshold=0.8, nms_threshold=0.4):
-        return self.dets[self.dets[:, 4] > conf_threshold]
+        sy, sx = rgb.shape[0] / self.shape[0], rgb.shape[1] / self.shape[1]
+        scale = np.array([sx, sy, sx, sy, 1.0] + [sx, sy] * 5, np.float32)
+        return (self.dets * scale)[self.dets[:, 4] > conf_threshold]
 
     def detect_faces(self, bgr, conf_threshold=0.8):  # facexlib's name for the same
         return self.detect(bgr, conf_threshold)
@@ -188,6 +207,41 @@ def test_pipeline_stages_and_image_match_facexlib(fx, scene, upscale, use_parse,
     if lms:  # the faces changed the image: a pipeline that pasted nothing would fail here
         plain = cv2.resize(rgb if bg is None else bg, ref_img.shape[1::-1], interpolation=cv2.INTER_LANCZOS4)
         assert np.abs(out.image.astype(int) - plain).max() > 20
+
+
+def _codeformer_run(helper_mod, bgr, detector, upscale, bg=None):
+    """``inference_codeformer.py``'s whole-image flow through CodeFormer's facelib helper."""
+    h = helper_mod.FaceRestoreHelper(upscale, face_size=512, crop_ratio=(1, 1), det_model="retinaface_resnet50",
+                                     save_ext="png", use_parse=True, device=torch.device("cpu"))
+    h.face_detector, h.face_parse = detector, FacexlibParserNet()
+    h.clean_all()
+    h.read_image(bgr)
+    h.get_face_landmarks_5(only_center_face=False, resize=640, eye_dist_threshold=5)
+    h.align_warp_face()
+    for crop in h.cropped_faces:
+        h.add_restored_face(_restore([crop[:, :, ::-1]])[0][:, :, ::-1].copy(), crop)
+    h.get_inverse_affine(None)
+    out = h.paste_faces_to_input_image(upsample_img=None if bg is None else bg[:, :, ::-1].copy(), draw_box=False)
+    return h, out[:, :, ::-1]
+
+
+@pytest.mark.parametrize(("scene", "upscale", "with_bg"),
+                         [("one", 2, True), ("three_one_at_border", 1, False), ("three_one_at_border", 2, False),
+                          ("none", 2, False)])
+def test_codeformer_flavour_matches_codeformers_facelib(cf_helper, scene, upscale, with_bg):
+    rgb, lms = _scene(SCENES[scene], seed=len(scene))
+    bg = NearestUpsampler().enhance(rgb, upscale) if with_bg else None
+    ref, ref_img = _codeformer_run(cf_helper, np.ascontiguousarray(rgb[:, :, ::-1]), KnownFaces(lms), upscale, bg)
+    crops = []
+    pipe = OfficialPipeline(KnownFaces(lms), StandInParser(), NearestUpsampler() if with_bg else None, CODEFORMER)
+    out = restore_whole(rgb, lambda c: (crops.extend(c), _restore(c))[1], upscale=upscale, pipeline=pipe)
+    assert out.faces == len(ref.all_landmarks_5) == len(lms)
+    for ours, theirs in zip(crops, ref.cropped_faces):
+        np.testing.assert_array_equal(ours, theirs[:, :, ::-1])
+    h0 = 512 * upscale  # the 300x360 input is first enlarged to a 512 short side, as CodeFormer's read_image
+    assert out.image.shape == ref_img.shape == (h0, int(360 * 512 / 300) * upscale, 3)
+    diff = np.abs(out.image.astype(int) - ref_img.astype(int))
+    assert diff.max() <= 1, (scene, upscale, diff.max(), (diff > 0).mean())
 
 
 def test_eye_distance_threshold_and_center_face_as_facexlib(fx):
@@ -258,10 +312,10 @@ def test_restore_cli_official_upscale_2_with_background_on_a_whole_imgs_folder(t
     cv2.imwrite(str(src / "empty.png"), _scene([], seed=2)[0][:, :, ::-1])
     built = []
 
-    def fake_load(device="cpu", bg_upsampler=None, **kw):  # the managed weights are not on this machine
-        built.append(bg_upsampler)
+    def fake_load(device="cpu", bg_upsampler=None, options=None, **kw):  # the managed weights are not here
+        built.append((bg_upsampler, options.flavour))
         known = KnownFaces(lms)
-        return OfficialPipeline(_PerImage(known), StandInParser(), NearestUpsampler() if bg_upsampler else None)
+        return OfficialPipeline(_PerImage(known), StandInParser(), NearestUpsampler() if bg_upsampler else None, options)
 
     monkeypatch.setattr(official_pipeline, "load_official_pipeline", fake_load)
     out = tmp_path / "results"
@@ -269,7 +323,7 @@ def test_restore_cli_official_upscale_2_with_background_on_a_whole_imgs_folder(t
             "--pipeline", "official", "--upscale", "2", "--bg-upsampler", "realesrgan-x2"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert built == ["realesrgan-x2"]
+    assert built == [("realesrgan-x2", "facexlib")]
     assert "group.png: 3 faces\n" in printed and "empty.png: no face found" in printed
     assert "(3 faces restored) through the official pipeline" in printed
     group = cv2.imread(str(out / "group.png"), cv2.IMREAD_UNCHANGED)
@@ -278,6 +332,12 @@ def test_restore_cli_official_upscale_2_with_background_on_a_whole_imgs_folder(t
     assert group[int(cy), int(cx), 1] > 240 and group[int(cy), int(cx), 2] < 15  # BGR: green pasted there
     empty = cv2.imread(str(out / "empty.png"))
     assert empty.shape == (600, 720, 3)
+    # CodeFormer's flavour: the 300x360 inputs are enlarged to a 512 short side first, then doubled
+    argv[argv.index("official")] = "official-codeformer"
+    argv[argv.index(str(out))] = str(tmp_path / "cf")
+    assert main([*argv[:-2], "--quiet"]) == 0
+    assert built[-1] == (None, "codeformer")
+    assert cv2.imread(str(tmp_path / "cf" / "group.png"), cv2.IMREAD_UNCHANGED).shape == (1024, 1228, 4)
 
 
 class _PerImage:
