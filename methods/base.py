@@ -9,16 +9,15 @@ before metrics see them.
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from bench.core.registry import METHODS
 from bench.weights.resolve import state_dict_mismatch  # noqa: F401 - re-exported for the methods
+from bench.weights.standin import seeded_normal  # noqa: F401 - re-exported for the methods
 
 
 def check_quality(method: str, quality: Any) -> float:
@@ -129,8 +128,3 @@ class RestorationMethod(torch.nn.Module):
 
 METHODS.bind_base(RestorationMethod)
 
-
-def seeded_normal(name: str, shape: tuple[int, ...], seed: int, std: float, mean: float = 0.0) -> torch.Tensor:
-    """Normal values for one stand-in tensor from a generator keyed by (seed, tensor name): order-independent."""
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    return torch.from_numpy(rng.standard_normal(shape, dtype=np.float32) * np.float32(std) + np.float32(mean))

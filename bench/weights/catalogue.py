@@ -15,6 +15,7 @@ from bench.weights.spec import ALIASES, WeightSpec, register_weights
 CODEFORMER = "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0"
 GFPGAN = "https://github.com/TencentARC/GFPGAN/releases/download"
 FACEXLIB = "https://github.com/xinntao/facexlib/releases/download"
+REALESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 RESTOREFORMER = "https://github.com/wzhouxiff/RestoreFormerPlusPlus/releases/download/v1.0.0"
 VQFR = "https://github.com/TencentARC/VQFR/releases/download"
 GPEN = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models"
@@ -308,6 +309,17 @@ BUILTIN: tuple[WeightSpec, ...] = (
         url=f"{FACEXLIB}/v0.2.0/parsing_bisenet.pth",
         license="MIT (facexlib)",
         description="BiSeNet face parsing, 19 classes (facexlib bisenet)",
+    ),
+    # ---- background upsampling (the official scripts' --bg_upsampler realesrgan)
+    WeightSpec(
+        name="realesrgan-x2",
+        filename="RealESRGAN_x2plus.pth",
+        url=f"{REALESRGAN}/v0.2.1/RealESRGAN_x2plus.pth",
+        size=67_061_725,
+        sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
+        license="BSD-3-Clause (xinntao/Real-ESRGAN)",
+        description="Real-ESRGAN x2plus (RRDBNet 64 feat, 23 blocks, x2), params_ema; GFPGAN's and CodeFormer's "
+        "background upsampler",
     ),
 )
 
