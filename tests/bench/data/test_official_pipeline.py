@@ -352,3 +352,23 @@ class _PerImage:
 
 def _has_faces(rgb: np.ndarray) -> bool:
     return bool((np.abs(rgb.astype(int) - [200, 160, 130]).sum(2) < 30).mean() > 0.05)  # the synthetic skin
+
+
+def test_restore_official_without_its_weights_is_one_line_naming_the_fast_pipeline(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from bench import weights as wm
+    from bench.cli.app import main
+
+    def offline(name, *a, **k):
+        raise wm.MissingWeightsError(name, Path(tmp_path / "w.pth"), "could not be downloaded", by_hand=True)
+
+    monkeypatch.setattr(wm, "fetch", offline)
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.full((40, 40, 3), 90, np.uint8))
+    argv = ["restore", "--method", "lq", "--input", str(src), "--output", str(tmp_path / "o"), "--pipeline", "official"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "retinaface-resnet50" in err[0] and "--pipeline fast" in err[0], err
+    assert not (tmp_path / "o" / "a.png").exists()
