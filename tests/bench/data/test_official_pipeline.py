@@ -15,6 +15,8 @@ and the same ``restore`` (a fixed colour transform), so only the pipelines are c
 """
 from __future__ import annotations
 
+from unittest import mock
+
 import cv2
 import numpy as np
 import pytest
@@ -23,25 +25,27 @@ import torchvision.models  # noqa: F401  (before the reference module, which imp
 import torchvision.ops  # noqa: F401
 
 from bench.data.align import face_template
+from bench.data.face_parsing import FaceParser, mask_from_labels
 from bench.data.official_pipeline import CODEFORMER, OfficialOptions, OfficialPipeline, detect_landmarks
 from bench.data.retinaface_resnet50 import RetinaFaceR50, load_retinaface_r50
 from bench.data.whole_image import restore_whole
 from tests._helpers.official_refs import load_manifest, load_official_module, seeded_state_dict
+from tests._helpers.pipeline_refs import FACEXLIB, facexlib_parsenet, facexlib_restore_helper
 
 pytestmark = pytest.mark.network
-FACEXLIB = "facexlib==0.3.0"
 CODEFORMER_PIP = "codeformer-pip==0.0.4"
-COLORMAP = np.array([0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 255, 0, 0, 0], np.float64)
 
 
 @pytest.fixture(scope="module")
 def fx():
-    """facexlib's RetinaFace module and FaceRestoreHelper (its model loaders stubbed: the test sets the models)."""
-    det = load_official_module(FACEXLIB, "facexlib/detection/retinaface.py")
-    stubs = {"facexlib.detection": {"init_detection_model": lambda *a, **k: None},
-             "facexlib.parsing": {"init_parsing_model": lambda *a, **k: None}}
-    helper = load_official_module(FACEXLIB, "facexlib/utils/face_restoration_helper.py", stubs)
-    return det, helper
+    """facexlib's RetinaFace module and FaceRestoreHelper module (tests/_helpers/pipeline_refs.py)."""
+    return load_official_module(FACEXLIB, "facexlib/detection/retinaface.py"), facexlib_restore_helper()
+
+
+def _new_helper(mod, *args, **kwargs):
+    """A FaceRestoreHelper built by its own __init__, its model loaders answering None (the test sets the models)."""
+    with mock.patch.multiple(mod, init_detection_model=lambda *a, **k: None, init_parsing_model=lambda *a, **k: None):
+        return mod.FaceRestoreHelper(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -109,16 +113,10 @@ def _labels(rgb: np.ndarray) -> np.ndarray:
 
 
 class StandInParser:
-    """Our side of the parser stand-in: facexlib's mask recipe (colormap, 2 blurs, border, /255) on ``_labels``."""
+    """Our side of the parser stand-in: facexlib's mask recipe (bench.data.face_parsing) on ``_labels``."""
 
     def soft_masks(self, faces: list[np.ndarray]) -> list[np.ndarray]:
-        out = []
-        for f in faces:
-            m = COLORMAP[_labels(f)]
-            m = cv2.GaussianBlur(cv2.GaussianBlur(m, (101, 101), 11), (101, 101), 11)
-            m[:10, :], m[-10:, :], m[:, :10], m[:, -10:] = 0, 0, 0, 0
-            out.append((m / 255.0).astype(np.float32))
-        return out
+        return [mask_from_labels(_labels(f)) for f in faces]
 
 
 class FacexlibParserNet(torch.nn.Module):
@@ -160,11 +158,11 @@ class NearestUpsampler:
         return cv2.resize(rgb, (int(w * outscale), int(h * outscale)), interpolation=cv2.INTER_NEAREST)
 
 
-def _facexlib_run(helper_mod, bgr, detector, upscale, use_parse=True, bg=None):
+def _facexlib_run(helper_mod, bgr, detector, upscale, use_parse=True, bg=None, parse_net=None):
     """GFPGAN's ``GFPGANer.enhance`` flow through facexlib's FaceRestoreHelper; returns the helper and image."""
-    h = helper_mod.FaceRestoreHelper(upscale, face_size=512, crop_ratio=(1, 1), det_model="retinaface_resnet50",
-                                     save_ext="png", use_parse=use_parse, device=torch.device("cpu"))
-    h.face_det, h.face_parse = detector, FacexlibParserNet()
+    h = _new_helper(helper_mod, upscale, face_size=512, crop_ratio=(1, 1), det_model="retinaface_resnet50",
+                    save_ext="png", use_parse=use_parse, device=torch.device("cpu"))
+    h.face_det, h.face_parse = detector, parse_net or FacexlibParserNet()
     h.read_image(bgr)
     h.get_face_landmarks_5(only_center_face=False, eye_dist_threshold=5)
     h.align_warp_face()
@@ -251,7 +249,7 @@ def test_eye_distance_threshold_and_center_face_as_facexlib(fx):
     ref, _ = _facexlib_run(fx[1], np.ascontiguousarray(rgb[:, :, ::-1]), det, 1)
     assert len(detect_landmarks(rgb, det)) == len(ref.all_landmarks_5) == 3
     centre = detect_landmarks(rgb, det, OfficialOptions(only_center_face=True))
-    h = fx[1].FaceRestoreHelper(1, use_parse=True, device=torch.device("cpu"))
+    h = _new_helper(fx[1], 1, use_parse=True, device=torch.device("cpu"))
     h.face_det = det
     h.read_image(np.ascontiguousarray(rgb[:, :, ::-1]))
     h.get_face_landmarks_5(only_center_face=True, eye_dist_threshold=5)
@@ -372,3 +370,23 @@ def test_restore_official_without_its_weights_is_one_line_naming_the_fast_pipeli
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "retinaface-resnet50" in err[0] and "--pipeline fast" in err[0], err
     assert not (tmp_path / "o" / "a.png").exists()
+
+
+def test_official_with_a_real_parsenet_matches_facexlib(fx):
+    """The parsing network itself in the loop (reduced width, stand-in weights, same on both sides)."""
+    from bench.data.nets.parsenet import ParseNet
+    from bench.weights.standin import conv_standin_state
+
+    small = {"in_size": 512, "out_size": 512, "base_ch": 4, "res_depth": 1, "ch_range": (4, 16)}
+    ours = ParseNet(**small)
+    state = conv_standin_state(ours, seed=25)
+    ours.load_state_dict(state)
+    theirs = facexlib_parsenet().ParseNet(**small)
+    theirs.load_state_dict(state)
+    rgb, lms = _scene(SCENES["one"], seed=5)
+    ref, ref_img = _facexlib_run(fx[1], np.ascontiguousarray(rgb[:, :, ::-1]), KnownFaces(lms), 2,
+                                 parse_net=theirs.eval())
+    out = restore_whole(rgb, _restore, upscale=2, pipeline=OfficialPipeline(KnownFaces(lms), FaceParser(ours, "parsenet")))
+    assert out.faces == 1
+    diff = np.abs(out.image.astype(int) - ref_img.astype(int))
+    assert diff.max() <= 1, (diff.max(), (diff > 0).mean())
