@@ -6,6 +6,7 @@ compiled-model timings, the CelebA-Test-sized folder, the summary.
     python scripts/gpu_check.py flops OUT_JSON DEVICE [METHOD_SPEC]
     python scripts/gpu_check.py compile OUT_JSON DEVICE DTYPE BATCH MODE [METHOD_SPEC]
     python scripts/gpu_check.py paperset FACES_DIR N DEST_DIR
+    python scripts/gpu_check.py registered NAME...        (prints the NAMEs registered as methods here)
     python scripts/gpu_check.py summary OUT_DIR
 """
 from __future__ import annotations
@@ -173,6 +174,28 @@ def standins(standin: Path, report: str) -> None:
     (standin / "usable").write_text(" ".join(usable))
 
 
+def registered(*names: str) -> None:
+    """Print the ``names`` that are registered methods in this checkout (the throughput step skips the others)."""
+    from bench.core import plugins
+    from bench.core.registry import METHODS
+
+    plugins.load_all()
+    known = set(METHODS.names())
+    print(" ".join(n for n in names if n in known))
+
+
+def throughput_rows(out: Path) -> list[dict]:
+    """The throughput step's rows (one per method and batch size) from each ``throughput_NAME/profile.json``."""
+    rows = []
+    for path in sorted(out.glob("throughput_*/profile.json")):
+        data = json.loads(path.read_text())
+        device = data["environment"].get("gpu", data["environment"]["device"])
+        rows += [{k: r.get(k) for k in ("name", "batch_size", "dtype", "images_per_s", "compute_images_per_s",
+                                         "latency_p50_ms", "peak_mem_mb", "channels_last", "status", "note")}
+                 | {"device": device, "torch": data["environment"]["torch"]} for r in data["rows"]]
+    return rows
+
+
 def _verdict(value: float, target: float, at_most: bool) -> str:
     if value != value:
         return "not measured"
@@ -221,23 +244,37 @@ def summary(out: Path) -> None:
     fl = out / "flops.json"
     gflop = json.loads(fl.read_text())["flops_per_image"] / 1e9 if fl.exists() else float("nan")
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("compile_*.json"))]
-    if rows:
+    unfinished = [json.loads(p.read_text()) for p in sorted(out.glob("unfinished_compile_*.json"))]
+    best = float("nan")
+    if rows or unfinished:
         print(f"\n## compiled codeformer ({gflop:.1f} GFLOP per image, {BF16_PEAK_TFLOPS:g} TFLOP/s bf16 peak)")
         print("| mode | dtype | batch | images/s | roofline share | compile + warm-up s |\n|---|---|---|---|---|---|")
-        best = float("nan")
         for r in rows:
             share = r["images_per_s"] * gflop / BF16_PEAK_TFLOPS / 1e3
             best = share if best != best or share > best else best
             print(f"| {r['mode']}{'' if r['compiled'] or r['mode'] == 'eager' else ' (fell back to eager)'} | "
                   f"{r['dtype']} | {r['batch']} | {r['images_per_s']:.1f} | {100 * share:.1f}% | {r['warmup_s']:.0f} |")
+        for u in unfinished:  # stopped at its time limit (exit 124) or failed: no figure, said so
+            print(f"| {u['mode']} | - | - | did not finish (exit {u['exit']} after {u['seconds']} s) | - | - |")
         print(f"\nbest share {100 * best:.1f}%: {_verdict(best, TARGETS['roofline_share'], False)}")
     paper = out / "paper.json"
     if paper.exists():
         p = json.loads(paper.read_text())
         print(f"\n## paper table: {p['images']} faces x {len(p['methods'])} methods ({', '.join(p['methods'])}), "
               f"metrics {p['metrics']}")
-        print(f"end to end (bfrbench run, exit {p['exit']}): {p['seconds']:.0f} s "
-              f"{_verdict(p['seconds'], TARGETS['paper_table_s'], True)}")
+        # a run stopped at its time limit has no end-to-end time: only "more than" it
+        paper_s = p["seconds"] if p["exit"] == 0 else float("inf")
+        print(f"end to end (bfrbench run, exit {p['exit']}): {p['seconds']:.0f} s"
+              f"{'' if p['exit'] == 0 else ' (did not finish)'} {_verdict(paper_s, TARGETS['paper_table_s'], True)}")
+    thr = throughput_rows(out)
+    if thr:
+        (out / "throughput.json").write_text(json.dumps(thr, indent=1))
+        print("\n## throughput (no metrics)\n| method | batch | dtype | images/s | device-busy images/s | p50 ms | peak MB | status |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in thr:
+            print(f"| {r['name']} | {r['batch_size']} | {r['dtype']} | {r['images_per_s']:.2f} | "
+                  f"{r['compute_images_per_s']:.2f} | {r['latency_p50_ms']:.1f} | {r['peak_mem_mb']:.0f} | {r['status']} |")
+    _targets(e2e, best, json.loads(paper.read_text()) if paper.exists() else None)
     for name in ("gfpgan",):
         data = load(name)
         if not data:
@@ -249,8 +286,26 @@ def summary(out: Path) -> None:
                   f"(device-busy {r['compute_images_per_s']:.1f}) ({r['status']}) {r['note'][:200]}")
 
 
+def _targets(e2e: dict | None, best_share: float, paper: dict | None) -> None:
+    """Issue #26's four GPU targets in one table, each met / NOT met / not measured."""
+    nan = float("nan")
+    e = next(iter(e2e.get("e2e", [])), {}) if e2e else {}
+    paper_s = nan if paper is None else paper["seconds"] if paper["exit"] == 0 else float("inf")
+    print("\n## issue #26 targets\n| target | value | verdict |\n|---|---|---|")
+    for what, value, key, at_most in (
+            ("engine / floor (codeformer bf16, 96 faces, 7 metrics)", e.get("engine_over_floor", nan),
+             "engine_over_floor", True),
+            ("official / engine", e.get("official_over_engine", nan), "official_over_engine", False),
+            ("compiled codeformer, share of the bf16 roofline", best_share, "roofline_share", False),
+            ("paper table end to end, seconds", paper_s, "paper_table_s", True)):
+        print(f"| {what} | {value:.3g} | {_verdict(value, TARGETS[key], at_most)} |")
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     commands = {"prepare": prepare, "standins": standins, "summary": summary, "flops": flops, "compile": compiled,
                 "paperset": paperset}
-    commands[command](Path(args[0]), *args[1:])  # the first argument is a path; the rest as given
+    if command == "registered":
+        registered(*args)
+    else:
+        commands[command](Path(args[0]), *args[1:])  # the first argument is a path; the rest as given
