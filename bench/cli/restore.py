@@ -77,6 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bg-upsampler", metavar="NAME",
                    help="whole images: upsample the background with this network (realesrgan-x2, as the "
                    "official scripts' --bg_upsampler) instead of Lanczos")
+    p.add_argument("--only-center-face", action="store_true",
+                   help="whole images: restore only the face nearest the image centre (the official scripts' "
+                   "--only_center_face)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -140,14 +143,22 @@ def check_output(src: Path, files: list[Path], out_dir: Path, out_names: dict[Pa
                             fix="give another output folder")
 
 
-def whole_pipeline(name: str, bg_upsampler: str | None, device: Any) -> Any:
+def whole_pipeline(name: str, bg_upsampler: str | None, device: Any, only_center_face: bool = False) -> Any:
     """The whole-image pipeline ``--pipeline`` names, with ``--bg-upsampler``'s network if given."""
+    import dataclasses
+
+    from bench.core.errors import UserError
+    from bench.data import background as bgm
+
+    if bg_upsampler and bg_upsampler not in bgm.UPSAMPLERS:
+        raise UserError(f"--bg-upsampler {bg_upsampler}: unknown; choose one of {', '.join(sorted(bgm.UPSAMPLERS))}",
+                        fix="give one of those names, or leave --bg-upsampler out (Lanczos)")
     if name.startswith("official"):
-        from bench.core.errors import UserError
         from bench.data import official_pipeline as op
         from bench.weights import MissingWeightsError
 
         options = op.CODEFORMER if name == "official-codeformer" else op.FACEXLIB
+        options = dataclasses.replace(options, only_center_face=only_center_face)
         try:
             return op.load_official_pipeline(device=device, bg_upsampler=bg_upsampler, options=options)
         except MissingWeightsError as exc:
@@ -157,10 +168,9 @@ def whole_pipeline(name: str, bg_upsampler: str | None, device: Any) -> Any:
 
     background = None
     if bg_upsampler:
-        from bench.data.background import load_background_upsampler
-
-        background = load_background_upsampler(bg_upsampler, device=device)
-    return FastPipeline(background=background)
+        half = getattr(device, "type", str(device)) == "cuda"
+        background = bgm.load_background_upsampler(bg_upsampler, device=device, tile_pad=bgm.TILE_PAD_GFPGAN, half=half)
+    return FastPipeline(background=background, only_center_face=only_center_face)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -178,9 +188,9 @@ def main(args: argparse.Namespace) -> int:
     for f in files:
         if out_names[f] != f"{f.stem}.png":
             print(f"note: {f.name} shares its name with another input; its result is {out_names[f]}", flush=True)
-    if args.aligned and (args.pipeline != "fast" or args.bg_upsampler):
-        raise UserError("--pipeline and --bg-upsampler apply to whole images; --aligned faces are restored as they are",
-                        fix="leave --pipeline and --bg-upsampler out with --aligned")
+    if args.aligned and (args.pipeline != "fast" or args.bg_upsampler or args.only_center_face):
+        raise UserError("--pipeline, --bg-upsampler and --only-center-face apply to whole images; --aligned faces "
+                        "are restored as they are", fix="leave them out with --aligned")
     if args.aligned and args.upscale != 1:
         raise UserError("--upscale applies to whole images; --aligned faces are written at the method's size",
                         fix="leave --upscale out with --aligned")
@@ -199,7 +209,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"note: {note}", flush=True)
     if any(w.standin for w in method.weights_info):
         print("note: stand-in (random) weights: outputs are not results", flush=True)
-    pipeline = None if args.aligned else whole_pipeline(args.pipeline, args.bg_upsampler, device)
+    pipeline = None if args.aligned else whole_pipeline(args.pipeline, args.bg_upsampler, device, args.only_center_face)
     job = RestoreJob(files, out_dir, out_names, aligned=args.aligned, batch_size=args.batch_size,
                      upscale=args.upscale, pipeline=pipeline, quiet=args.quiet, label=f"restore | {args.method}")
     count = restore_folder(engine, prepared, method.input_size, job)

@@ -178,9 +178,19 @@ def detect_faces(
     return faces
 
 
+def centre_face(faces: list[Face], height: int, width: int) -> Face | None:
+    """The face whose box centre is nearest the image centre, as facexlib's ``get_center_face`` (first on ties)."""
+    if not faces:
+        return None
+    centre = np.array([width / 2, height / 2])
+    dist = [float(np.linalg.norm(np.array([(f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2]) - centre))
+            for f in faces]
+    return faces[dist.index(min(dist))]
+
+
 def largest_face(faces: list[Face]) -> Face | None:
     """The face with the largest box, as facexlib's ``only_keep_largest``."""
     return max(faces, key=lambda f: f.area) if faces else None
 
 
-__all__ = ["Face", "detect_faces", "largest_face", "priors", "decode", "nms", "weights_path", "WEIGHTS_NAME"]
+__all__ = ["Face", "detect_faces", "largest_face", "centre_face", "priors", "decode", "nms", "weights_path", "WEIGHTS_NAME"]

@@ -17,9 +17,10 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
+import torch
 
 from bench.data.align import align_face, inverse_affine, square_soft_mask
-from bench.data.detect import Face
+from bench.data.detect import Face, centre_face
 from bench.data.whole_image import RestoreCrops, Upsampler
 
 
@@ -99,9 +100,7 @@ def detect_landmarks(rgb: np.ndarray, detector: Detector, opts: OfficialOptions 
             continue
         faces.append(Face(box=d[0:4], score=float(d[4]), landmarks5=np.array(d[5:15]).reshape(5, 2)))
     if faces and opts.only_center_face:
-        centre = np.array([w / 2, h / 2])
-        dist = [np.linalg.norm(np.array([(f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2]) - centre) for f in faces]
-        faces = [faces[dist.index(min(dist))]]
+        faces = [centre_face(faces, h, w)]
     return faces
 
 
@@ -186,9 +185,13 @@ def load_official_pipeline(device: Any = "cpu", bg_upsampler: str | None = None,
     parser = load_face_parser("parsenet", device=device, random_weights=random_weights) if options.use_parse else None
     background = None
     if bg_upsampler:
-        from bench.data.background import load_background_upsampler
+        from bench.data import background as bgm
 
-        background = load_background_upsampler(bg_upsampler, device=device, random_weights=random_weights)
+        # the scripts' RealESRGANer: tile 400, tile_pad 10 (GFPGAN) or 40 (CodeFormer), half precision on CUDA
+        pad = bgm.TILE_PAD_CODEFORMER if options.flavour == "codeformer" else bgm.TILE_PAD_GFPGAN
+        half = torch.device(device).type == "cuda"
+        background = bgm.load_background_upsampler(bg_upsampler, device=device, random_weights=random_weights,
+                                                   tile=400, tile_pad=pad, half=half)
     return OfficialPipeline(detector, parser, background, options)
 
 

@@ -59,12 +59,15 @@ class FastPipeline:
     """MobileNet-0.25 detection (ONNX) and the feathered square paste: faster than the official pipeline."""
 
     background: Upsampler | None = None
+    only_center_face: bool = False
     name: str = "fast"
 
     def run(self, rgb: np.ndarray, restore_crops: RestoreCrops, size: int, upscale: int) -> tuple[np.ndarray, int]:
-        from bench.data.detect import detect_faces
+        from bench.data.detect import centre_face, detect_faces
 
         faces = detect_faces(rgb)
+        if faces and self.only_center_face:
+            faces = [centre_face(faces, *rgb.shape[:2])]
         bg = self.background.enhance(rgb, outscale=upscale) if self.background is not None else None
         if not faces:
             if bg is None:

@@ -24,7 +24,7 @@ import torch
 import torchvision.models  # noqa: F401  (before the reference module, which imports it lazily)
 import torchvision.ops  # noqa: F401
 
-from bench.data.align import face_template
+from bench.data.align import align_face, face_template
 from bench.data.face_parsing import FaceParser, mask_from_labels
 from bench.data.official_pipeline import CODEFORMER, OfficialOptions, OfficialPipeline, detect_landmarks
 from bench.data.retinaface_resnet50 import RetinaFaceR50, load_retinaface_r50
@@ -311,7 +311,7 @@ def test_restore_cli_official_upscale_2_with_background_on_a_whole_imgs_folder(t
     built = []
 
     def fake_load(device="cpu", bg_upsampler=None, options=None, **kw):  # the managed weights are not here
-        built.append((bg_upsampler, options.flavour))
+        built.append((bg_upsampler, options.flavour, options.only_center_face))
         known = KnownFaces(lms)
         return OfficialPipeline(_PerImage(known), StandInParser(), NearestUpsampler() if bg_upsampler else None, options)
 
@@ -321,7 +321,7 @@ def test_restore_cli_official_upscale_2_with_background_on_a_whole_imgs_folder(t
             "--pipeline", "official", "--upscale", "2", "--bg-upsampler", "realesrgan-x2"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert built == [("realesrgan-x2", "facexlib")]
+    assert built == [("realesrgan-x2", "facexlib", False)]
     assert "group.png: 3 faces\n" in printed and "empty.png: no face found" in printed
     assert "(3 faces restored) through the official pipeline" in printed
     group = cv2.imread(str(out / "group.png"), cv2.IMREAD_UNCHANGED)
@@ -333,8 +333,9 @@ def test_restore_cli_official_upscale_2_with_background_on_a_whole_imgs_folder(t
     # CodeFormer's flavour: the 300x360 inputs are enlarged to a 512 short side first, then doubled
     argv[argv.index("official")] = "official-codeformer"
     argv[argv.index(str(out))] = str(tmp_path / "cf")
-    assert main([*argv[:-2], "--quiet"]) == 0
-    assert built[-1] == (None, "codeformer")
+    assert main([*argv[:-2], "--only-center-face"]) == 0
+    assert built[-1] == (None, "codeformer", True)
+    assert "group.png: 1 face\n" in capsys.readouterr().out
     assert cv2.imread(str(tmp_path / "cf" / "group.png"), cv2.IMREAD_UNCHANGED).shape == (1024, 1228, 4)
 
 
@@ -390,3 +391,42 @@ def test_official_with_a_real_parsenet_matches_facexlib(fx):
     assert out.faces == 1
     diff = np.abs(out.image.astype(int) - ref_img.astype(int))
     assert diff.max() <= 1, (diff.max(), (diff > 0).mean())
+
+
+def test_only_center_face_and_background_in_both_pipelines(monkeypatch):
+    from bench.data import detect
+    from bench.data.detect import Face
+    from bench.data.whole_image import FastPipeline
+
+    rgb, lms = _scene(SCENES["three_one_at_border"], seed=3)
+    dets = KnownFaces(lms).dets
+    monkeypatch.setattr(detect, "detect_faces", lambda img: [Face(d[:4], float(d[4]), d[5:].reshape(5, 2)) for d in dets])
+    seen: list[np.ndarray] = []
+
+    def record(crops):
+        seen.extend(crops)
+        return _restore(crops)
+
+    for pipe in (FastPipeline(only_center_face=True),
+                 OfficialPipeline(KnownFaces(lms), StandInParser(), options=OfficialOptions(only_center_face=True))):
+        seen.clear()
+        assert restore_whole(rgb, record, pipeline=pipe).faces == 1
+        middle, _ = align_face(rgb, lms[1])  # the face at (230, 170) is nearest the centre (180, 150)
+        np.testing.assert_array_equal(seen[0], middle)
+    # a background upsampler's output replaces the Lanczos background, far from the faces
+    out = restore_whole(rgb, _restore, upscale=2, pipeline=FastPipeline(background=NearestUpsampler())).image
+    near = NearestUpsampler().enhance(rgb, 2)
+    np.testing.assert_array_equal(out[-20:, :20], near[-20:, :20])
+    assert np.abs(out[-20:, :20].astype(int) - cv2.resize(rgb, (720, 600), interpolation=cv2.INTER_LANCZOS4)[-20:, :20]).max() > 0
+
+
+def test_restore_refuses_an_unknown_bg_upsampler_in_one_line(tmp_path, capsys):
+    from bench.cli.app import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.full((40, 40, 3), 90, np.uint8))
+    argv = ["restore", "--method", "lq", "--input", str(src), "--output", str(tmp_path / "o"), "--bg-upsampler", "esrgan"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--bg-upsampler esrgan" in err[0] and "realesrgan-x2" in err[0], err
