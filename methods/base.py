@@ -9,6 +9,7 @@ before metrics see them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -75,6 +76,10 @@ class RestorationMethod(torch.nn.Module):
     #: True for a method bound to each dataset before its unit (:meth:`bind_dataset`): its ``info()`` (the
     #: unit key) then covers what it read for that set, e.g. a content hash; it is not recorded for reuse
     binds_dataset: ClassVar[bool] = False
+    #: True for a method whose output depends on random noise: before each call the engine binds the run seed
+    #: and the images' keys (:meth:`bind_noise`), and the method draws each image's noise from (seed, key) alone,
+    #: so results do not depend on the batch or the ranks
+    stochastic: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         super().__init__()
@@ -82,6 +87,9 @@ class RestorationMethod(torch.nn.Module):
         self.weights_info: list[WeightsInfo] = []
         #: check every input tensor (float, [0, 1], (B, 3, H, W)); set by bench.create_method
         self.check_inputs = False
+        #: the run seed and the keys (image names) of the next call's images (``stochastic`` methods)
+        self.noise_seed: int = 0
+        self.noise_keys: list[str] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -94,6 +102,11 @@ class RestorationMethod(torch.nn.Module):
     def restore(self, lq: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float in [0, 1] -> (B, 3, S, S) float in [0, 1]."""
         raise NotImplementedError
+
+    def bind_noise(self, seed: int, keys: Sequence[str] | None = None) -> None:
+        """The run seed and the keys of the images the next :meth:`restore` call gets (None: keys unknown)."""
+        self.noise_seed = int(seed)
+        self.noise_keys = None if keys is None else [str(k) for k in keys]
 
     def restore_named(
         self, names: list[str], lq: torch.Tensor

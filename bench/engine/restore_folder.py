@@ -84,9 +84,9 @@ class FolderRestorer:
             self.bar.update(1)
             return None
 
-    def _batch(self, faces: list[np.ndarray]) -> list[np.ndarray]:
+    def _batch(self, faces: list[np.ndarray], keys: list[str] | None = None) -> list[np.ndarray]:
         x = torch.stack([torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1) for f in faces])
-        y = self.engine.restore(self.prepared, x)
+        y = self.engine.restore(self.prepared, x, keys)
         return list(to_uint8(y).permute(0, 2, 3, 1).cpu().numpy())
 
     def _write(self, f: Path, img: np.ndarray) -> None:
@@ -97,7 +97,7 @@ class FolderRestorer:
         batch: list[tuple[Path, np.ndarray]] = []
 
         def flush() -> None:
-            for (f, _), out in zip(batch, self._batch([img for _, img in batch])):
+            for (f, _), out in zip(batch, self._batch([img for _, img in batch], [f.name for f, _ in batch])):
                 self._write(f, out)
             self.bar.update(len(batch))
             batch.clear()

@@ -99,6 +99,7 @@ class Runner(RunPlan, UnitWork):
                              channels_last=config.channels_last)
         self.device = self.engine.device
         self.engine.dtype = self.dtype
+        self.engine.seed = config.seed  # a stochastic method's per-image noise (with each image's key)
         if self.device.type == "cuda":  # host metrics (NIQE...) in a process pool while the GPU works; serial on CPU
             from bench.engine.hostpool import default_workers
             from bench.engine.loading import default_workers as loader_workers
@@ -213,7 +214,9 @@ class Runner(RunPlan, UnitWork):
         return built[spec.label]
 
     def adopt_method(self, method):
-        """A built method, in eval mode on the run's device."""
+        """A built method, in eval mode on the run's device (a stochastic one bound to the run seed: its key has it)."""
+        if getattr(method, "stochastic", False):
+            method.bind_noise(self.cfg.seed)
         return method.eval().to(self.device)
 
     def build_metrics(self, names: list[str], dataset: str) -> dict[str, Metric]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,8 @@ class Engine:
         self.method_batch: int | None = METHOD_BATCH.get(self.device.type)
         #: per-phase timer (:mod:`bench.engine.phases`); OFF in a normal run (no clock, no device sync)
         self.phases = OFF
+        #: the run seed a ``stochastic`` method draws each image's noise from (with the image's key)
+        self.seed = 0
 
     def prepare(self, method: torch.nn.Module, batch_size: int, size: int | None = None) -> PreparedMethod:
         """Move ``method`` to the device and try the fast options on one example batch (see ``prepare_fast_path``)."""
@@ -134,12 +136,19 @@ class Engine:
         self._host_workers = n
 
     @torch.no_grad()
-    def restore(self, prepared: PreparedMethod, lq_u8: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) on any device -> restored float (B, 3, S, S) at uint8 levels, on the device."""
+    def restore(self, prepared: PreparedMethod, lq_u8: torch.Tensor, keys: Sequence[str] | None = None) -> torch.Tensor:
+        """uint8 (B, 3, H, W) on any device -> restored float (B, 3, S, S) at uint8 levels, on the device.
+
+        ``keys`` (the images' names) reach a ``stochastic`` method with the run seed before each call."""
         x = to_device_images(lq_u8, self.device, prepared.fast.channels_last)
         step = prepared.per_call or x.shape[0]
+        stochastic = getattr(prepared.method, "stochastic", False)
+        outs = []
         with autocast(self.device, prepared.dtype):
-            outs = [prepared.fast.fn(x[i:i + step]) for i in range(0, x.shape[0], step)]
+            for i in range(0, x.shape[0], step):
+                if stochastic:
+                    prepared.method.bind_noise(self.seed, None if keys is None else keys[i:i + step])
+                outs.append(prepared.fast.fn(x[i:i + step]))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return to_uint8_levels(out.float()).contiguous()
 

@@ -286,7 +286,7 @@ class UnitWork:
             if prepared.method.reads_outputs:  # saved results read by name: some images may have none
                 return self._read_outputs(batch, prepared, rows)
             with self.engine.phases("restore"):
-                return self.engine.restore(prepared, batch.lq), None, batch
+                return self.engine.restore(prepared, batch.lq, batch.names), None, batch
         except Exception as exc:
             log.warning("restoring a batch failed (%s: %s); its images are marked as errors", type(exc).__name__, exc)
             for name in batch.names:  # retryable: a rerun recomputes this batch (bad files are not retried)

@@ -122,6 +122,15 @@ BUILTIN: tuple[WeightSpec, ...] = (
             "Size and SHA-256 unpublished: pinned on first download"
         ),
     ),
+    WeightSpec(
+        name="pmrf-blind-face",
+        filename="model.safetensors",
+        url="https://huggingface.co/ohayonguy/PMRF_blind_face_image_restoration/resolve/main/model.safetensors",
+        license="MIT (ohayonguy/PMRF)",
+        description="PMRF (ICLR 2025) blind-face checkpoint: HDiT flow (model.*) + SwinIR posterior mean "
+                    "(mmse_model.*) + unused torchmetrics extractors, safetensors (~923 MB; size and SHA-256 not "
+                    "published in the README; no network here to read the hub's LFS record)",
+    ),
     # ---- metrics
     WeightSpec(
         name="pt_inception_fid",

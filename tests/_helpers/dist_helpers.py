@@ -88,6 +88,10 @@ def register_all(root: Path) -> str:
         METRICS.add("test-cov", CovarianceDistance, higher_better=False, needs_gt=False, protocol="test-cov")
     if "test-killer" not in METHODS:
         METHODS.add("test-killer", KillerMethod, takes_quality=False)
+    if "test-pmrf-tiny" not in METHODS:  # a stochastic method: per-image noise must not depend on the ranks
+        from tests._helpers.pmrf_tiny import TinyPMRF
+
+        METHODS.add("test-pmrf-tiny", TinyPMRF, takes_quality=False)
     return ds
 
 

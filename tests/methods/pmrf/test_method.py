@@ -1,0 +1,205 @@
+"""The ``pmrf`` method: the release's tensor layout, strict loading (safetensors), neighbourhood attention,
+per-image seeded noise (batch independence), parameters, dtype.
+
+The networks run reduced (tests/_helpers/pmrf_tiny.py); the released layout is checked on the meta device
+(names and shapes only, no memory). Parity with the official code: test_golden.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import bench
+from bench import weights as W
+from bench.core.registry import METHODS
+from bench.engine.step import Engine
+from methods.pmrf.hdit import axial_positions, halve_positions
+from methods.pmrf.method import PMRFNet, image_noise, load_strict, noise_generator, split_checkpoint
+from methods.pmrf.neighborhood import neighborhood_attention, neighborhood_mask, window_starts
+from tests._helpers.baselines_support import astronaut, manifest_shapes, to_batch
+from tests._helpers.pmrf_tiny import TinyPMRF
+
+MANIFEST = "pmrf_blind_face"
+
+
+@pytest.fixture(scope="module")
+def tiny() -> TinyPMRF:
+    return TinyPMRF(steps=2, weights="random")
+
+
+@pytest.fixture(scope="module")
+def faces() -> torch.Tensor:
+    base = astronaut(64)
+    return to_batch(*[np.roll(base, 9 * i, axis=1) for i in range(3)])
+
+
+@pytest.fixture(scope="module")
+def meta_net() -> PMRFNet:
+    """The released networks on the meta device (names and shapes, no memory; the small fixed buffers on the CPU)."""
+    with torch.device("meta"):
+        return PMRFNet()
+
+
+def _meta_zeros(net: PMRFNet, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """Zeros with the manifest's names and shapes, each on the device of the tensor it loads into."""
+    where = {k: v.device for k, v in net.state_dict().items()}
+    return {k: torch.zeros(s, device=where.get(k, "meta")) for k, s in shapes.items()}
+
+
+def test_released_layout_matches_the_official_manifest_and_loads_strictly(meta_net):
+    shapes = manifest_shapes(MANIFEST)
+    net = meta_net
+    got = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert got == shapes and sum(int(np.prod(s)) for s in shapes.values()) == 182_746_109
+    state = _meta_zeros(net, shapes)
+    state["fid.inception.Conv2d_1a_3x3.conv.weight"] = torch.zeros(32, 3, 3, 3, device="meta")  # dropped
+    load_strict(net, state, "model.safetensors")
+
+
+@pytest.mark.parametrize("edit, words", [
+    ("rename", "model.mid_level.0.ff.up_proj.weight"),
+    ("missing", "mmse_model.conv_last.bias"),
+    ("reshape", "model.patch_in.proj.weight"),
+])
+def test_a_changed_tensor_is_one_line_naming_the_file(meta_net, edit, words):
+    net = meta_net
+    state = _meta_zeros(net, manifest_shapes(MANIFEST))
+    if edit == "rename":
+        state["model.mid_level.0.ff.up_proj.weights"] = state.pop(words)
+    elif edit == "missing":
+        del state[words]
+    else:
+        state[words] = torch.zeros(256, 47, device="meta")
+    with pytest.raises(W.WeightsFileError) as exc:
+        load_strict(net, state, "/x/model.safetensors")
+    text = str(exc.value)
+    assert "\n" not in text and text.startswith("/x/model.safetensors: does not match PMRF's networks")
+    assert words in text and "bfrbench fetch pmrf-blind-face" in text
+
+
+def test_another_checkpoint_is_refused():
+    with pytest.raises(W.WeightsFileError, match=r"ckpt: not a PMRF blind-face checkpoint \(unexpected tensors "
+                                                 r"\['params_ema.x'\]\)"):
+        split_checkpoint({"model.a": torch.zeros(1), "params_ema.x": torch.zeros(1)}, "ckpt")
+    with pytest.raises(W.WeightsFileError, match="no model"):
+        split_checkpoint({"fid.a": torch.zeros(1)}, "ckpt")
+
+
+def test_safetensors_checkpoint_loads_and_is_recorded(tiny, tmp_path, faces):
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in tiny.net.state_dict().items()}
+    state["inception_score.inception.fc.weight"] = torch.zeros(2, 2)
+    path = tmp_path / "model.safetensors"
+    save_file(state, str(path))
+    m = TinyPMRF(steps=2, weights=str(path))
+    assert not m.info().standin and m.info().weights[0].sha256 == W.sha256_file(path)
+    m.bind_noise(0, ["a"])
+    tiny.bind_noise(0, ["a"])
+    assert torch.equal(m.restore(faces[:1]), tiny.restore(faces[:1]))
+    (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(W.WeightsFileError, match=r"bad\.safetensors: not a readable safetensors file"):
+        TinyPMRF(weights=str(tmp_path / "bad.safetensors"))
+
+
+def test_window_rule_is_natten_s():
+    # centred where it fits, shifted inwards at the borders, always k wide
+    assert window_starts(10, 7).tolist() == [0, 0, 0, 0, 1, 2, 3, 3, 3, 3]
+    assert window_starts(7, 7).tolist() == [0] * 7
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        window_starts(6, 7)
+
+
+@pytest.mark.parametrize("h, w", [(9, 12), (16, 16)])
+def test_neighborhood_attention_equals_masked_full_attention(h, w):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, h, w, 8, generator=g) for _ in range(3))
+    ours = neighborhood_attention(q, k, v, 7, scale=0.5)
+    mask = neighborhood_mask(h, w, 7)
+    assert mask.sum(1).eq(49).all()
+    ref = F.scaled_dot_product_attention(q.flatten(2, 3), k.flatten(2, 3), v.flatten(2, 3), attn_mask=mask,
+                                         scale=0.5).view(2, 3, h, w, 8)
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_positions_are_pixel_centres_and_merge_by_means():
+    pos = axial_positions(4, 4)
+    assert torch.allclose(pos[0, 0], torch.tensor([-0.75, -0.75])) and torch.allclose(pos[3, 2], torch.tensor([0.75, 0.25]))
+    assert torch.allclose(halve_positions(pos), axial_positions(2, 2))
+    wide = axial_positions(2, 4)
+    assert torch.allclose(wide[:, 0, 0], torch.tensor([-0.25, 0.25]))  # the longer side spans [-1, 1]
+
+
+def test_noise_depends_on_seed_and_key_only():
+    a = image_noise(0, ["x", "y"], (3, 4, 4))
+    assert torch.equal(a[1], image_noise(0, ["y"], (3, 4, 4))[0])
+    assert not torch.equal(a[0], a[1]) and not torch.equal(a[0], image_noise(1, ["x"], (3, 4, 4))[0])
+    assert noise_generator(0, "x").initial_seed() == noise_generator(0, "x").initial_seed()
+
+
+def test_restore_does_not_depend_on_the_batch(tiny, faces):
+    names = ["a.png", "b.png", "c.png"]
+    tiny.bind_noise(5, names)
+    out = tiny.restore(faces)
+    assert out.shape == (3, 3, 64, 64) and out.min() >= 0 and out.max() <= 1 and out.std() > 0.05
+    one = []
+    for i in range(3):
+        tiny.bind_noise(5, names[i:i + 1])
+        one.append(tiny.restore(faces[i:i + 1]))
+    assert torch.allclose(out, torch.cat(one), atol=1e-5)
+    tiny.bind_noise(5, ["c.png", "a.png", "b.png"])  # the same images in another order: the same outputs
+    assert torch.allclose(tiny.restore(faces[[2, 0, 1]]), out[[2, 0, 1]], atol=1e-5)
+
+
+def test_engine_binds_seed_and_names_per_call(tiny, faces):
+    u8 = (faces * 255).round().to(torch.uint8)
+    engine = Engine("cpu")
+    engine.seed, engine.method_batch = 7, None
+    whole = engine.restore(engine.prepare(tiny, 3, 64), u8, ["a", "b", "c"])
+    engine.method_batch = 1  # one image per call
+    split = engine.restore(engine.prepare(tiny, 3, 64), u8, ["a", "b", "c"])
+    # the same noise per image; only float rounding of the batched matrix products differs (at most one level,
+    # measured: 1 value of 36864 at 1e-6 from a rounding edge)
+    assert (whole - split).abs().max() <= 1 / 255 + 1e-6 and (whole != split).float().mean() < 1e-3
+    engine.seed = 8
+    other = engine.restore(engine.prepare(tiny, 3, 64), u8, ["a", "b", "c"])
+    assert (other - whole).abs().max() > 2 / 255
+
+
+def test_parameters_and_seed_are_recorded(tiny):
+    tiny.bind_noise(3)
+    assert tiny.info().params == {"steps": 2, "noise": 0.1, "seed": 3}
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        TinyPMRF(steps=0, weights="random")
+    with pytest.raises(ValueError, match="noise"):
+        TinyPMRF(noise=-0.1, weights="random")
+
+
+def test_zero_noise_and_one_step_is_the_posterior_mean_plus_one_velocity(tiny, faces):
+    m = TinyPMRF(steps=1, noise=0.0, weights="random")
+    m.bind_noise(0, ["a"])
+    with torch.no_grad():
+        z0 = m.net.posterior_mean(faces[:1])
+        want = (z0 + m.net.model(z0, torch.zeros(1))).clip(0, 1)
+    assert torch.allclose(m.restore(faces[:1]), want, atol=1e-6)
+
+
+def test_registered_and_catalogued():
+    bench.list_methods()
+    meta = METHODS.entry("pmrf").meta
+    assert meta["weights"] == ["pmrf-blind-face"] and meta["family"] == "pmrf"
+    spec = W.WEIGHTS["pmrf-blind-face"]
+    assert spec.url.endswith("PMRF_blind_face_image_restoration/resolve/main/model.safetensors")
+    assert "MIT" in spec.license
+    with pytest.raises(W.MissingWeightsError, match="bfrbench fetch pmrf-blind-face"):
+        bench.create_method("pmrf")
+
+
+def test_bf16_autocast_stays_close_to_fp32(tiny, faces):
+    tiny.bind_noise(0, ["a"])
+    ref = tiny.restore(faces[:1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = tiny.restore(faces[:1])
+    assert low.dtype == torch.float32 and (ref - low).abs().mean() < 0.03
