@@ -116,3 +116,15 @@ def test_tiling_changes_only_what_the_context_changes(seeded):
     assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
     assert np.abs(whole.astype(int) - narrow.astype(int)).max() > 1  # seams without context
 
+
+
+def test_official_pipelines_use_their_scripts_tile_pad(monkeypatch):
+    """GFPGAN's inference_gfpgan.py builds RealESRGANer with tile_pad 10, CodeFormer's with 40."""
+    from bench.data import official_pipeline as op
+
+    monkeypatch.setattr("bench.data.retinaface_resnet50.RetinaFaceR50", torch.nn.Identity)
+    monkeypatch.setattr("bench.data.face_parsing.load_face_parser", lambda *a, **k: None)
+    monkeypatch.setattr("bench.data.background.load_background_upsampler", lambda *a, **k: k)
+    for options, tile_pad in ((op.FACEXLIB, TILE_PAD_GFPGAN), (op.CODEFORMER, TILE_PAD_CODEFORMER)):
+        pipe = op.load_official_pipeline(bg_upsampler="realesrgan-x2", options=options, random_weights=True)
+        assert pipe.background["tile_pad"] == tile_pad

@@ -36,39 +36,43 @@ def faces(n: int, seed: int = 0, size: int = 512) -> list[np.ndarray]:
     return out
 
 
-def manifest_checkpoint(path, manifest: str, seed: int = 0) -> None:
-    torch.save(seeded_state_dict(load_manifest(manifest)["tensors"], seed=seed), path)
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict:
+    """Seeded checkpoints with the released layouts (bare state dicts), written once."""
+    folder = tmp_path_factory.mktemp("parsing")
+    out = {}
+    for name, (manifest, _) in MANIFESTS.items():
+        out[name] = folder / W.WEIGHTS[f"parsing-{name}"].filename
+        torch.save(seeded_state_dict(load_manifest(manifest)["tensors"]), out[name])
+    return out
 
 
 @pytest.mark.parametrize("name", sorted(MANIFESTS))
-def test_released_checkpoint_layout_loads_strictly(name, tmp_path):
+def test_released_checkpoint_layout_loads_strictly(name, checkpoints):
     manifest, cls = MANIFESTS[name]
     ours = {k: list(v.shape) for k, v in cls().state_dict().items()}
     assert list(ours.items()) == list(load_manifest(manifest)["tensors"].items())  # names, shapes and order
-    path = tmp_path / W.WEIGHTS[f"parsing-{name}"].filename
-    manifest_checkpoint(path, manifest)
-    parser = load_face_parser(name, weights=path)
-    assert parser.weights is not None and parser.weights.path == path and not parser.weights.standin
+    parser = load_face_parser(name, weights=checkpoints[name])
+    assert parser.weights is not None and parser.weights.path == checkpoints[name] and not parser.weights.standin
 
 
-def test_wrong_checkpoint_names_the_file_and_the_fix(tmp_path):
-    path = tmp_path / "parsing_parsenet.pth"
-    manifest_checkpoint(path, "parsing_parsenet")
+def test_wrong_checkpoint_names_the_file_and_the_fix(checkpoints):
     with pytest.raises(W.WeightsFileError) as err:
-        load_face_parser("bisenet", weights=path)
+        load_face_parser("bisenet", weights=checkpoints["parsenet"])
     msg = str(err.value)
-    assert "\n" not in msg and str(path) in msg and "BiSeNet" in msg and "missing" in msg
+    assert "\n" not in msg and str(checkpoints["parsenet"]) in msg and "BiSeNet" in msg and "missing" in msg
     assert "bfrbench fetch parsing-bisenet" in msg
 
 
-def test_missing_managed_weights_and_unknown_names_are_one_line_errors():
+def test_missing_managed_weights_unknown_names_and_bad_faces_are_one_line_errors():
     with pytest.raises(W.MissingWeightsError, match="parsing-parsenet"):
         load_face_parser("parsenet")
     with pytest.raises(ValueError, match="unknown face parser 'segformer'.*bisenet"):
         load_face_parser("segformer", random_weights=True)
-    parser = load_face_parser("bisenet", random_weights=True)
+    parser = FaceParser(ParseNet(**SMALL_PARSENET), "parsenet")
     with pytest.raises(ValueError, match="face 1: expected an RGB uint8"):
         parser.soft_masks([faces(1)[0], np.zeros((512, 512, 3), np.float32)])
+    assert parser.soft_masks([]) == []
 
 
 def test_standin_weights_are_seeded_per_tensor_name():
