@@ -9,7 +9,7 @@ before metrics see them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,15 +21,20 @@ from bench.weights.resolve import state_dict_mismatch  # noqa: F401 - re-exporte
 from bench.weights.standin import seeded_normal  # noqa: F401 - re-exported for the methods
 
 
+def check_unit(method: str, param: str, value: Any, hint: str) -> float:
+    """A method parameter that must be a float in [0, 1]; else one ValueError naming ``method``, ``param`` and ``hint``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{method}: {param} must be in [0, 1] ({hint}), got {value}")
+    return number
+
+
 def check_quality(method: str, quality: Any) -> float:
     """IQP's asked-for ``quality`` as a float in [0, 1] (0.9 asks for the best); else one ValueError naming ``method``."""
-    try:
-        value = float(quality)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{method}: quality must be in [0, 1] (0.9 asks for the best), got {quality}")
-    return value
+    return check_unit(method, "quality", quality, "0.9 asks for the best")
 
 
 @dataclass
@@ -141,3 +146,21 @@ class RestorationMethod(torch.nn.Module):
 
 METHODS.bind_base(RestorationMethod)
 
+
+def load_release_or_standin(net: torch.nn.Module, spec_name: str, path: Path | None,
+                            extract: Callable[[Any, Path], dict[str, torch.Tensor]],
+                            standin: Callable[[dict[str, tuple[int, ...]]], dict[str, torch.Tensor]],
+                            what: str, fix: str) -> list[WeightsInfo]:
+    """Load ``net``'s weights strictly and say which: ``standin(shapes)`` when ``path`` is None (``weights="random"``),
+    else the tensors ``extract`` takes from the checkpoint; a mismatch is one line naming the file, the tensors and ``fix``."""
+    from bench import weights as W
+
+    if path is None:
+        net.load_state_dict(standin({k: tuple(v.shape) for k, v in net.state_dict().items()}), strict=True)
+        return [WeightsInfo(name=spec_name, standin=True, note="deterministic random stand-in weights")]
+    state = extract(W.load_state_dict(path), path)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise W.WeightsFileError(path, f"does not match the {what} ({state_dict_mismatch(net, state)})", fix) from exc
+    return [WeightsInfo(name=spec_name, path=str(path), sha256=W.sha256_file(path))]

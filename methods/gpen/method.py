@@ -16,7 +16,7 @@ import torch
 
 from bench import weights as W
 from bench.core.registry import METHODS
-from methods.base import RestorationMethod, WeightsInfo, seeded_normal, state_dict_mismatch
+from methods.base import RestorationMethod, load_release_or_standin, seeded_normal
 from methods.codeformer_family import resize_like_cv2
 from methods.gpen.arch import GPEN, fir_kernel
 
@@ -88,21 +88,11 @@ class GPENMethod(RestorationMethod):
         spec = W.WEIGHTS[WEIGHT_NAME]
         path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
         self.net = self.build_net()
-        if path is None:
-            shapes = {k: tuple(v.shape) for k, v in self.net.state_dict().items()}
-            self.net.load_state_dict(standin_state_dict(shapes), strict=True)
-            self.weights_info = [WeightsInfo(name=spec.name, standin=True, note="deterministic random stand-in weights")]
-        else:
-            state = extract_gpen_state(W.load_state_dict(path), path)
-            try:
-                self.net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise W.WeightsFileError(
-                    path, f"does not match the GPEN FullGenerator ({state_dict_mismatch(self.net, state)})",
-                    "pass the official GPEN-BFR-512.pth, or leave --weights out to use the managed one "
-                    "(`bfrbench fetch gpen-bfr-512`)",
-                ) from exc
-            self.weights_info = [WeightsInfo(name=spec.name, path=str(path), sha256=W.sha256_file(path))]
+        self.weights_info = load_release_or_standin(
+            self.net, spec.name, path, extract_gpen_state, standin_state_dict, "GPEN FullGenerator",
+            "pass the official GPEN-BFR-512.pth, or leave --weights out to use the managed one "
+            "(`bfrbench fetch gpen-bfr-512`)",
+        )
         self.net.eval()
 
     def build_net(self) -> GPEN:

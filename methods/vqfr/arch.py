@@ -266,8 +266,9 @@ class Codebook(nn.Module):
         return (zp + (zq - zp)).permute(0, 3, 1, 2).contiguous()
 
     def lookup(self, index: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """(B, H*W) code indices -> (B, C, H, W) features."""
-        return self.embedding(index).transpose(1, 2).reshape(index.shape[0], -1, h, w)
+        """(B, H*W) code indices -> (B, C, H, W) features, a view of channels-last memory as the official
+        ``rearrange`` gives: the decoder's convolutions then take the same (channels-last) kernels, bit for bit."""
+        return self.embedding(index).view(index.shape[0], h, w, -1).permute(0, 3, 1, 2)
 
 
 class VQFRv2(nn.Module):

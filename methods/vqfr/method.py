@@ -16,7 +16,7 @@ import torch
 
 from bench import weights as W
 from bench.core.registry import METHODS
-from methods.base import RestorationMethod, WeightsInfo, seeded_normal, state_dict_mismatch
+from methods.base import RestorationMethod, check_unit, load_release_or_standin, seeded_normal
 from methods.codeformer_family import resize_like_cv2
 from methods.vqfr.arch import VQFRConfig, VQFRv2
 
@@ -28,13 +28,7 @@ _FETCH = "pass VQFR_v2.pth, or leave --weights out to use the managed one (`bfrb
 
 def check_fidelity(fidelity_ratio: Any) -> float:
     """VQFR v2's ``fidelity_ratio`` as a float in [0, 1]; else one ValueError naming the fix."""
-    try:
-        value = float(fidelity_ratio)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"vqfr: fidelity_ratio must be in [0, 1] (0 best quality, 1 best fidelity), got {fidelity_ratio}")
-    return value
+    return check_unit("vqfr", "fidelity_ratio", fidelity_ratio, "0 best quality, 1 best fidelity")
 
 
 def extract_vqfr_state(obj: Any, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:
@@ -92,19 +86,8 @@ class VQFRMethod(RestorationMethod):
         spec = W.WEIGHTS[WEIGHT_NAME]
         path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
         self.net = self.build_net()
-        if path is None:
-            shapes = {k: tuple(v.shape) for k, v in self.net.state_dict().items()}
-            self.net.load_state_dict(standin_state_dict(shapes), strict=True)
-            self.weights_info = [WeightsInfo(name=spec.name, standin=True, note="deterministic random stand-in weights")]
-        else:
-            state = extract_vqfr_state(W.load_state_dict(path), path)
-            try:
-                self.net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise W.WeightsFileError(
-                    path, f"does not match the VQFR v2 network ({state_dict_mismatch(self.net, state)})", _FETCH
-                ) from exc
-            self.weights_info = [WeightsInfo(name=spec.name, path=str(path), sha256=W.sha256_file(path))]
+        self.weights_info = load_release_or_standin(self.net, spec.name, path, extract_vqfr_state, standin_state_dict,
+                                                    "VQFR v2 network", _FETCH)
         self.net.eval()
 
     def build_net(self) -> VQFRv2:

@@ -72,6 +72,22 @@ def assert_informative(img: np.ndarray) -> None:
     assert float(((img == 0) | (img == 255)).mean()) < 0.05, "output mostly saturated"
 
 
+def load_golden(stem: str) -> dict[str, np.ndarray]:
+    """The arrays of tests/fixtures/golden/<stem>.npz (a golden made once from the official code)."""
+    with np.load(FIXTURES / "golden" / f"{stem}.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def assert_golden_weights(net: torch.nn.Module, golden: dict[str, np.ndarray]) -> None:
+    """``net`` holds the golden's stand-in weights: the same names and per-tensor sums (``weight_names/_sums``)."""
+    state = net.state_dict()
+    names = [str(n) for n in golden["weight_names"]]
+    assert sorted(state) == names
+    sums = np.array([float(state[n].double().sum()) for n in names])
+    bad = [n for n, a, b in zip(names, sums, golden["weight_sums"]) if not np.isclose(a, b, rtol=1e-6, atol=1e-6)]
+    assert not bad, f"stand-in weights differ from the golden's (regenerate per the .md note): {bad[:3]}"
+
+
 def write_checkpoint(path: Path, state: dict[str, torch.Tensor], container: str) -> Path:
     """Save ``state`` as a release would: ``params_ema``, ``params``, ``lightning`` (state_dict with
     ``vqvae.`` keys, a training-only buffer and loss weights beside them) or ``bare``."""

@@ -15,22 +15,14 @@ import pytest
 import bench
 from methods.gpen.arch import GPEN
 from methods.gpen.method import GPENMethod
-from tests._helpers.baselines_support import assert_informative, astronaut, to_batch, to_uint8
-from tests._helpers.official_refs import FIXTURES
-
-
-def _golden(size: int) -> dict[str, np.ndarray]:
-    with np.load(FIXTURES / "golden" / f"gpen_{size}.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
-def _check_weights(method, golden) -> None:
-    state = method.net.state_dict()
-    names = [str(n) for n in golden["weight_names"]]
-    assert sorted(state) == names
-    sums = np.array([float(state[n].double().sum()) for n in names])
-    bad = [n for n, a, b in zip(names, sums, golden["weight_sums"]) if not np.isclose(a, b, rtol=1e-6, atol=1e-6)]
-    assert not bad, f"stand-in weights differ from the golden's (regenerate per the .md note): {bad[:3]}"
+from tests._helpers.baselines_support import (
+    assert_golden_weights,
+    assert_informative,
+    astronaut,
+    load_golden,
+    to_batch,
+    to_uint8,
+)
 
 
 def _compare(ours: np.ndarray, golden: dict[str, np.ndarray]) -> None:
@@ -51,10 +43,10 @@ class SmallGPEN(GPENMethod):
 
 
 def test_matches_official_golden_64():
-    golden = _golden(64)
+    golden = load_golden("gpen_64")
     assert float(golden["narrow"]) == 0.25
     m = SmallGPEN(weights="random")
-    _check_weights(m, golden)
+    assert_golden_weights(m.net, golden)
     face = golden["input_rgb"]
     assert hashlib.sha256(face.tobytes()).hexdigest() == str(golden["input_sha256"])
     _compare(to_uint8(m.restore(to_batch(face)))[0], golden)
@@ -62,9 +54,9 @@ def test_matches_official_golden_64():
 
 @pytest.mark.slow
 def test_matches_official_golden_512():
-    golden = _golden(512)
+    golden = load_golden("gpen_512")
     m = bench.create_method("gpen", weights="random")
-    _check_weights(m, golden)
+    assert_golden_weights(m.net, golden)
     face = astronaut(512)
     if hashlib.sha256(face.tobytes()).hexdigest() != str(golden["input_sha256"]):
         pytest.fail("scikit-image's astronaut image changed: regenerate the golden (see its .md note)")

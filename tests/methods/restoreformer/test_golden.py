@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import pytest
 
 import bench
 from methods.restoreformer.method import RestoreFormerPlusPlusMethod
-from tests._helpers.baselines_support import assert_informative, assert_matches, astronaut, to_batch, to_uint8
-from tests._helpers.official_refs import FIXTURES
-
-
-def _golden(size: int) -> dict[str, np.ndarray]:
-    with np.load(FIXTURES / "golden" / f"restoreformer_plusplus_{size}.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
-def _check_weights(method, golden) -> None:
-    state = method.net.state_dict()
-    names = [str(n) for n in golden["weight_names"]]
-    assert sorted(state) == names
-    sums = np.array([float(state[n].double().sum()) for n in names])
-    bad = [n for n, a, b in zip(names, sums, golden["weight_sums"]) if not np.isclose(a, b, rtol=1e-6, atol=1e-6)]
-    assert not bad, f"stand-in weights differ from the golden's (regenerate per the .md note): {bad[:3]}"
+from tests._helpers.baselines_support import (
+    assert_golden_weights,
+    assert_informative,
+    assert_matches,
+    astronaut,
+    load_golden,
+    to_batch,
+    to_uint8,
+)
 
 
 class SmallRFPP(RestoreFormerPlusPlusMethod):
@@ -37,9 +29,9 @@ class SmallRFPP(RestoreFormerPlusPlusMethod):
 
 
 def test_matches_official_golden_64():
-    golden = _golden(64)
+    golden = load_golden("restoreformer_plusplus_64")
     m = SmallRFPP(weights="random")
-    _check_weights(m, golden)
+    assert_golden_weights(m.net, golden)
     face = golden["input_rgb"]
     assert hashlib.sha256(face.tobytes()).hexdigest() == str(golden["input_sha256"])
     ref = golden["output_rgb"]
@@ -51,9 +43,9 @@ def test_matches_official_golden_64():
 
 @pytest.mark.slow
 def test_matches_official_golden_512():
-    golden = _golden(512)
+    golden = load_golden("restoreformer_plusplus_512")
     m = bench.create_method("restoreformer++", weights="random")
-    _check_weights(m, golden)
+    assert_golden_weights(m.net, golden)
     face = astronaut(512)
     if hashlib.sha256(face.tobytes()).hexdigest() != str(golden["input_sha256"]):
         pytest.fail("scikit-image's astronaut image changed: regenerate the golden (see its .md note)")

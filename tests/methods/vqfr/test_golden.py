@@ -12,23 +12,15 @@ import numpy as np
 import pytest
 
 import bench
-from tests._helpers.baselines_support import assert_informative, astronaut, to_batch, to_uint8
-from tests._helpers.official_refs import FIXTURES
+from tests._helpers.baselines_support import (
+    assert_golden_weights,
+    assert_informative,
+    astronaut,
+    load_golden,
+    to_batch,
+    to_uint8,
+)
 from tests.methods.vqfr._small import SmallVQFR
-
-
-def _golden(size: int) -> dict[str, np.ndarray]:
-    with np.load(FIXTURES / "golden" / f"vqfr_{size}.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
-def _check_weights(method, golden) -> None:
-    state = method.net.state_dict()
-    names = [str(n) for n in golden["weight_names"]]
-    assert sorted(state) == names
-    sums = np.array([float(state[n].double().sum()) for n in names])
-    bad = [n for n, a, b in zip(names, sums, golden["weight_sums"]) if not np.isclose(a, b, rtol=1e-6, atol=1e-6)]
-    assert not bad, f"stand-in weights differ from the golden's (regenerate per the .md note): {bad[:3]}"
 
 
 def _compare(method, face: np.ndarray, golden: dict[str, np.ndarray]) -> None:
@@ -43,9 +35,9 @@ def _compare(method, face: np.ndarray, golden: dict[str, np.ndarray]) -> None:
 
 
 def test_matches_official_golden_64():
-    golden = _golden(64)
+    golden = load_golden("vqfr_64")
     m = SmallVQFR(weights="random")
-    _check_weights(m, golden)
+    assert_golden_weights(m.net, golden)
     face = golden["input_rgb"]
     assert hashlib.sha256(face.tobytes()).hexdigest() == str(golden["input_sha256"])
     assert list(golden["fidelity"]) == [0.0, 0.5, 1.0]
@@ -54,9 +46,9 @@ def test_matches_official_golden_64():
 
 @pytest.mark.soak  # two 512 forwards of the 83 M-parameter network: about a minute on one core
 def test_matches_official_golden_512():
-    golden = _golden(512)
+    golden = load_golden("vqfr_512")
     m = bench.create_method("vqfr", weights="random")
-    _check_weights(m, golden)
+    assert_golden_weights(m.net, golden)
     face = astronaut(512)
     if hashlib.sha256(face.tobytes()).hexdigest() != str(golden["input_sha256"]):
         pytest.fail("scikit-image's astronaut image changed: regenerate the golden (see its .md note)")

@@ -158,3 +158,18 @@ def test_bf16_autocast_stays_close_to_fp32(small):  # (fp16 is left to the GPU c
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the engine's precision, not the method's
         low = to_uint8(small.restore(x)).astype(int)
     assert np.abs(ref - low).mean() < 4
+
+
+def test_channels_last_gives_the_same_image(small):  # the profiler's --channels-last on (deform_conv2d included)
+    x = _faces(2)
+    ref = small.restore(x)
+    small.net.to(memory_format=torch.channels_last)
+    try:
+        small.fidelity_ratio = 1.0  # the deformable branch runs
+        ref1 = SmallVQFR(weights="random", fidelity_ratio=1.0).restore(x)
+        assert torch.allclose(small.restore(x.contiguous(memory_format=torch.channels_last)), ref1, atol=1e-5)
+        small.fidelity_ratio = 0.0
+        assert torch.allclose(small.restore(x), ref, atol=1e-5)
+    finally:
+        small.net.to(memory_format=torch.contiguous_format)
+        small.fidelity_ratio = 0.0
