@@ -72,8 +72,9 @@ def _read(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def recorded(run_dir: Path, spec: MethodSpec) -> RecordedMethod | None:
-    """The recorded method for ``spec`` when its record is still true (same spec, same weights files)."""
+def recorded(run_dir: Path, spec: MethodSpec, run_seed: int | None = None) -> RecordedMethod | None:
+    """The recorded method for ``spec`` when its record is still true (same spec, same weights files, and for a
+    stochastic method, whose record carries the ``run_seed`` its noise was drawn from, the same run seed)."""
     entry = _read(run_dir).get(spec.label)
     if not isinstance(entry, dict) or entry.get("spec") != _spec_key(spec):
         return None
@@ -83,6 +84,8 @@ def recorded(run_dir: Path, spec: MethodSpec) -> RecordedMethod | None:
     except (KeyError, TypeError):
         return None
     if _files(info) != entry.get("files"):
+        return None
+    if run_seed is not None and info.params.get("run_seed", run_seed) != run_seed:
         return None
     return RecordedMethod(spec, info, entry.get("output_size"))
 

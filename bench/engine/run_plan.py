@@ -69,7 +69,7 @@ class RunPlan:
             if spec.name not in METHODS:
                 raise UserError(str(_unknown(METHODS, spec.name)))
             # a rerun whose units are all finished never builds the network (bench/engine/reuse.py)
-            m = reuse.recorded(self.run_dir, spec) if not self.dist.active else None
+            m = reuse.recorded(self.run_dir, spec, self.cfg.seed) if not self.dist.active else None
             if m is None:
                 m = self._build_method(spec)
                 if m is not None:

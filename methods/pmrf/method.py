@@ -173,9 +173,10 @@ class PMRFMethod(RestorationMethod):
         return PMRFNet()
 
     def info(self):  # type: ignore[override]
-        """The parameters, with the run seed the noise is drawn from (so the unit key and the manifest carry it)."""
+        """The parameters, with the run seed the noise is drawn from (the unit key, the manifest and the reuse
+        record carry it: a run with another seed recomputes)."""
         out = super().info()
-        out.params["seed"] = self.noise_seed
+        out.params["run_seed"] = self.noise_seed
         return out
 
     @torch.no_grad()

@@ -170,7 +170,7 @@ def test_engine_binds_seed_and_names_per_call(tiny, faces):
 
 def test_parameters_and_seed_are_recorded(tiny):
     tiny.bind_noise(3)
-    assert tiny.info().params == {"steps": 2, "noise": 0.1, "seed": 3}
+    assert tiny.info().params == {"steps": 2, "noise": 0.1, "run_seed": 3}
     with pytest.raises(ValueError, match="steps must be at least 1"):
         TinyPMRF(steps=0, weights="random")
     with pytest.raises(ValueError, match="noise"):
@@ -203,3 +203,15 @@ def test_bf16_autocast_stays_close_to_fp32(tiny, faces):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = tiny.restore(faces[:1])
     assert low.dtype == torch.float32 and (ref - low).abs().mean() < 0.03
+
+
+def test_a_recorded_run_is_reused_only_for_the_same_run_seed(tiny, tmp_path):
+    from bench.config import MethodSpec
+    from bench.engine import reuse
+
+    spec = MethodSpec.parse("test-pmrf-tiny:steps=2", weights="random")
+    tiny.bind_noise(4)
+    reuse.record(tmp_path, spec, tiny)
+    again = reuse.recorded(tmp_path, spec, 4)
+    assert again is not None and again.info().params["run_seed"] == 4
+    assert reuse.recorded(tmp_path, spec, 5) is None  # another --seed: built again, its units recomputed
