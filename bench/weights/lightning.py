@@ -19,10 +19,8 @@ from typing import Any
 import torch
 
 from bench.core.atomic import atomic_open
+from bench.weights.resolve import CONVERT_COMMAND as COMMAND
 from bench.weights.spec import WeightsFileError
-
-#: the module a conversion runs as (the errors that ask for it name this command)
-COMMAND = "python -m bench.weights.lightning"
 
 
 class Foreign:
@@ -43,12 +41,6 @@ class Foreign:
 
     def extend(self, items: Any) -> None:
         self.items.extend(items)
-
-
-def convert_command(path: str | os.PathLike[str]) -> str:
-    """The command that converts ``path`` once, writing ``<stem>.pth`` beside it."""
-    p = Path(path)
-    return f"{COMMAND} {p} {p.with_suffix('.pth')}"
 
 
 def foreign_globals(path: str | os.PathLike[str]) -> list[str]:

@@ -154,12 +154,29 @@ def spec_table() -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- loading
 
 
+#: the one-time conversion of a checkpoint holding foreign objects (bench/weights/lightning.py)
+CONVERT_COMMAND = "python -m bench.weights.lightning"
+
+
+def convert_command(path: str | os.PathLike[str]) -> str:
+    """The command that converts ``path`` once into plain tensors, writing ``<stem>.pth`` beside it."""
+    p = Path(path)
+    return f"{CONVERT_COMMAND} {p} {p.with_suffix('.pth')}"
+
+
 def unusable_checkpoint(path: str | os.PathLike[str], exc: BaseException) -> WeightsFileError:
-    """Why ``torch.load(path, weights_only=True)`` failed, with the fix that fits: a managed copy is
-    fetched again; a user's own file is re-saved or replaced (never loaded with weights_only=False)."""
+    """Why ``torch.load(path, weights_only=True)`` failed, with the fix that fits: a file with Python objects
+    besides tensors (a Lightning training checkpoint) is converted once, never loaded with weights_only=False;
+    a damaged managed copy is fetched again; a user's own damaged file is replaced."""
     text = f"{type(exc).__name__}: {exc}"
     first = text.splitlines()[0][:200]
     p = Path(path)
+    if "weights only load failed" in text.lower() or "unsupported global" in text.lower():
+        return WeightsFileError(
+            path, "it holds Python objects besides tensors, which bfrbench does not unpickle (weights_only=True)",
+            f"convert it once with `{convert_command(path)}` (keeps its 'state_dict' tensors; nothing in the file "
+            "is run) and pass that file, or re-save just the tensors where it was made, e.g. "
+            "torch.save(model.state_dict(), 'clean.pth')")
     managed = None
     with contextlib.suppress(OSError, ValueError):
         if p.resolve().is_relative_to(cache_dir().resolve()):
@@ -167,11 +184,6 @@ def unusable_checkpoint(path: str | os.PathLike[str], exc: BaseException) -> Wei
     if managed is not None:
         return WeightsFileError(path, f"the cached checkpoint cannot be read ({first})",
                                 f"run `bfrbench fetch {managed} --force` to download and verify it again")
-    if "weights only load failed" in text.lower() or "unsupported global" in text.lower():
-        return WeightsFileError(
-            path, "it holds Python objects besides tensors, which bfrbench does not unpickle (weights_only=True)",
-            "re-save just the tensors where it was made, e.g. torch.save(model.state_dict(), 'clean.pth'), "
-            "and pass that file")
     if "central directory" in text or "PytorchStreamReader" in text or "EOF" in text or "unexpected end" in text.lower():
         return WeightsFileError(path, f"the file is truncated or damaged ({first})",
                                 "copy or download it again (compare its size with the original)")

@@ -9,7 +9,8 @@ Checkpoint: ``DAEFR_model.ckpt`` is a PyTorch-Lightning file; the network is its
 (scripts/test.py copies the entries the model has and ignores the rest). Here every tensor of the model
 must be present with its shape (``strict=True``); entries the model lacks are named and refused, except
 Lightning's training-only ``loss.`` modules. A file that holds Python objects besides tensors (Lightning
-callbacks) is refused with the one-time conversion command (bench/weights/lightning.py).
+callbacks) is refused by ``bench.weights.load_state_dict`` with the one-time conversion command
+(bench/weights/lightning.py).
 """
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ import torch
 
 from bench import weights as W
 from bench.core.registry import METHODS
-from bench.weights.lightning import convert_command
-from methods.base import RestorationMethod, WeightsInfo, seeded_normal, state_dict_mismatch
+from methods.base import RestorationMethod, load_release_or_standin, seeded_normal
 from methods.codeformer_family import resize_like_cv2
 from methods.daefr.arch import DAEFRNet
 
@@ -39,27 +39,14 @@ def build_daefr() -> DAEFRNet:
     return DAEFRNet()
 
 
-def load_checkpoint(path: str | Path) -> Any:
-    """``torch.load(weights_only=True)``; a file with Lightning objects gets the conversion command."""
-    try:
-        return W.load_state_dict(path)
-    except W.WeightsFileError as exc:
-        if "besides tensors" not in exc.reason:
-            raise
-        raise W.WeightsFileError(
-            path, "it holds Python objects besides tensors (a Lightning training checkpoint), which bfrbench "
-                  "does not unpickle", f"convert it once with `{convert_command(path)}` and pass the .pth") from exc
-
-
-def extract_daefr_state(obj: Any, path: str | Path = "<checkpoint>") -> tuple[dict[str, torch.Tensor], list[str]]:
-    """The network's weights from a loaded checkpoint, and the training-only entries left out."""
+def extract_daefr_state(obj: Any, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:
+    """The network's weights from a loaded checkpoint, without the training-only ``loss.`` entries."""
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or _PROBE_KEY not in state:
         top = list(obj)[:6] if isinstance(obj, dict) else type(obj).__name__
         raise W.WeightsFileError(path, f"not a DAEFR checkpoint (no {_PROBE_KEY!r} under 'state_dict'; top level: "
                                        f"{top})", _FIX)
-    dropped = [k for k in state if k.startswith(TRAINING_ONLY_PREFIXES)]
-    return {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}, dropped
+    return {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
 
 
 def standin_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
@@ -103,20 +90,8 @@ class DAEFRMethod(RestorationMethod):
         spec = W.WEIGHTS[WEIGHT_NAME]
         path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
         self.net = self.build_net()
-        if path is None:
-            shapes = {k: tuple(v.shape) for k, v in self.net.state_dict().items()}
-            self.net.load_state_dict(standin_state_dict(shapes), strict=True)
-            self.weights_info = [WeightsInfo(name=spec.name, standin=True, note="deterministic random stand-in weights")]
-        else:
-            state, dropped = extract_daefr_state(load_checkpoint(path), path)
-            try:
-                self.net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise W.WeightsFileError(
-                    path, f"does not match the DAEFR network ({state_dict_mismatch(self.net, state)})", _FIX,
-                ) from exc
-            note = f"left out {len(dropped)} training-only entries" if dropped else ""
-            self.weights_info = [WeightsInfo(name=spec.name, path=str(path), sha256=W.sha256_file(path), note=note)]
+        self.weights_info = load_release_or_standin(
+            self.net, spec.name, path, extract_daefr_state, standin_state_dict, "DAEFR network", _FIX)
         self.net.eval()
 
     def build_net(self) -> DAEFRNet:
