@@ -42,14 +42,14 @@ def model_only(runner: Any, label: str, method: torch.nn.Module, decoded: Sequen
     """Seconds for the prepared method alone over the ``decoded`` batches (on the device beforehand)."""
     engine = runner.engine
     prepared = runner.prepare(label, method)
-    batches = [b.lq.to(engine.device) for b in decoded]
+    batches = [(b.lq.to(engine.device), b.names) for b in decoded]
     if not batches:
         return float("nan")
-    engine.restore(prepared, batches[0])  # warm-up (cudnn autotuning, lazy init)
+    engine.restore(prepared, *batches[0])  # warm-up (cudnn autotuning, lazy init)
     synchronize(engine.device)
     t0 = clock()
-    for x in batches:
-        engine.restore(prepared, x)
+    for x, names in batches:
+        engine.restore(prepared, x, names)
     synchronize(engine.device)
     return clock() - t0
 
@@ -63,13 +63,13 @@ def compute_floor(runner: Any, label: str, method: torch.nn.Module, metrics: dic
     need_gt = any(m.needs_gt for m in metrics.values())
     need_lq = any(getattr(m, "needs_lq", False) for m in metrics.values())
     # uint8 inputs for the method (as the engine's restore takes them), float [0, 1] GT for the metrics
-    batches = [(b.lq.to(engine.device), engine.to_device(b.gt) if need_gt and b.gt is not None else None)
+    batches = [(b.lq.to(engine.device), engine.to_device(b.gt) if need_gt and b.gt is not None else None, b.names)
                for b in decoded]
     if not batches:
         return float("nan")
 
-    def step(lq_u8: torch.Tensor, gt: torch.Tensor | None) -> Any:
-        out = to_benchmark_size(engine.restore(prepared, lq_u8), size)
+    def step(lq_u8: torch.Tensor, gt: torch.Tensor | None, names: Sequence[str]) -> Any:
+        out = to_benchmark_size(engine.restore(prepared, lq_u8, names), size)  # names: a stochastic method's noise
         lq = engine.to_device(lq_u8) if need_lq else None
         # host-pool metrics overlap the next batch, as in the runner (collected one batch later)
         return engine.measure(metrics, out, gt, lq, defer_host=engine.host_workers > 0)
@@ -80,8 +80,8 @@ def compute_floor(runner: Any, label: str, method: torch.nn.Module, metrics: dic
     synchronize(engine.device)
     t0 = clock()
     previous = None
-    for lq, gt in batches:
-        current = step(lq, gt)
+    for lq, gt, names in batches:
+        current = step(lq, gt, names)
         if previous is not None:
             engine.finish(previous)
         previous = current

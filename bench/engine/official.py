@@ -59,6 +59,8 @@ def official_style(
     with torch.no_grad():
         for p in pairs:
             x = _read_rgb_tensor(Path(p.lq_path), size).unsqueeze(0).to(device)
+            if getattr(method, "stochastic", False):  # the image's own noise, as in the engine's run
+                method.bind_noise(method.noise_seed, [p.name])
             y = method.restore(x)
             img = to_uint8(y[0].float()).permute(1, 2, 0).cpu().numpy()
             path = out_dir / f"{p.name}.png"

@@ -215,3 +215,28 @@ def test_a_recorded_run_is_reused_only_for_the_same_run_seed(tiny, tmp_path):
     again = reuse.recorded(tmp_path, spec, 4)
     assert again is not None and again.info().params["run_seed"] == 4
     assert reuse.recorded(tmp_path, spec, 5) is None  # another --seed: built again, its units recomputed
+
+
+def test_official_style_loop_draws_each_image_s_own_noise(tiny, tmp_path):
+    """``profile --e2e``'s one-image loop keys the noise by image name, as the engine's run does."""
+    from types import SimpleNamespace
+
+    import cv2
+
+    from bench.core import plugins
+    from bench.core.registry import METRICS
+    from bench.engine.official import official_style
+    from tests._helpers.runner_helpers import make_folder
+
+    plugins.load_all()
+    root = make_folder(tmp_path / "set", 2)
+    pairs = [SimpleNamespace(name=f"img{i:03d}", lq_path=root / "lq" / f"img{i:03d}.png",
+                             gt_path=root / "gt" / f"img{i:03d}.png") for i in range(2)]
+    tiny.bind_noise(6)  # the run seed, no keys yet
+    official_style(tiny, {"psnr": METRICS.create("psnr")}, pairs, tmp_path / "out", device=torch.device("cpu"), size=64)
+    for p in pairs:
+        rgb = np.ascontiguousarray(cv2.imread(str(p.lq_path))[..., ::-1])
+        tiny.bind_noise(6, [p.name])
+        want = (tiny.restore(to_batch(rgb))[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        got = cv2.imread(str(tmp_path / "out" / f"{p.name}.png"))[..., ::-1]
+        assert np.array_equal(got, want), p.name
