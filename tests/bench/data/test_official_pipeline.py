@@ -353,7 +353,7 @@ def _has_faces(rgb: np.ndarray) -> bool:
     return bool((np.abs(rgb.astype(int) - [200, 160, 130]).sum(2) < 30).mean() > 0.05)  # the synthetic skin
 
 
-def test_restore_official_without_its_weights_is_one_line_naming_the_fast_pipeline(tmp_path, monkeypatch, capsys):
+def test_restore_default_official_without_its_weights_is_one_line_naming_the_fast_pipeline(tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
     from bench import weights as wm
@@ -366,7 +366,7 @@ def test_restore_official_without_its_weights_is_one_line_naming_the_fast_pipeli
     src = tmp_path / "in"
     src.mkdir()
     cv2.imwrite(str(src / "a.png"), np.full((40, 40, 3), 90, np.uint8))
-    argv = ["restore", "--method", "lq", "--input", str(src), "--output", str(tmp_path / "o"), "--pipeline", "official"]
+    argv = ["restore", "--method", "lq", "--input", str(src), "--output", str(tmp_path / "o")]  # official: the default
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "retinaface-resnet50" in err[0] and "--pipeline fast" in err[0], err
@@ -430,3 +430,15 @@ def test_restore_refuses_an_unknown_bg_upsampler_in_one_line(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--bg-upsampler esrgan" in err[0] and "realesrgan-x2" in err[0], err
+
+
+def test_aligned_inputs_refuse_the_whole_image_options(tmp_path, capsys):
+    from bench.cli.app import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.full((40, 40, 3), 90, np.uint8))
+    base = ["restore", "--method", "lq", "--input", str(src), "--output", str(tmp_path / "o"), "--aligned"]
+    for extra in (["--pipeline", "official"], ["--pipeline", "fast"], ["--only-center-face"]):
+        assert main(base + extra) == 2
+        assert "apply to whole images" in capsys.readouterr().err

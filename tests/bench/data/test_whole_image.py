@@ -95,7 +95,7 @@ def test_restore_cli_upscale_keeps_rgba_and_prints_the_face_count(tmp_path, dete
     detected += _faces((30, 20), (110, 70), (5, 90))
     out = tmp_path / "out"
     argv = ["restore", "--method", "test-green-up", "--input", str(src), "--output", str(out), "--device", "cpu"]
-    assert main([*argv, "--upscale", "2"]) == 0
+    assert main([*argv, "--pipeline", "fast", "--upscale", "2"]) == 0
     printed = capsys.readouterr().out
     assert "photo.png: 3 faces\n" in printed and "(6 faces restored)" in printed
     result = cv2.imread(str(out / "photo.png"), cv2.IMREAD_UNCHANGED)
