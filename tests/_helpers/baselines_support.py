@@ -88,6 +88,18 @@ def assert_golden_weights(net: torch.nn.Module, golden: dict[str, np.ndarray]) -
     assert not bad, f"stand-in weights differ from the golden's (regenerate per the .md note): {bad[:3]}"
 
 
+def assert_batch_independent(method: Any, x: torch.Tensor, atol: float = 1e-5) -> torch.Tensor:
+    """``method.restore(x)`` is a float32 batch in [0, 1] that varies with the input and equals (``atol``) the
+    images restored one by one; returns it."""
+    out = method.restore(x)
+    assert out.shape == (x.shape[0], 3, method.output_size, method.output_size) and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1 and out.std() > 0.05
+    one = torch.cat([method.restore(x[i : i + 1]) for i in range(x.shape[0])])
+    assert torch.allclose(out, one, atol=atol)
+    assert (out[0] - out[1]).abs().mean() > 0.01  # the output depends on the input
+    return out
+
+
 def write_checkpoint(path: Path, state: dict[str, torch.Tensor], container: str) -> Path:
     """Save ``state`` as a release would: ``params_ema``, ``params``, ``lightning`` (state_dict with
     ``vqvae.`` keys, a training-only buffer and loss weights beside them) or ``bare``."""

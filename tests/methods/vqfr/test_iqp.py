@@ -28,14 +28,14 @@ def faces() -> torch.Tensor:
 def test_untrained_plug_in_is_bit_equal_to_vqfr(faces, ratio):
     base = SmallVQFR(weights="random", fidelity_ratio=ratio)
     ref = base.restore(faces)
-    cond = vqfr_with_iqp(SmallVQFR(weights="random", fidelity_ratio=ratio), quality=0.9)
-    assert cond.wrapper.latent_shape == (64, 2, 2) and cond.wrapper._latent_module is cond.base_method.net.encoder
+    cond = vqfr_with_iqp(base, quality=0.9)  # the hook goes on this very network
+    assert cond.wrapper.latent_shape == (64, 2, 2) and cond.wrapper._latent_module is base.net.encoder
     assert torch.equal(cond.restore(faces), ref)
     info = cond.info()
     assert info.params == {"fidelity_ratio": ratio, "quality": 0.9} and info.standin
+    assert [w.name for w in info.weights] == ["vqfr-v2", "iqp-embedding"]
     cond.quality = 0.2  # another bin of the (zero) table
     assert torch.equal(cond.restore(faces), ref)
-    assert [w.name for w in info.weights] == ["vqfr-v2", "iqp-embedding"]
 
 
 def test_a_trained_table_shifts_the_latent_the_code_predictor_reads(faces):
