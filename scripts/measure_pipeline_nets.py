@@ -1,6 +1,6 @@
 """Measure the parity docs/methods.md states for the face parser and the background upsampler, at full size.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/measure_pipeline_nets.py
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/measure_pipeline_nets.py [parsers] [upsampler]
 
 Runs the released configurations (ParseNet 512, BiSeNet, RealESRGAN_x2plus: 64 features, 23 blocks)
 with seeded stand-in weights (``bench.weights.standin.conv_standin_state``) against facexlib 0.3.0
@@ -82,6 +82,9 @@ def parsers() -> None:
              labels_equal=labels_equal, ours_s=round(t_ours, 2), facexlib_paste_s=round(t_ref, 2))
         emit(what=f"{name} soft mask", max_abs=float(np.abs(mask - ref_mask).max()),
              kept_fraction=round(float((mask > 0.5).mean()), 3))
+        pair, t_pair = timed(FaceParser(ours, name, batch_size=2).logits, face + faces(1, seed=6))
+        emit(what=f"{name} logits, batch of 2 vs one face", max_abs=float((pair[:1] - logits).abs().max()),
+             ours_pair_s=round(t_pair, 2))
 
 
 def upsampler(tmp: Path) -> None:
@@ -107,11 +110,14 @@ def upsampler(tmp: Path) -> None:
 
 
 def main() -> None:
+    parts = sys.argv[1:] or ["parsers", "upsampler"]
     torch.set_num_threads(1)
     torch.set_grad_enabled(False)
-    parsers()
-    with tempfile.TemporaryDirectory() as tmp:
-        upsampler(Path(tmp))
+    if "parsers" in parts:
+        parsers()
+    if "upsampler" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            upsampler(Path(tmp))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ from __future__ import annotations
 import types
 from functools import cache
 
+import torchvision.transforms.functional  # noqa: F401 - see below
 from torch import nn
 
+# load_official_module drops every module an official import added to sys.modules; torchvision (which
+# facexlib's helper and basicsr's arch_util import) must be imported before, or a second import of it
+# re-registers torch's operator libraries and fails.
 from tests._helpers.official_refs import basicsr_stubs, load_official_module
 
 FACEXLIB = "facexlib==0.3.0"
@@ -53,3 +57,9 @@ def realesrgan_utils() -> types.ModuleType:
     """realesrgan/utils.py (RealESRGANer); the URL download helper stubbed (the test passes a file)."""
     return load_official_module(REALESRGAN, "realesrgan/utils.py",
                                 {"basicsr.utils.download_util": {"load_file_from_url": None}})
+
+
+@cache
+def facexlib_misc() -> types.ModuleType:
+    """facexlib/utils/misc.py (``img2tensor``: how the helper turns a BGR face into the parser's input)."""
+    return load_official_module(FACEXLIB, "facexlib/utils/misc.py")
