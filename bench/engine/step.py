@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from bench.core import hostmem
 from bench.core.device import (
     FastPath,
     autocast,
@@ -84,6 +85,8 @@ class Engine:
     def __init__(self, device: str | torch.device = "auto", dtype: str = "fp32", *, compile: bool = False,
                  channels_last: str = "auto", compile_mode: str | None = None, host_workers: int = 0) -> None:
         self.device = resolve_device(device)
+        if self.device.type == "cpu":  # freed tensors stay in the heap for reuse (no page faults per tensor)
+            hostmem.keep_freed_memory()
         self._host_pool: Any = None
         #: processes scoring ``runs_on_host`` metrics off the device path (0: in this process, serially)
         self.host_workers = host_workers
