@@ -124,8 +124,14 @@ class FolderRestorer:
             img = self._read(f)
             if img is None:
                 continue
-            result = restore_whole(img.rgb, self._restore_crops, size=self.size, upscale=job.upscale, alpha=img.alpha,
-                                   pipeline=job.pipeline)
+            try:
+                result = restore_whole(img.rgb, self._restore_crops, size=self.size, upscale=job.upscale,
+                                       alpha=img.alpha, pipeline=job.pipeline)
+            except ValueError as exc:  # e.g. landmarks no similarity fits: this image only, never the run
+                say(f"skipped {f}: {exc}")
+                self.count.skipped.append(f)
+                self.bar.update(1)
+                continue
             self.bar.update(1)
             self.count.faces += result.faces
             if not result.faces:

@@ -442,3 +442,31 @@ def test_aligned_inputs_refuse_the_whole_image_options(tmp_path, capsys):
     for extra in (["--pipeline", "official"], ["--pipeline", "fast"], ["--only-center-face"]):
         assert main(base + extra) == 2
         assert "apply to whole images" in capsys.readouterr().err
+
+
+def test_an_image_whose_landmarks_fit_no_alignment_is_skipped_not_the_run(tmp_path, monkeypatch, registries, capsys):
+    from bench.cli.app import main
+    from bench.core.registry import METHODS
+    from bench.data import official_pipeline
+    from tests._helpers.runner_helpers import GreenMethod
+
+    METHODS.add("test-green", GreenMethod)
+    rgb, lms = _scene(SCENES["one"], seed=4)
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a_bad.png"), np.full((60, 80, 3), 7, np.uint8))
+    cv2.imwrite(str(src / "b_good.png"), rgb[:, :, ::-1])
+
+    class Picky:
+        def detect(self, img, conf_threshold=0.8, nms_threshold=0.4):
+            if _has_faces(img):
+                return KnownFaces(lms).detect(img, conf_threshold)
+            return np.array([[1, 1, 9, 9, 0.99, 0, 0, 10, 0, *([np.nan] * 6)]], np.float32)  # eyes, then NaN
+
+    monkeypatch.setattr(official_pipeline, "load_official_pipeline",
+                        lambda **kw: OfficialPipeline(Picky(), StandInParser(), options=kw["options"]))
+    argv = ["restore", "--method", "test-green", "--input", str(src), "--output", str(tmp_path / "o"), "--device", "cpu"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "a_bad.png: could not estimate the alignment" in printed and "b_good.png: 1 face" in printed
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["b_good.png"]
