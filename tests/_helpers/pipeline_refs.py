@@ -1,6 +1,7 @@
 """The official code of the whole-photo pipeline's auxiliary networks, imported from PyPI for parity tests.
 
-facexlib 0.3.0 (ParseNet, BiSeNet, FaceRestoreHelper), basicsr 1.4.2 (RRDBNet) and realesrgan
+facexlib 0.3.0 (ParseNet, BiSeNet, FaceRestoreHelper, RetinaFace), CodeFormer's facelib helper
+(codeformer-pip 0.0.4), basicsr 1.4.2 (RRDBNet) and realesrgan
 0.3.0 (RealESRGANer) are downloaded with ``pip download --no-deps`` and one module each is imported
 with stubs (tests/_helpers/official_refs.py): none of them is installed, so facexlib's desktop
 OpenCV never displaces the headless one, and nothing of theirs runs at bfrbench's run time.
@@ -19,6 +20,7 @@ from torch import nn
 from tests._helpers.official_refs import basicsr_stubs, load_official_module
 
 FACEXLIB = "facexlib==0.3.0"
+CODEFORMER_PIP = "codeformer-pip==0.0.4"
 BASICSR = "basicsr==1.4.2"
 REALESRGAN = "realesrgan==0.3.0"
 
@@ -41,6 +43,28 @@ def facexlib_restore_helper() -> types.ModuleType:
 
     stubs = {"facexlib.detection": {"init_detection_model": refuse}, "facexlib.parsing": {"init_parsing_model": refuse}}
     return load_official_module(FACEXLIB, "facexlib/utils/face_restoration_helper.py", stubs)
+
+
+@cache
+def facexlib_retinaface() -> types.ModuleType:
+    """retinaface.py (RetinaFace and its detect_faces); torchvision imported first (it imports it lazily)."""
+    import torchvision.models  # noqa: F401
+    import torchvision.ops  # noqa: F401
+
+    return load_official_module(FACEXLIB, "facexlib/detection/retinaface.py")
+
+
+@cache
+def codeformer_restore_helper() -> types.ModuleType:
+    """CodeFormer's own facelib face_restoration_helper.py (codeformer-pip 0.0.4), its loaders stubbed."""
+    import torch
+
+    stubs = {"codeformer.basicsr": {}, "codeformer.basicsr.utils": {},
+             "codeformer.basicsr.utils.download_util": {"load_file_from_url": None},
+             "codeformer.basicsr.utils.misc": {"get_device": lambda: torch.device("cpu")},
+             "codeformer.facelib.detection": {"init_detection_model": lambda *a, **k: None},
+             "codeformer.facelib.parsing": {"init_parsing_model": lambda *a, **k: None}}
+    return load_official_module(CODEFORMER_PIP, "codeformer/facelib/utils/face_restoration_helper.py", stubs)
 
 
 @cache

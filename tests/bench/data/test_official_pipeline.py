@@ -21,25 +21,27 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torchvision.models  # noqa: F401  (before the reference module, which imports it lazily)
-import torchvision.ops  # noqa: F401
 
 from bench.data.align import align_face, face_template
 from bench.data.face_parsing import FaceParser, mask_from_labels
 from bench.data.official_pipeline import CODEFORMER, OfficialOptions, OfficialPipeline, detect_landmarks
 from bench.data.retinaface_resnet50 import RetinaFaceR50, load_retinaface_r50
 from bench.data.whole_image import restore_whole
-from tests._helpers.official_refs import load_manifest, load_official_module, seeded_state_dict
-from tests._helpers.pipeline_refs import FACEXLIB, facexlib_parsenet, facexlib_restore_helper
+from tests._helpers.official_refs import load_manifest, seeded_state_dict
+from tests._helpers.pipeline_refs import (
+    codeformer_restore_helper,
+    facexlib_parsenet,
+    facexlib_restore_helper,
+    facexlib_retinaface,
+)
 
 pytestmark = pytest.mark.network
-CODEFORMER_PIP = "codeformer-pip==0.0.4"
 
 
 @pytest.fixture(scope="module")
 def fx():
     """facexlib's RetinaFace module and FaceRestoreHelper module (tests/_helpers/pipeline_refs.py)."""
-    return load_official_module(FACEXLIB, "facexlib/detection/retinaface.py"), facexlib_restore_helper()
+    return facexlib_retinaface(), facexlib_restore_helper()
 
 
 def _new_helper(mod, *args, **kwargs):
@@ -50,13 +52,7 @@ def _new_helper(mod, *args, **kwargs):
 
 @pytest.fixture(scope="module")
 def cf_helper():
-    """CodeFormer's facelib FaceRestoreHelper (codeformer-pip 0.0.4 = sczhou/CodeFormer's facelib as packaged)."""
-    stubs = {"codeformer.basicsr": {}, "codeformer.basicsr.utils": {},
-             "codeformer.basicsr.utils.download_util": {"load_file_from_url": None},
-             "codeformer.basicsr.utils.misc": {"get_device": lambda: torch.device("cpu")},
-             "codeformer.facelib.detection": {"init_detection_model": lambda *a, **k: None},
-             "codeformer.facelib.parsing": {"init_parsing_model": lambda *a, **k: None}}
-    return load_official_module(CODEFORMER_PIP, "codeformer/facelib/utils/face_restoration_helper.py", stubs)
+    return codeformer_restore_helper()
 
 
 @pytest.fixture(scope="module")
