@@ -124,10 +124,10 @@ def present(outcome: RunOutcome, cfg: RunConfig) -> None:
     """
     import sys
 
-    from bench.engine.results import format_ranked_tables, write_minimal_index
+    from bench.engine.results import format_ranked_tables, sampling_tags, write_minimal_index
 
     if not cfg.quiet:
-        print(format_ranked_tables(outcome.summary, outcome.per_image, outcome.gains))
+        print(format_ranked_tables(outcome.summary, outcome.per_image, outcome.gains, sampling_tags(outcome.methods)))
     for line in bad_file_lines(outcome):
         print(line, file=sys.stderr)
     if cfg.report:

@@ -310,7 +310,7 @@ def _column_heads(cells: pd.DataFrame, keys: list[tuple[str, str]]) -> tuple[lis
 
 
 def _method_row(m: Any, cells: pd.DataFrame, keys: list[tuple[str, str]], col_n: dict, summary: pd.DataFrame,
-                notes: set[str]) -> list[str]:
+                notes: set[str], sampling: str | None = None) -> list[str]:
     """One method's row (rank, label, a cell per column); the notes its marks need are added to ``notes``."""
     from bench.engine.ranking import RULE
 
@@ -319,7 +319,8 @@ def _method_row(m: Any, cells: pd.DataFrame, keys: list[tuple[str, str]], col_n:
         notes.add("- (k/N metrics): not ranked, values are missing for some metrics" if not m.complete
                   else "-: not ranked, no metric could be compared")
     standin = bool(summary[summary["method"] == m.method]["standin"].astype(bool).any())
-    label = m.method + (" [stand-in]" if standin else "") + (f" [{m.flag}]" if m.flag else "")
+    label = (m.method + (f" [{sampling}]" if sampling else "") + (" [stand-in]" if standin else "")
+             + (f" [{m.flag}]" if m.flag else ""))
     if m.flag:
         notes.add(f"[missing K of N images]: {RULE}")
     row = [rank_text, label]
@@ -347,9 +348,22 @@ def _listed(summary: pd.DataFrame, status: str, whole_method: bool, title: str) 
     return [f"\n{title}:", *(f"  {r[col]}: {r.reason}" for _, r in rows.iterrows())]
 
 
+def sampling_tags(methods: dict[str, Any]) -> dict[str, str]:
+    """Per method label, how a stochastic method drew its outputs (``seed 0, 25 steps``): from the ``run_seed``
+    (and ``steps``) its manifest record carries; deterministic methods have none."""
+    tags = {}
+    for label, record in methods.items():
+        params = record.get("params", {}) if isinstance(record, dict) else {}
+        if "run_seed" in params:
+            tags[label] = f"seed {params['run_seed']}" + (f", {params['steps']} steps" if "steps" in params else "")
+    return tags
+
+
 def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None = None,
-                         gains: pd.DataFrame | None = None) -> str:
+                         gains: pd.DataFrame | None = None, sampling: dict[str, str] | None = None) -> str:
     """A plain-text leaderboard per dataset by the one ranking rule (:mod:`bench.engine.ranking`).
+
+    A stochastic method's label carries its seed and steps (``sampling``, from :func:`sampling_tags`).
 
     Under the header, the ``n`` each column was ranked on; a value over another number of images
     is marked ``(n=K)``, a method missing images ``[missing K of N images]``, infinite per-image
@@ -364,7 +378,8 @@ def format_ranked_tables(summary: pd.DataFrame, per_image: pd.DataFrame | None =
         cells, methods = ranking.dataset(dataset)
         keys = list(dict.fromkeys(zip(cells["metric"], cells["protocol"])))
         heads, n_row, col_n = _column_heads(cells, keys)
-        body = [_method_row(m, cells, keys, col_n, summary, notes) for m in methods.itertuples(index=False)]
+        body = [_method_row(m, cells, keys, col_n, summary, notes, (sampling or {}).get(m.method))
+                for m in methods.itertuples(index=False)]
         widths = [max(len(str(x)) for x in col) for col in zip(heads, n_row, *body)]
         lines.append(f"\n== {dataset} ==")
         for row in [heads, n_row, *body]:

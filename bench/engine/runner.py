@@ -78,6 +78,8 @@ class RunOutcome:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     #: per dataset: n, root, bad_files, conversions, validation (as in manifest.json)
     datasets: dict[str, Any] = field(default_factory=dict)
+    #: per method label: its manifest.json record (name, params, weights, standin ...)
+    methods: dict[str, Any] = field(default_factory=dict)
 
     @property
     def per_image(self) -> Any:
@@ -335,7 +337,7 @@ class Runner(RunPlan, UnitWork):
         summary, gains = results.write_run(self.run_dir, cfg, self.device, self.skipped, units, methods_info,
                                            metrics_info, datasets_info, distributed=self.dist.info())
         return RunOutcome(run_dir=self.run_dir, summary=summary, gains=gains, units=units, skipped=self.skipped,
-                          datasets=datasets_info)
+                          datasets=datasets_info, methods=methods_info)
 
 
 

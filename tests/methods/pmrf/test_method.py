@@ -240,3 +240,29 @@ def test_official_style_loop_draws_each_image_s_own_noise(tiny, tmp_path):
         want = (tiny.restore(to_batch(rgb))[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         got = cv2.imread(str(tmp_path / "out" / f"{p.name}.png"))[..., ::-1]
         assert np.array_equal(got, want), p.name
+
+
+def test_run_labels_seed_and_steps_and_another_seed_recomputes(registries, tmp_path):
+    """``bfrbench run``'s table names a stochastic method's seed and steps; a rerun with another --seed in the
+    same run folder recomputes its unit (the recorded method is for one seed), the same seed reuses it."""
+    from bench.config import RunConfig
+    from bench.engine.results import format_ranked_tables, sampling_tags
+    from bench.engine.runner import Runner
+    from tests._helpers.runner_helpers import make_folder, register
+
+    METHODS.add("test-pmrf-tiny", TinyPMRF, takes_quality=False)
+    ds = register(make_folder(tmp_path / "set", 2), "pmrf")
+
+    def run(seed: int):
+        cfg = RunConfig(datasets=[ds], methods=["test-pmrf-tiny:steps=2"], weights={"test-pmrf-tiny": "random"},
+                        metrics=["test-mae"], out=str(tmp_path / "run"), device="cpu", batch_size=2, workers=0,
+                        quiet=True, report=False, seed=seed)
+        return Runner(cfg).run()
+
+    first = run(3)
+    tags = sampling_tags(first.methods)
+    assert tags == {"test-pmrf-tiny:steps=2": "seed 3, 2 steps"}
+    assert "test-pmrf-tiny:steps=2 [seed 3, 2 steps] [stand-in]" in format_ranked_tables(first.summary, sampling=tags)
+    again, other = run(3), run(4)
+    assert again.units[0].config_hash == first.units[0].config_hash and again.units[0].batches_computed == 0
+    assert other.units[0].config_hash != first.units[0].config_hash and other.units[0].batches_computed > 0
