@@ -6,8 +6,8 @@ Runs the released configurations (ParseNet 512, BiSeNet, RealESRGAN_x2plus: 64 f
 with seeded stand-in weights (``bench.weights.standin.conv_standin_state``) against facexlib 0.3.0
 (ParseNet, BiSeNet, the mask inside ``FaceRestoreHelper.paste_faces_to_input_image``) and
 realesrgan 0.3.0 / basicsr 1.4.2 (``RealESRGANer.enhance`` around ``RRDBNet``), imported from their
-PyPI archives as the tests do. Prints one JSON line per measurement: max |difference| and one-thread
-CPU seconds of ours and theirs (stand-in weights: time only).
+PyPI archives as the tests do. Prints one JSON line per measurement: max |difference| and the CPU
+seconds (one thread) of ours and theirs (stand-in weights: time only).
 """
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ from tests.bench.data.test_face_parsing import faces, facexlib_masks  # noqa: E4
 
 
 def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
+    """(result, CPU seconds of this process): one thread, so a single core's time, even on a busy machine."""
+    start = time.process_time()
     out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
+    return out, time.process_time() - start
 
 
 def emit(**row) -> None:

@@ -5,7 +5,7 @@ never installed) on the same seeded weights. Logits: ParseNet at full width on a
 facexlib feeds it, bit-equal; BiSeNet within 1e-5 (bit-equal measured). The mask captured inside
 ``FaceRestoreHelper.paste_faces_to_input_image(use_parse=True)`` right before its resize: within 1e-6
 (float64 there, float32 here; measured <= 3e-8), with ParseNet at a reduced width (base_ch 4, 1 body
-block) at the released 512 size: the full one costs ~20 s per face on one core.
+block) at the released 512 size: the full one costs ~6 CPU seconds per face.
 scripts/measure_pipeline_nets.py measures the full-size networks.
 """
 from __future__ import annotations
