@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench.data.align import align_face, face_template
 from bench.data.face_parsing import FaceParser, mask_from_labels
@@ -466,3 +468,34 @@ def test_an_image_whose_landmarks_fit_no_alignment_is_skipped_not_the_run(tmp_pa
     printed = capsys.readouterr().out
     assert "a_bad.png: could not estimate the alignment" in printed and "b_good.png: 1 face" in printed
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["b_good.png"]
+
+
+PLACEMENTS = dict(h=st.integers(48, 160), w=st.integers(48, 160), cx=st.floats(-20, 180), cy=st.floats(-20, 180),
+                  side=st.floats(24, 200), angle=st.floats(-60, 60), upscale=st.integers(1, 3), parse=st.booleans())
+
+
+def _placement_pastes_as_facexlib(fx, h, w, cx, cy, side, angle, upscale, parse):
+    """Faces anywhere (cut by any border, rotated, larger than the photo), any upscale: within 1 grey level."""
+    rng = np.random.default_rng(h * 1000 + w)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 2)
+    m = cv2.getRotationMatrix2D((256.0, 256.0), angle, side / 512.0)
+    m[:, 2] += np.array([cx, cy]) - 256.0
+    lms = [(face_template(512) @ m[:, :2].T + m[:, 2]).astype(np.float32)]
+    _, ref_img = _facexlib_run(fx[1], np.ascontiguousarray(rgb[:, :, ::-1]), KnownFaces(lms, rgb.shape), upscale, parse)
+    pipe = OfficialPipeline(KnownFaces(lms, rgb.shape), StandInParser(), options=OfficialOptions(use_parse=parse))
+    out = restore_whole(rgb, _restore, upscale=upscale, pipeline=pipe)
+    assert out.faces == 1 and out.image.shape == ref_img.shape
+    assert np.abs(out.image.astype(int) - ref_img.astype(int)).max() <= 1
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(**PLACEMENTS)
+def test_any_face_placement_pastes_as_facexlib(fx, **case):
+    _placement_pastes_as_facexlib(fx, **case)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(**PLACEMENTS)
+def test_any_face_placement_pastes_as_facexlib_many(fx, **case):
+    _placement_pastes_as_facexlib(fx, **case)
