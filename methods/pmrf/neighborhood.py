@@ -3,7 +3,8 @@
 Each query (i, j) attends to a ``k x k`` window of keys centred on it where it fits, shifted inwards at the
 borders so it always holds ``k x k`` keys: rows ``clamp(i - k//2, 0, H - k) ... + k - 1`` (NATTEN's
 ``get_window_start``), columns likewise. NATTEN needs a compiled extension; this runs anywhere (CPU
-included) and loops over the ``k*k`` window slots, so memory stays O(H W k^2) per head, not O(H W e k^2).
+included): tiles of queries against the key region that holds their windows, masked (matrix products), or,
+for sides that are no multiple of the tile, a loop over the ``k*k`` window slots.
 """
 from __future__ import annotations
 
@@ -18,9 +19,58 @@ def window_starts(length: int, kernel_size: int, device: torch.device | None = N
     return (idx - kernel_size // 2).clamp(0, length - kernel_size)
 
 
+#: queries per tile side in the tiled form: each 8 x 8 tile attends to the (8 + k - 1)^2 keys that hold all its
+#: windows, with a mask (four times NATTEN's FLOPs here, as matrix products, and one gather instead of k^2)
+TILE = 8
+
+
 def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int,
                            scale: float = 1.0) -> torch.Tensor:
-    """softmax(q . k_window * scale) @ v_window for (..., H, W, e) tensors; returns (..., H, W, e)."""
+    """softmax(q . k_window * scale) @ v_window for (..., H, W, e) tensors; returns (..., H, W, e).
+
+    Tiled (masked attention over each tile's key region) where both sides are multiples of :data:`TILE`, else
+    the per-slot loop; both equal masked full attention (tests/methods/pmrf/test_method.py)."""
+    h, w = q.shape[-3], q.shape[-2]
+    if h % TILE == 0 and w % TILE == 0:
+        return _tiled(q, k, v, kernel_size, scale)
+    return _slots(q, k, v, kernel_size, scale)
+
+
+def _regions(length: int, kernel_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per tile along one axis: the key region's indices (tiles, R) and which of them each query may see (tiles, TILE, R)."""
+    r = min(TILE + kernel_size - 1, length)
+    starts = torch.arange(0, length, TILE, device=device)
+    region0 = (starts - kernel_size // 2).clamp(0, length - r)
+    idx = region0[:, None] + torch.arange(r, device=device)
+    first = window_starts(length, kernel_size, device).view(-1, TILE)  # (tiles, TILE) window starts
+    allowed = (idx[:, None, :] >= first[:, :, None]) & (idx[:, None, :] < first[:, :, None] + kernel_size)
+    return idx, allowed
+
+
+def _tiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, scale: float) -> torch.Tensor:
+    *lead, h, w, e = q.shape
+    idx_h, ok_h = _regions(h, kernel_size, q.device)
+    idx_w, ok_w = _regions(w, kernel_size, q.device)
+    th, rh = idx_h.shape
+    tw, rw = idx_w.shape
+    nl = len(lead)
+
+    def regions(t: torch.Tensor) -> torch.Tensor:  # (..., H, W, e) -> (..., th, tw, rh * rw, e)
+        t = t[..., idx_h.reshape(-1), :, :].reshape(*lead, th, rh, w, e)
+        t = t[..., idx_w.reshape(-1), :].reshape(*lead, th, rh, tw, rw, e)
+        return t.permute(*range(nl), nl, nl + 2, nl + 1, nl + 3, nl + 4).reshape(*lead, th, tw, rh * rw, e)
+
+    tiles = q.reshape(*lead, th, TILE, tw, TILE, e).permute(*range(nl), nl, nl + 2, nl + 1, nl + 3, nl + 4)
+    tiles = tiles.reshape(*lead, th, tw, TILE * TILE, e)
+    mask = (ok_h[:, None, :, None, :, None] & ok_w[None, :, None, :, None, :])  # (th, tw, T, T, rh, rw)
+    mask = mask.reshape(th, tw, TILE * TILE, rh * rw)
+    out = torch.nn.functional.scaled_dot_product_attention(tiles, regions(k), regions(v), attn_mask=mask, scale=scale)
+    out = out.reshape(*lead, th, tw, TILE, TILE, -1).permute(*range(nl), nl, nl + 2, nl + 1, nl + 3, nl + 4)
+    return out.reshape(*lead, h, w, -1)
+
+
+def _slots(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, scale: float) -> torch.Tensor:
+    """The per-window-slot form: k^2 gathers, memory O(H W k^2) per head."""
     h, w = q.shape[-3], q.shape[-2]
     rows = window_starts(h, kernel_size, q.device)
     cols = window_starts(w, kernel_size, q.device)

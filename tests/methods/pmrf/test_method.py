@@ -15,6 +15,7 @@ import bench
 from bench import weights as W
 from bench.core.registry import METHODS
 from bench.engine.step import Engine
+from methods.pmrf import neighborhood
 from methods.pmrf.hdit import axial_positions, halve_positions
 from methods.pmrf.method import PMRFNet, image_noise, load_strict, noise_generator, split_checkpoint
 from methods.pmrf.neighborhood import neighborhood_attention, neighborhood_mask, window_starts
@@ -112,16 +113,16 @@ def test_window_rule_is_natten_s():
         window_starts(6, 7)
 
 
-@pytest.mark.parametrize("h, w", [(9, 12), (16, 16)])
+@pytest.mark.parametrize("h, w", [(9, 12), (8, 8), (16, 24), (32, 16)])  # the loop form, then tiles (one, several)
 def test_neighborhood_attention_equals_masked_full_attention(h, w):
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, h, w, 8, generator=g) for _ in range(3))
-    ours = neighborhood_attention(q, k, v, 7, scale=0.5)
     mask = neighborhood_mask(h, w, 7)
     assert mask.sum(1).eq(49).all()
     ref = F.scaled_dot_product_attention(q.flatten(2, 3), k.flatten(2, 3), v.flatten(2, 3), attn_mask=mask,
                                          scale=0.5).view(2, 3, h, w, 8)
-    assert torch.allclose(ours, ref, atol=1e-5)
+    assert torch.allclose(neighborhood_attention(q, k, v, 7, scale=0.5), ref, atol=1e-5)
+    assert torch.allclose(neighborhood._slots(q, k, v, 7, 0.5), ref, atol=1e-5)
 
 
 def test_positions_are_pixel_centres_and_merge_by_means():
