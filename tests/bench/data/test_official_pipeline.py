@@ -499,3 +499,30 @@ def test_any_face_placement_pastes_as_facexlib(fx, **case):
 @given(**PLACEMENTS)
 def test_any_face_placement_pastes_as_facexlib_many(fx, **case):
     _placement_pastes_as_facexlib(fx, **case)
+
+
+def test_detect_resize_as_facexlib_and_as_codeformer(fx):
+    """facexlib's ``resize`` (Lanczos to that short side, results times the scale) against facexlib itself;
+    CodeFormer's (area down / bilinear up, results divided) seen by a recording detector on a large photo."""
+    rgb, lms = _scene(SCENES["three_one_at_border"], seed=9)
+    big = cv2.resize(rgb, (900, 750), interpolation=cv2.INTER_LINEAR)
+    big_lms = [lm * np.float32(750 / 300) for lm in lms]
+    h = _new_helper(fx[1], 1, use_parse=True, device=torch.device("cpu"))
+    h.face_det = KnownFaces(big_lms, big.shape)
+    h.read_image(np.ascontiguousarray(big[:, :, ::-1]))
+    h.get_face_landmarks_5(resize=640, eye_dist_threshold=5)
+    ours = detect_landmarks(big, KnownFaces(big_lms, big.shape), OfficialOptions(detect_resize=640))
+    assert len(ours) == len(h.all_landmarks_5) == 3
+    for f, lm in zip(ours, h.all_landmarks_5):
+        np.testing.assert_allclose(f.landmarks5, lm, atol=1e-6)
+
+    seen = []
+
+    class Recording(KnownFaces):
+        def detect(self, img, conf_threshold=0.8, nms_threshold=0.4):
+            seen.append((img.shape, conf_threshold))
+            return super().detect(img, conf_threshold, nms_threshold)
+
+    faces = detect_landmarks(big, Recording(big_lms, big.shape), CODEFORMER)
+    assert seen == [((640, 768, 3), 0.8)]  # 750x900 -> short side 640 (int(900 * 640 / 750) = 768)
+    np.testing.assert_allclose(faces[0].landmarks5, big_lms[0], rtol=1e-5)  # back in the photo's pixels
