@@ -97,6 +97,9 @@ class BackgroundUpsampler:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
+        if min(h, w) <= self.pre_pad or min(h, w) < 2:
+            raise ValueError(f"a {w}x{h} image is too small for the upsampler's reflect padding (pre_pad "
+                             f"{self.pre_pad}): both sides must exceed it and be at least 2 pixels")
         x, pad_h, pad_w = self._padded(rgb)
         y = self._tiled(x) if self.tile > 0 else self.net(x)
         s = self.scale

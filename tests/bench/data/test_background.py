@@ -65,6 +65,11 @@ def test_refusals_are_one_line():
         BackgroundUpsampler(net, 2, tile=32, tile_pad=5)
     with pytest.raises(ValueError, match="RGB uint8"):
         BackgroundUpsampler(net, 2).enhance(np.zeros((8, 8), np.uint8), 2)
+    for shape, pre_pad in (((1, 9, 3), 0), ((10, 9, 3), 10)):
+        with pytest.raises(ValueError, match="too small for the upsampler's reflect padding"):
+            BackgroundUpsampler(net, 2, pre_pad=pre_pad).enhance(np.zeros(shape, np.uint8), 2)
+    assert BackgroundUpsampler(net, 2, pre_pad=10).enhance(np.zeros((11, 12, 3), np.uint8), 2).shape == (22, 24, 3)
+    assert BackgroundUpsampler(net, 2).enhance(np.zeros((3, 2, 3), np.uint8), 2).shape == (6, 4, 3)
 
 
 @pytest.fixture(scope="module")
