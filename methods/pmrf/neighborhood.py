@@ -63,8 +63,16 @@ def _tiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, 
     tiles = q.reshape(*lead, th, TILE, tw, TILE, e).permute(*range(nl), nl, nl + 2, nl + 1, nl + 3, nl + 4)
     tiles = tiles.reshape(*lead, th, tw, TILE * TILE, e)
     mask = (ok_h[:, None, :, None, :, None] & ok_w[None, :, None, :, None, :])  # (th, tw, T, T, rh, rw)
-    mask = mask.reshape(th, tw, TILE * TILE, rh * rw)
-    out = torch.nn.functional.scaled_dot_product_attention(tiles, regions(k), regions(v), attn_mask=mask, scale=scale)
+    mask = mask.reshape(1, th * tw, TILE * TILE, rh * rw)
+    n = 1
+    for d in lead:
+        n *= d
+
+    def flat(t: torch.Tensor) -> torch.Tensor:  # 4-D, as the fused SDPA kernels take it (tiles as the head axis)
+        return t.reshape(n, th * tw, t.shape[-2], t.shape[-1])
+
+    out = torch.nn.functional.scaled_dot_product_attention(flat(tiles), flat(regions(k)), flat(regions(v)),
+                                                           attn_mask=mask, scale=scale)
     out = out.reshape(*lead, th, tw, TILE, TILE, -1).permute(*range(nl), nl, nl + 2, nl + 1, nl + 3, nl + 4)
     return out.reshape(*lead, h, w, -1)
 
