@@ -13,6 +13,7 @@ import torch
 
 from bench.data import detect
 from bench.data.align import align_face, face_template, paste_faces
+from bench.data.face_parsing import load_face_parser
 from bench.data.official_pipeline import paste_parsed
 from bench.data.retinaface_resnet50 import RetinaFaceR50
 
@@ -44,6 +45,9 @@ def main() -> None:
             sq = seconds(paste_faces, rgb, [crop], [aff], upscale=up)
             pp = seconds(paste_parsed, rgb, [crop], [aff], [mask], upscale=up)
             print(f"{w}x{h} upscale {up}: paste square {sq * 1000:.0f} ms, paste parse-mask {pp * 1000:.0f} ms")
+    parser = load_face_parser("parsenet", random_weights=True)
+    face = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    print(f"ParseNet soft mask, one 512 face: {seconds(parser.soft_masks, [face], repeat=1):.2f} s")
 
 
 if __name__ == "__main__":
