@@ -1,4 +1,4 @@
-"""The official whole-image pipeline: facexlib's ``FaceRestoreHelper`` as GFPGAN's and CodeFormer's scripts run it.
+"""The official whole-image pipelines: ``FaceRestoreHelper`` as GFPGAN's and CodeFormer's scripts run it.
 
 RetinaFace ResNet-50 (:mod:`bench.data.retinaface_resnet50`, threshold 0.97, faces with an eye
 distance under 5 px dropped), 5-point LMEDS similarity to the 512 template (:func:`bench.data.align.align_face`),
@@ -6,8 +6,9 @@ restore, inverse affine times the upscale factor (+0.5*upscale offset), paste-ba
 face-parsing soft mask (ParseNet, :mod:`bench.data.face_parsing`) over the background resized with
 Lanczos, or over a background upsampler's output (Real-ESRGAN x2, :mod:`bench.data.background`).
 Every step follows facexlib 0.3.0 (``get_face_landmarks_5``, ``align_warp_face``, ``get_inverse_affine``,
-``paste_faces_to_input_image(use_parse=True)``); tests/bench/data/test_official_pipeline.py compares
-each stage and the final image with facexlib itself.
+``paste_faces_to_input_image(use_parse=True)``); :data:`CODEFORMER` follows CodeFormer's own copy
+of that helper instead (see :class:`OfficialOptions`). tests/bench/data/test_official_pipeline.py
+compares each stage and the final image with facexlib's and CodeFormer's helpers themselves.
 """
 from __future__ import annotations
 
@@ -25,10 +26,14 @@ from bench.data.whole_image import RestoreCrops, Upsampler
 
 
 class Detector(Protocol):
+    """Detections (N, 15): box, score, 5 landmarks, as :meth:`bench.data.retinaface_resnet50.RetinaFaceR50.detect`."""
+
     def detect(self, rgb: np.ndarray, conf_threshold: float = ..., nms_threshold: float = ...) -> np.ndarray: ...
 
 
 class Parser(Protocol):
+    """Paste-back soft masks (512x512 float in [0, 1]) for restored RGB faces, as :mod:`bench.data.face_parsing`."""
+
     def soft_masks(self, faces: list[np.ndarray]) -> list[np.ndarray]: ...
 
 
