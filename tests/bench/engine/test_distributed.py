@@ -96,6 +96,9 @@ def test_ranks_with_different_settings_are_refused_before_any_work(data, tmp_pat
 
 
 @pytest.mark.slow  # ~35 s: two torchrun launches
+# soak (make test-soak): the default run holds its parts cheaply: two ranks equal one process (torchrun, above),
+# every shard file has exactly one owner at any world size, a resume never merges shards of another geometry
+@pytest.mark.soak
 def test_killed_rank_resumes_with_another_world_size(data, reference, tmp_path):
     out = tmp_path / "killed"
     # rank 1 SIGKILLs itself on its 3rd image, in its second batch (batch size 2); torchrun then stops rank 0 too
