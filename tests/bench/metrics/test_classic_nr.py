@@ -249,6 +249,9 @@ def test_piqe_equals_pyiqa_stock(imgs, stock):
 
 @pytest.mark.slow
 @pytest.mark.network
+# soak (make test-soak): stock BasicSR/pyiqa on the 50 images the default run leaves out; the default run checks
+# every protocol against its stock code on a third of the faces and on every flat, small and odd-sized image
+@pytest.mark.soak
 def test_every_image_equals_stock(imgs, stock, niqe_params, brisque_model):
     """Every default protocol equal to its stock code on this machine on all 75 images."""
     for metric, key, ref, same in ((NIQE(weights=str(niqe_params), impl="device"), "niqe", "basicsr", SAME_MACHINE["device"]),
