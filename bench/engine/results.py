@@ -355,7 +355,8 @@ def sampling_tags(methods: dict[str, Any]) -> dict[str, str]:
     for label, record in methods.items():
         params = record.get("params", {}) if isinstance(record, dict) else {}
         if "run_seed" in params:
-            tags[label] = f"seed {params['run_seed']}" + (f", {params['steps']} steps" if "steps" in params else "")
+            steps = params.get("steps")
+            tags[label] = f"seed {params['run_seed']}" + (f", {steps} step{'' if steps == 1 else 's'}" if steps else "")
     return tags
 
 
