@@ -177,3 +177,16 @@ def test_mask_from_labels_is_facexlibs_colormap_blur_and_border():
     assert mask[250, 200] > 0.99 and mask[250, 330] < 0.01  # inside skin / inside hair
     assert 0.2 < mask[250, 250] < 0.8  # the blurred skin-hair edge
     assert not mask[:10].any() and not mask[-10:].any() and not mask[:, :10].any() and not mask[:, -10:].any()
+
+
+@pytest.mark.network
+def test_every_class_maps_as_in_facexlib_paste_back(monkeypatch):
+    """A parser whose logits are one-hot over a map holding all 19 classes (bands and noise):
+    facexlib's colormap, blurs and border give our mask."""
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(19), 512 // 19 + 1)[:512][None, :].repeat(512, axis=0)
+    noisy = rng.random((512, 512)) < 0.2
+    labels[noisy] = rng.integers(0, 19, noisy.sum())
+    logits = torch.nn.functional.one_hot(torch.from_numpy(labels), 19).permute(2, 0, 1)[None].float()
+    expected = facexlib_masks(lambda x: (logits,), faces(1, seed=2), monkeypatch)[0]
+    np.testing.assert_allclose(mask_from_labels(labels), expected, rtol=0, atol=1e-6)
