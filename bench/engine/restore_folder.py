@@ -5,6 +5,7 @@ One bad file is skipped with one line and never stops the rest; the command only
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,11 @@ class FolderRestorer:
         if batch:
             flush()
 
-    def _restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+    def _restore_crops(self, crops: list[np.ndarray], name: str = "") -> list[np.ndarray]:
+        """The faces of one photo in batches; a stochastic method's noise keyed by (photo name, face index)."""
         n = self.job.batch_size
-        return [face for i in range(0, len(crops), n) for face in self._batch(crops[i:i + n])]
+        keys = [f"{name}#face{i}" for i in range(len(crops))]
+        return [face for i in range(0, len(crops), n) for face in self._batch(crops[i:i + n], keys[i:i + n])]
 
     def _whole(self) -> None:
         from bench.data.whole_image import restore_whole
@@ -125,8 +128,8 @@ class FolderRestorer:
             if img is None:
                 continue
             try:
-                result = restore_whole(img.rgb, self._restore_crops, size=self.size, upscale=job.upscale,
-                                       alpha=img.alpha, pipeline=job.pipeline)
+                result = restore_whole(img.rgb, partial(self._restore_crops, name=f.name), size=self.size,
+                                       upscale=job.upscale, alpha=img.alpha, pipeline=job.pipeline)
             except ValueError as exc:  # e.g. landmarks no similarity fits: this image only, never the run
                 say(f"skipped {f}: {exc}")
                 self.count.skipped.append(f)

@@ -267,3 +267,22 @@ def test_run_labels_seed_and_steps_and_another_seed_recomputes(registries, tmp_p
     again, other = run(3), run(4)
     assert again.units[0].config_hash == first.units[0].config_hash and again.units[0].batches_computed == 0
     assert other.units[0].config_hash != first.units[0].config_hash and other.units[0].batches_computed > 0
+
+
+def test_restore_command_keys_whole_image_faces_by_photo_and_index(tiny):
+    """``bfrbench restore`` on whole photos: face i of photo P draws the noise of key "P#face{i}", whatever the batch."""
+    from types import SimpleNamespace
+
+    from bench.engine.restore_folder import FolderRestorer
+
+    r = FolderRestorer.__new__(FolderRestorer)  # only what _restore_crops uses
+    r.engine = Engine("cpu")
+    r.engine.seed, r.engine.method_batch = 2, None
+    r.prepared = r.engine.prepare(tiny, 3, 64)
+    crops = [astronaut(64)] * 3
+    r.job = SimpleNamespace(batch_size=1)
+    one = r._restore_crops(crops, "p.png")
+    r.job.batch_size = 3
+    three = r._restore_crops(crops, "p.png")
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(one, three))
+    assert not np.array_equal(one[0], one[1])  # the same face at another index: other noise
