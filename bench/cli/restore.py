@@ -65,6 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="precision the method runs in on a GPU (fp32 on the CPU); a method that needs fp32 keeps it")
     p.add_argument("--compile", action="store_true", help="torch.compile the method (falls back to eager on failure)")
     p.add_argument("--batch-size", type=int_range("--batch-size", 1), default=4)
+    p.add_argument("--seed", type=int_range("--seed", 0, (1 << 32) - 1), default=0,
+                   help="run seed of a stochastic method (pmrf): each face's noise comes from it and the file name")
     p.add_argument("--upscale", type=int_range("--upscale", 1, 8), default=1,
                    help="whole images: write them this many times larger (faces pasted at that size, the "
                    "background resized with Lanczos, as the official scripts' -s/--upscale); RGBA keeps its alpha")
@@ -204,6 +206,7 @@ def main(args: argparse.Namespace) -> int:
     if not ok:
         raise UserError(f"--dtype {args.dtype}: {why}")
     engine = Engine(device, dtype, compile=args.compile)
+    engine.seed = args.seed
     method = bench.create_method(args.method, **method_kwargs(args.method, args)).eval()
     prepared = engine.prepare(method, args.batch_size)
     for note in prepared.notes:

@@ -286,3 +286,25 @@ def test_restore_command_keys_whole_image_faces_by_photo_and_index(tiny):
     three = r._restore_crops(crops, "p.png")
     assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(one, three))
     assert not np.array_equal(one[0], one[1])  # the same face at another index: other noise
+
+
+def test_restore_command_seed_reaches_the_noise(registries, tmp_path):
+    import cv2
+
+    from bench.cli import main
+
+    METHODS.add("test-pmrf-tiny", TinyPMRF, takes_quality=False)
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "in" / f"f{i}.png"), np.roll(astronaut(64), 7 * i, axis=1))
+
+    def restore(seed: int, batch: int) -> list[np.ndarray]:
+        out = tmp_path / f"out{seed}_{batch}"
+        assert main(["restore", "--method", "test-pmrf-tiny", "--weights", "random", "--input", str(tmp_path / "in"),
+                     "--output", str(out), "--aligned", "--device", "cpu", "--seed", str(seed), "--batch-size",
+                     str(batch), "--param", "steps=1", "--quiet"]) == 0
+        return [cv2.imread(str(out / f"f{i}.png")) for i in range(2)]
+
+    a, b, c = restore(1, 1), restore(1, 2), restore(2, 2)
+    assert all(np.abs(x.astype(int) - y.astype(int)).max() <= 1 for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
