@@ -45,7 +45,8 @@ def _fixed_numerics() -> Iterator[None]:
     torch.set_num_threads(TEST_THREADS)
     deterministic = torch.are_deterministic_algorithms_enabled()
     yield
-    torch.use_deterministic_algorithms(deterministic)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:  # the setter's first call imports
+        torch.use_deterministic_algorithms(deterministic)  # torch._dynamo (~900 modules, seconds): only on a change
     torch.set_num_threads(TEST_THREADS)
 
 

@@ -77,9 +77,16 @@ def test_strict_load_of_a_manifest_shaped_checkpoint(tmp_path):
         load_adaface(bad)
 
 
-def test_gate_metric_cosine_of_lq_and_output(tmp_path):
-    path = tmp_path / "adaface.ckpt"
+@pytest.fixture(scope="module")
+def gate_ckpt(tmp_path_factory):
+    """One official-like checkpoint (seed 1) for the gate metric's tests: 43.6 M random parameters built once."""
+    path = tmp_path_factory.mktemp("adaface") / "adaface.ckpt"
     _official_like(path, seed=1)
+    return path
+
+
+def test_gate_metric_cosine_of_lq_and_output(gate_ckpt):
+    path = gate_ckpt
     m = AdaFaceLQIdentity(weights=str(path))
     lq = random_faces(3, 512, seed=2)
     same = m.update(lq, lq)
@@ -88,9 +95,8 @@ def test_gate_metric_cosine_of_lq_and_output(tmp_path):
     assert (other < 0.999).all()
 
 
-def test_gate_metric_through_the_runner_gets_the_lq(tmp_path):
-    path = tmp_path / "adaface.ckpt"
-    _official_like(path, seed=1)
+def test_gate_metric_through_the_runner_gets_the_lq(tmp_path, gate_ckpt):
+    path = gate_ckpt
     root = make_folder(tmp_path / "setAda", 2, size=512)
     ds = register(root, "adaface")
     cfg = RunConfig(datasets=[ds], methods=["lq", "classical"], metrics=[f"ids-adaface-lq:weights={path}"],
