@@ -8,6 +8,7 @@ before metrics see them.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,17 @@ def check_unit(method: str, param: str, value: Any, hint: str) -> float:
 def check_quality(method: str, quality: Any) -> float:
     """IQP's asked-for ``quality`` as a float in [0, 1] (0.9 asks for the best); else one ValueError naming ``method``."""
     return check_unit(method, "quality", quality, "0.9 asks for the best")
+
+
+def noise_generator(seed: int, key: str) -> torch.Generator:
+    """A CPU generator for one image: seeded from SHA-256 of (run seed, image key), so any batching draws the same."""
+    digest = hashlib.sha256(f"{int(seed)}\0{key}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+
+def image_noise(seed: int, keys: Sequence[str], shape: tuple[int, ...]) -> torch.Tensor:
+    """(len(keys), *shape) standard normal noise, image i from ``noise_generator(seed, keys[i])``."""
+    return torch.stack([torch.randn(shape, generator=noise_generator(seed, k)) for k in keys])
 
 
 @dataclass

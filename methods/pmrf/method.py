@@ -10,15 +10,13 @@ Parity with the official code: tests/methods/pmrf/test_golden.py.
 """
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from bench import weights as W
 from bench.core.registry import METHODS
-from methods.base import RestorationMethod, WeightsInfo, seeded_normal
+from methods.base import RestorationMethod, WeightsInfo, image_noise, seeded_normal
 from methods.codeformer_family import resize_like_cv2
 from methods.pmrf.hdit import PMRF_HDIT, HDiT, HDiTConfig
 from methods.pmrf.swinir import SwinIR, SwinIRConfig
@@ -28,17 +26,6 @@ WEIGHT_NAME = "pmrf-blind-face"
 FLOW_PREFIX, MMSE_PREFIX = "model.", "mmse_model."
 #: torchmetrics' FID / Inception-Score feature extractors, saved with the LightningModule and unused at inference
 METRIC_PREFIXES = ("fid.", "inception_score.")
-
-
-def noise_generator(seed: int, key: str) -> torch.Generator:
-    """A CPU generator for one image: seeded from SHA-256 of (run seed, image key), so any batching draws the same."""
-    digest = hashlib.sha256(f"{int(seed)}\0{key}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
-
-
-def image_noise(seed: int, keys: Sequence[str], shape: tuple[int, ...]) -> torch.Tensor:
-    """(len(keys), *shape) standard normal noise, image i from ``noise_generator(seed, keys[i])``."""
-    return torch.stack([torch.randn(shape, generator=noise_generator(seed, k)) for k in keys])
 
 
 class PMRFNet(torch.nn.Module):

@@ -21,6 +21,7 @@ if __name__ == "__main__":  # run as a script: make the repository importable
 
 from bench.core.registry import METHODS, METRICS  # noqa: E402
 from bench.metrics.base import Metric  # noqa: E402
+from methods.base import image_noise  # noqa: E402
 from tests._helpers.runner_helpers import SlowMethod, register  # noqa: E402
 
 
@@ -81,6 +82,20 @@ class KillerMethod(SlowMethod):
         return super().restore(lq)
 
 
+class NoisyMethod(SlowMethod):
+    """``test-slow`` plus noise drawn as a stochastic method must: from (run seed, image key) alone
+    (``methods.base.image_noise``), so two ranks and one process give the same outputs."""
+
+    name = "test-noisy"
+    stochastic = True
+
+    def restore(self, lq):
+        out = super().restore(lq)
+        if self.noise_keys is None or len(self.noise_keys) != out.shape[0]:
+            raise AssertionError(f"the engine bound no image keys for this call: {self.noise_keys}")
+        return (out + 0.05 * image_noise(self.noise_seed, self.noise_keys, tuple(out.shape[1:]))).clamp(0, 1)
+
+
 def register_all(root: Path) -> str:
     """Register the doubles; returns the dataset's registry name."""
     ds = register(root, "dist")
@@ -88,6 +103,8 @@ def register_all(root: Path) -> str:
         METRICS.add("test-cov", CovarianceDistance, higher_better=False, needs_gt=False, protocol="test-cov")
     if "test-killer" not in METHODS:
         METHODS.add("test-killer", KillerMethod, takes_quality=False)
+    if "test-noisy" not in METHODS:
+        METHODS.add("test-noisy", NoisyMethod, takes_quality=False)
     if "test-pmrf-tiny" not in METHODS:  # a stochastic method: per-image noise must not depend on the ranks
         from tests._helpers.pmrf_tiny import TinyPMRF
 

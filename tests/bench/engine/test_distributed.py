@@ -35,7 +35,7 @@ def _bfrbench(root: Path, out: Path, nproc: int, *, kill: str = "", check: bool 
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
         "--max_restarts=0",
     ]
-    args = ["run", "--datasets", "testset-dist", "--methods", "test-killer:delay=0.2", "lq",
+    args = ["run", "--datasets", "testset-dist", "--methods", "test-killer:delay=0.2", "test-noisy", "lq",
             "--metrics", *METRICS, "--out", str(out), "--device", "cpu", "--batch-size", "2",
             "--workers", "0", "--quiet", "--no-report"]
     proc = subprocess.run([*launcher, str(WORKER), *args], env=env, cwd=REPO, capture_output=True, text=True,
@@ -71,9 +71,10 @@ def _assert_same_results(run: Path, ref: Path) -> None:
 
 
 def test_two_ranks_equal_one_process(data, reference, tmp_path):
+    """Also for a stochastic method (``test-noisy``): each image's noise comes from (run seed, image key) alone."""
     want = pd.read_csv(reference / "summary.csv")
     assert set(METRICS) <= set(want.metric) and (want.status == "ok").all()
-    assert len(pd.read_parquet(reference / "per_image.parquet")) == 18
+    assert len(pd.read_parquet(reference / "per_image.parquet")) == 27
     out = tmp_path / "run2"
     _bfrbench(data, out, 2)
     _assert_same_results(out, reference)
@@ -82,7 +83,7 @@ def test_two_ranks_equal_one_process(data, reference, tmp_path):
     assert json.loads((reference / "manifest.json").read_text())["distributed"] == {"world_size": 1, "backend": None}
     # the same batches make the same shard files, whichever rank computed them
     names = lambda run: sorted(p.relative_to(run).as_posix() for p in run.glob("units/*/shard_*.pt"))  # noqa: E731
-    assert names(out) == names(reference) and len(names(out)) == 10
+    assert names(out) == names(reference) and len(names(out)) == 15
 
 
 def test_ranks_with_different_settings_are_refused_before_any_work(data, tmp_path):

@@ -15,9 +15,10 @@ import bench
 from bench import weights as W
 from bench.core.registry import METHODS
 from bench.engine.step import Engine
+from methods.base import image_noise, noise_generator
 from methods.pmrf import neighborhood
 from methods.pmrf.hdit import axial_positions, halve_positions
-from methods.pmrf.method import PMRFNet, image_noise, load_strict, noise_generator, split_checkpoint
+from methods.pmrf.method import PMRFNet, load_strict, split_checkpoint
 from methods.pmrf.neighborhood import neighborhood_attention, neighborhood_mask, window_starts
 from tests._helpers.baselines_support import astronaut, manifest_shapes, to_batch
 from tests._helpers.pmrf_tiny import TinyPMRF
