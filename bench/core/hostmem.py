@@ -3,9 +3,11 @@
 A network on a CPU allocates and frees tensors of tens of MB per layer (CodeFormer at 512: 64 MB
 activations). glibc hands blocks over 32 MB (its largest dynamic threshold) straight back to the
 system and takes them again with ``mmap``, so every such tensor costs a page fault per 4 KiB page
-on first touch, and the kernel zeroes each page: on 2 cores the stand-in CodeFormer spent 4.2 s of
-system time and 1.6 million page faults per face this way, beside 13.3 s of user time (12 s of
-user, 0.1 s of system and 57 thousand faults with :func:`keep_freed_memory`). Keeping freed blocks
+on first touch, and the kernel zeroes each page: on 2 cores the stand-in CodeFormer took 1.6-1.7
+million page faults and 3.2-4.2 s of system time per face this way, and 57-196 thousand faults and
+0.1-0.5 s with :func:`keep_freed_memory` (``scripts/heap_faults.py``, two runs on 2026-12-07, the
+shared 2-core machine at a load of 6-12; user time, 8.5-13.3 s, moved with the load more than with
+the setting). Keeping freed blocks
 in the heap for reuse changes where tensors live, never what is computed: results are identical.
 Elsewhere (not glibc) these are no-ops.
 """
