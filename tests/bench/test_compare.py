@@ -16,7 +16,7 @@ def test_builtin_tables_carry_the_protocol_notes_numbers_and_a_source():
     import re as regex
 
     re_table = regex.compile(r"\b[Tt]able\b")
-    assert {"codeformer-paper", "dmdp-fr-reeval"} <= set(builtin_tables())
+    assert {"codeformer-paper", "dmdp-fr-reeval", "pmrf-paper"} <= set(builtin_tables())
     cf = {(e.dataset, e.metric): e.value for e in load_table("codeformer-paper").entries}
     assert cf[("celeba-test", "lpips")] == 0.299 and cf[("celeba-test", "fid")] == 60.62
     assert cf[("celeba-test", "psnr")] == 22.18 and cf[("webphoto-test", "fid")] == 83.19
@@ -168,3 +168,34 @@ def test_n_is_shown_beside_every_compared_value(tmp_path, capsys):
     assert row.split()[5] == "9" and "over 9 of 10 images" in row
     html = (run / "index.html").read_text()
     assert 'id="reproduction"' in html and ">9 <span class=\"badge missing\">over 9 of 10 images</span>" in html
+
+
+def test_pmrf_paper_table_lists_its_celeba_rows_and_no_fid_of_another_protocol(tmp_path, capsys):
+    """The PMRF paper's CelebA-Test table: PMRF and VQFRv2 rows as printed; its torch-fidelity FID is left out."""
+    import math
+
+    from bench.core.csvsafe import restore_frame, write_frame
+
+    table = load_table("pmrf-paper")
+    got = {(e.dataset, e.method, e.metric): e.value for e in table.entries}
+    assert got[("celeba-test", "pmrf", "psnr")] == 26.37 and got[("celeba-test", "pmrf", "ssim")] == 0.7073
+    assert got[("celeba-test", "pmrf", "lpips")] == 0.3470 and got[("celeba-test", "pmrf", "ids")] == 30.67
+    assert got[("celeba-test", "vqfr", "psnr")] == 23.23 and got[("celeba-test", "vqfr", "lmd")] == 3.053
+    assert got[("celeba-test", "codeformer", "lpips")] == 0.3432  # not the CodeFormer paper's 0.299: another protocol
+    assert {e.metric for e in table.entries} == {"psnr", "ssim", "lpips", "niqe", "ids", "lmd"}  # no fid/kid
+    assert "torch-fidelity" in table.source and "b6f16a41af45646a6a726f4fd55459b382594633" in table.source
+    assert "calculate_psnr_pt" in table.protocol
+    # a run with PMRF and VQFR on celeba-test: compare finds their rows by the suites' labels and metric names
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [dict(dataset="celeba-test", method=m, method_name=m, config_hash="", metric=k, protocol="p", value=v,
+                 n=3000, higher_better=k in {"psnr", "ssim"}, standard=True, standin=False, status="ok", reason="",
+                 kind="score", ci_low=math.nan, ci_high=math.nan, n_inf=0)
+            for m, k, v in (("pmrf", "psnr", 26.2), ("pmrf", "ids", 33.0), ("vqfr", "lpips", 0.3650))]
+    write_frame(pd.DataFrame(rows), run / "summary.csv")
+    assert main(["compare", str(run), "--against", "pmrf-paper", "--no-report"]) == 1  # ids is 2.3 degrees off
+    c = restore_frame(pd.read_csv(run / "comparison.csv")).set_index(["method", "metric"])
+    assert c.loc[("pmrf", "psnr"), "within"] == "yes" and c.loc[("pmrf", "psnr"), "paper"] == 26.37
+    assert c.loc[("pmrf", "ids"), "within"] == "no" and c.loc[("vqfr", "lpips"), "within"] == "yes"
+    assert c.loc[("codeformer", "psnr"), "within"] == "not in run" and (c.table == "pmrf-paper").all()
+    assert "within tolerance: 2, outside: 1" in capsys.readouterr().out
