@@ -159,20 +159,25 @@ class RestorationMethod(torch.nn.Module):
 METHODS.bind_base(RestorationMethod)
 
 
-def load_release_or_standin(net: torch.nn.Module, spec_name: str, path: Path | None,
+def load_release_or_standin(spec_name: str, weights: str | None, build: Callable[[], torch.nn.Module],
                             extract: Callable[[Any, Path], dict[str, torch.Tensor]],
                             standin: Callable[[dict[str, tuple[int, ...]]], dict[str, torch.Tensor]],
-                            what: str, fix: str) -> list[WeightsInfo]:
-    """Load ``net``'s weights strictly and say which: ``standin(shapes)`` when ``path`` is None (``weights="random"``),
-    else the tensors ``extract`` takes from the checkpoint; a mismatch is one line naming the file, the tensors and ``fix``."""
+                            what: str, fix: str) -> tuple[torch.nn.Module, list[WeightsInfo]]:
+    """``build()``'s network in eval mode, its weights loaded strictly, and which they are: ``standin(shapes)`` for
+    ``weights="random"``, else the tensors ``extract`` takes from the checkpoint (resolved before building, to fail
+    fast); a mismatch is one line naming the file, the tensors and ``fix``."""
     from bench import weights as W
 
+    path = None if weights == "random" else W.resolve(spec_name, weights)
+    net = build()
     if path is None:
         net.load_state_dict(standin({k: tuple(v.shape) for k, v in net.state_dict().items()}), strict=True)
-        return [WeightsInfo(name=spec_name, standin=True, note="deterministic random stand-in weights")]
-    state = extract(W.load_state_dict(path), path)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise W.WeightsFileError(path, f"does not match the {what} ({state_dict_mismatch(net, state)})", fix) from exc
-    return [WeightsInfo(name=spec_name, path=str(path), sha256=W.sha256_file(path))]
+        info = WeightsInfo(name=spec_name, standin=True, note="deterministic random stand-in weights")
+    else:
+        state = extract(W.load_state_dict(path), path)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise W.WeightsFileError(path, f"does not match the {what} ({state_dict_mismatch(net, state)})", fix) from exc
+        info = WeightsInfo(name=spec_name, path=str(path), sha256=W.sha256_file(path))
+    return net.eval(), [info]

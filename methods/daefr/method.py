@@ -87,12 +87,8 @@ class DAEFRMethod(RestorationMethod):
 
     def __init__(self, weights: str | None = None) -> None:
         super().__init__()
-        spec = W.WEIGHTS[WEIGHT_NAME]
-        path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
-        self.net = self.build_net()
-        self.weights_info = load_release_or_standin(
-            self.net, spec.name, path, extract_daefr_state, standin_state_dict, "DAEFR network", _FIX)
-        self.net.eval()
+        self.net, self.weights_info = load_release_or_standin(
+            WEIGHT_NAME, weights, self.build_net, extract_daefr_state, standin_state_dict, "DAEFR network", _FIX)
 
     def build_net(self) -> DAEFRNet:
         """The network this method runs: the released configuration."""

@@ -85,15 +85,11 @@ class GPENMethod(RestorationMethod):
 
     def __init__(self, weights: str | None = None) -> None:
         super().__init__()
-        spec = W.WEIGHTS[WEIGHT_NAME]
-        path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
-        self.net = self.build_net()
-        self.weights_info = load_release_or_standin(
-            self.net, spec.name, path, extract_gpen_state, standin_state_dict, "GPEN FullGenerator",
+        self.net, self.weights_info = load_release_or_standin(
+            WEIGHT_NAME, weights, self.build_net, extract_gpen_state, standin_state_dict, "GPEN FullGenerator",
             "pass the official GPEN-BFR-512.pth, or leave --weights out to use the managed one "
             "(`bfrbench fetch gpen-bfr-512`)",
         )
-        self.net.eval()
 
     def build_net(self) -> GPEN:
         """The network this method runs: the release configuration at ``input_size``."""

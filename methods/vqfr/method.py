@@ -83,12 +83,8 @@ class VQFRMethod(RestorationMethod):
         fidelity_ratio = check_fidelity(fidelity_ratio)
         super().__init__(fidelity_ratio=fidelity_ratio)
         self.fidelity_ratio = fidelity_ratio
-        spec = W.WEIGHTS[WEIGHT_NAME]
-        path = None if weights == "random" else W.resolve(spec.name, weights)  # fail fast, before building
-        self.net = self.build_net()
-        self.weights_info = load_release_or_standin(self.net, spec.name, path, extract_vqfr_state, standin_state_dict,
-                                                    "VQFR v2 network", _FETCH)
-        self.net.eval()
+        self.net, self.weights_info = load_release_or_standin(
+            WEIGHT_NAME, weights, self.build_net, extract_vqfr_state, standin_state_dict, "VQFR v2 network", _FETCH)
 
     def build_net(self) -> VQFRv2:
         """The network this method runs: the release configuration."""
