@@ -3,16 +3,26 @@
 BasicSR's ``calculate_psnr`` / ``calculate_ssim`` (the scripts behind the papers' tables) work
 on uint8 levels in float64: PSNR = 10 log10(255^2 / MSE) over all pixels and channels; SSIM is
 Wang et al.'s with an 11x11 Gaussian window (sigma 1.5), 'valid' filtering, computed per channel
-and averaged. Here the same formulas run batched in float64 torch on the metric's device.
+and averaged. Two paths (``impl``): ``device`` runs the formulas batched in float64 torch on the
+metric's device; ``reference`` is BasicSR's own numpy / OpenCV arithmetic image by image
+(:mod:`bench.metrics.psnr_ssim_reference`), equal to it to the last bit. ``auto`` (the default)
+takes ``reference`` on a CPU, where it is also the faster, and ``device`` elsewhere.
 """
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 from bench.core.registry import METRICS
+from bench.metrics import psnr_ssim_reference as reference
 from bench.metrics._colour import check_images, rgb_to_y, to_levels
 from bench.metrics.base import MeanOfImages
+
+#: the arithmetic a pair metric runs: batched torch, BasicSR's own per image, or the faster where it runs
+Impl = Literal["auto", "device", "reference"]
+IMPLS: tuple[str, ...] = get_args(Impl)
 
 _C1 = (0.01 * 255.0) ** 2
 _C2 = (0.03 * 255.0) ** 2
@@ -69,7 +79,10 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch
 
 
 _OPTIONS = {"crop_border": "pixels cut from each edge first (BasicSR crop_border; default 0)",
-            "test_y_channel": "true: on the Y channel of MATLAB rgb2ycbcr"}
+            "test_y_channel": "true: on the Y channel of MATLAB rgb2ycbcr",
+            "impl": "auto (reference on a CPU, device elsewhere), device (batched float64 torch on the metric's "
+                    "device; SSIM within 2e-13 of BasicSR, PSNR within 1e-15) or reference (BasicSR's numpy / "
+                    "OpenCV, image by image on the host: its numbers to the last bit)"}
 
 
 class _PairMetric(MeanOfImages):
@@ -77,16 +90,23 @@ class _PairMetric(MeanOfImages):
 
     needs_gt = True
     option_help = _OPTIONS
+    fastest_impl = {"cpu": "reference"}
 
-    def __init__(self, crop_border: int = 0, test_y_channel: bool = False) -> None:
+    def __init__(self, crop_border: int = 0, test_y_channel: bool = False, impl: Impl = "auto") -> None:
         super().__init__()
         if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
             raise ValueError(f"{self.name}: crop_border must be a whole number >= 0, got {crop_border!r}")
         if not isinstance(test_y_channel, bool):
             raise ValueError(f"{self.name}: test_y_channel must be true or false, got {test_y_channel!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"{self.name}: impl must be one of {IMPLS}, not {impl!r} (e.g. {self.name}:impl=reference)")
         self.y_channel = test_y_channel
         self.crop_border = crop_border
+        self.impl = impl
         self.protocol = protocol_label(self.y_channel, crop_border)
+
+    def reference_options(self) -> dict[str, str]:
+        return {"impl": "reference"}  # BasicSR's own numpy / OpenCV, image by image
 
     def score(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         assert gt is not None
@@ -95,11 +115,26 @@ class _PairMetric(MeanOfImages):
             if min(pred.shape[-2:]) <= 2 * c:
                 raise ValueError(f"{self.name}: crop_border={c} leaves nothing of a {tuple(pred.shape[-2:])} image")
             pred, gt = pred[..., c:-c, c:-c], gt[..., c:-c, c:-c]
+        if self.impl_on(pred.device.type) == "reference":
+            check_images(pred, "pred")
+            check_images(gt, "gt")
+            self.check_pair(pred, gt)
+            return reference.per_image(self.reference_fn, pred, gt, self.y_channel)
         return self.fn(pred, gt, y_channel=self.y_channel)
 
     @staticmethod
     def fn(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    @staticmethod
+    def reference_fn(img: object, img2: object, y_channel: bool = False) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+    @staticmethod
+    def check_pair(pred: torch.Tensor, gt: torch.Tensor) -> None:
+        """The size checks of :attr:`fn`, for the reference path (the same error on both paths)."""
+        if pred.shape != gt.shape:
+            raise ValueError(f"pred and gt shapes differ: {tuple(pred.shape)} vs {tuple(gt.shape)}")
 
     def info(self) -> dict:
         out = super().info()
@@ -110,8 +145,8 @@ class _PairMetric(MeanOfImages):
 class _YChannel(_PairMetric):
     """The Y-channel preset of a pair metric: ``psnr-y`` is ``psnr:test_y_channel=true`` under its short name."""
 
-    def __init__(self, crop_border: int = 0, test_y_channel: bool = True) -> None:
-        super().__init__(crop_border, test_y_channel)
+    def __init__(self, crop_border: int = 0, test_y_channel: bool = True, impl: Impl = "auto") -> None:
+        super().__init__(crop_border, test_y_channel, impl)
 
 
 def protocol_label(y_channel: bool, crop_border: int) -> str:
@@ -127,6 +162,7 @@ class PSNR(_PairMetric):
     description = 'PSNR (dB) on RGB uint8 levels, BasicSR calculate_psnr, crop border 0'
     protocol = "basicsr-rgb-crop0"
     fn = staticmethod(psnr)
+    reference_fn = staticmethod(reference.psnr_image)
 
 
 @METRICS.register
@@ -147,6 +183,13 @@ class SSIM(_PairMetric):
     description = 'SSIM on RGB (per channel, averaged), BasicSR calculate_ssim: 11x11 Gaussian sigma 1.5, valid'
     protocol = "basicsr-rgb-crop0"
     fn = staticmethod(ssim)
+    reference_fn = staticmethod(reference.ssim_image)
+
+    @staticmethod
+    def check_pair(pred: torch.Tensor, gt: torch.Tensor) -> None:
+        _PairMetric.check_pair(pred, gt)
+        if min(pred.shape[-2:]) < 11:
+            raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {tuple(pred.shape[-2:])}")
 
 
 @METRICS.register

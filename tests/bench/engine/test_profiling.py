@@ -136,7 +136,7 @@ def test_e2e_model_engine_and_official_agree_in_fp32(pairs, tmp_path):
 
 
 def test_e2e_official_loop_uses_the_reference_paths(tmp_path, bfrbench_home, monkeypatch, caplog):
-    """The official-style loop builds niqe with BasicSR's numpy (impl=reference); the engine's device path agrees.
+    """The official-style loop builds niqe and psnr with BasicSR's numpy (impl=reference); the engine's paths agree.
     No path feeds the metrics wrong images (uint8 read as [0, 1] floats makes them black: niqe NaN, a warning)."""
     from bench.engine.e2e import end_to_end
     from bench.weights import fetch
@@ -146,7 +146,8 @@ def test_e2e_official_loop_uses_the_reference_paths(tmp_path, bfrbench_home, mon
     faces = P.synthetic_pairs(tmp_path / "faces", 2, 192, seed=3)
     entry = end_to_end("lq", lambda: _lq(192), [spec, "psnr"], faces, tmp_path / "e2e", device=CPU, batch_size=2,
                        size=192)
-    assert entry["official_options"] == {spec: {"impl": "reference"}}
+    assert entry["official_options"] == {spec: {"impl": "reference"}, "psnr": {"impl": "reference"}}
+    assert entry["metric_impls"] == {spec: "reference", "psnr": "reference"}  # a CPU's faster paths
     agree = entry["agreement"][spec]
     assert agree["engine"] > 0 and agree["max_abs_diff_per_image"] <= 1e-10 * agree["engine"]
     assert not [r.message for r in caplog.records if "failed on image" in r.getMessage()]
