@@ -16,6 +16,8 @@ is timed with a device sync at each phase boundary, which a normal run never doe
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -134,7 +136,10 @@ def end_to_end(
     from bench.engine.runner import Runner
 
     spec = MethodSpec.parse(spec_text)
-    cfg = RunConfig(datasets=["e2e"], methods=[spec.label], metrics=list(metric_names), out=str(scratch / "engine"),
+    scratch.mkdir(parents=True, exist_ok=True)
+    # a run folder of its own each time: the engine must compute, never resume an earlier profile's results
+    engine_dir = Path(tempfile.mkdtemp(prefix="engine-", dir=scratch))
+    cfg = RunConfig(datasets=["e2e"], methods=[spec.label], metrics=list(metric_names), out=str(engine_dir),
                     device=str(device), batch_size=batch_size, workers=workers, dtype=dtype, compile=compile,
                     channels_last=channels_last, quiet=True, report=False)
     runner = Runner(cfg, image_size=size)
@@ -155,6 +160,7 @@ def end_to_end(
                                 decoded, size, clock)
     finally:
         runner.engine.close()
+        shutil.rmtree(engine_dir, ignore_errors=True)  # scratch: the measurement is in the returned entry
     prepared, dev = runner.prepare(spec.label, method), runner.device
     del method, runner
     fresh = build_method()
