@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
     p.add_argument("--iters", type=int, default=10, help="timed batches per configuration (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed batches first (default 2)")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default: sized to the machine)")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default: as a run on the device: none on a CPU, else sized to the machine)")
     p.add_argument("--dataset", default=None, help="profile on this dataset's images (default: synthetic PNGs)")
     p.add_argument("--images", type=int, default=8, help="distinct images, cycled through (default 8)")
     p.add_argument("--out", default=None, help="run folder (default runs/profile-<timestamp>)")

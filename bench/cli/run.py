@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run folder (default: runs/<timestamp>); rerunning into it resumes")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader worker processes (default: none on a CPU device, else one per core but one, at most 8)")
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=None,
                    help="the one precision knob: autocast dtype of the methods on a GPU (a method needing fp32 keeps it)")
     p.add_argument("--compile", action="store_true", default=None,

@@ -23,6 +23,7 @@ import torch
 
 from bench.core.device import resolve_device
 from bench.core.names import folder_name
+from bench.engine.loading import default_workers
 from bench.engine.phases import format_phases
 from bench.engine.timing import COLUMNS, Clock, ProfileRow, profile_method, profile_metric
 
@@ -133,6 +134,8 @@ class _Profile:
     def __init__(self, cfg: ProfileConfig, clock: Clock) -> None:
         self.cfg, self.clock = cfg, clock
         self.device = resolve_device(cfg.device)
+        #: the loader's worker processes, as a run on this device would use them
+        self.workers = default_workers(self.device.type) if cfg.workers is None else cfg.workers
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_dir = Path(cfg.out or Path("runs") / f"profile-{stamp}").resolve()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +192,7 @@ class _Profile:
                 self.rows.append(_guarded(functools.partial(
                     profile_method, method, spec.label, self.pairs, batch_size=bs, dtype=dtype, device=self.device,
                     compile=cfg.compile, channels_last=cfg.channels_last, size=cfg.size, iters=cfg.iters,
-                    warmup=cfg.warmup, workers=cfg.workers, clock=self.clock), "method", spec.label, bs, dtype,
+                    warmup=cfg.warmup, workers=self.workers, clock=self.clock), "method", spec.label, bs, dtype,
                     self.device))
             for r in self.rows[first:]:
                 r.standin = standin
@@ -216,7 +219,7 @@ class _Profile:
                 self.say(f"  metric {name} batch {bs} ...")
                 self.rows.append(_guarded(functools.partial(
                     profile_metric, metric, name, self.pairs, batch_size=bs, device=self.device, size=cfg.size,
-                    iters=cfg.iters, warmup=cfg.warmup, workers=cfg.workers, clock=self.clock), "metric", name, bs,
+                    iters=cfg.iters, warmup=cfg.warmup, workers=self.workers, clock=self.clock), "metric", name, bs,
                     "fp32", self.device))
             for r in self.rows[first:]:
                 r.standard = standard

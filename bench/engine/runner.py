@@ -30,6 +30,7 @@ from bench.core.device import dtype_support, run_dtype
 from bench.core.errors import UserError
 from bench.core.registry import METHODS, METRICS, UnknownNameError
 from bench.engine import distributed, results, reuse
+from bench.engine.loading import default_workers as loader_workers
 from bench.engine.run_folder import layout
 from bench.engine.run_folder import shards as shard_io
 from bench.engine.run_plan import RunPlan
@@ -102,12 +103,12 @@ class Runner(RunPlan, UnitWork):
         self.device = self.engine.device
         self.engine.dtype = self.dtype
         self.engine.seed = config.seed  # a stochastic method's per-image noise (with each image's key)
+        #: DataLoader worker processes (``--workers``, or sized to the machine and the device)
+        self.loader_workers = loader_workers(self.device.type) if config.workers is None else config.workers
         if self.device.type == "cuda":  # host metrics (NIQE...) in a process pool while the GPU works; serial on CPU
             from bench.engine.hostpool import default_workers
-            from bench.engine.loading import default_workers as loader_workers
 
-            busy = loader_workers() if config.workers is None else config.workers
-            self.engine.host_workers = default_workers(busy)
+            self.engine.host_workers = default_workers(self.loader_workers)
         self.dist = distributed.init(self.device)  # a no-op unless torchrun started this process
         distributed.check_same_settings(self.dist, config.work_settings())  # before any work, on every rank
         distributed.refuse_in_process_user_code(self.dist, config.methods)

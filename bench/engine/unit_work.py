@@ -175,7 +175,7 @@ class UnitWork:
         prepared = self.prepare(spec.label, method)
         # only the last batch of the plan can be short, so batching this rank's images gives its planned batches
         loader = iter_batches(
-            [pairs[i] for b in mine for i in b], self.cfg.batch_size, self.cfg.workers,
+            [pairs[i] for b in mine for i in b], self.cfg.batch_size, self.loader_workers,
             pin_memory=self.device.type == "cuda", need_gt=need_gt, size=self.image_size,
             cache=self._cache(dataset.name),
         )

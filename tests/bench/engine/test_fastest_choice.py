@@ -75,3 +75,21 @@ def test_the_run_records_images_per_call_and_each_metrics_implementation(tmp_pat
     cols = ["image", "test-mae", "niqe"]
     pd.testing.assert_frame_equal(pd.read_parquet(outcome.run_dir / "per_image.parquet")[cols],
                                   pd.read_parquet(whole.run_dir / "per_image.parquet")[cols])
+
+
+def test_on_a_cpu_the_loader_decodes_in_the_main_process(monkeypatch, tmp_path):
+    """No DataLoader worker by default where the device is the CPU (it would compete with the method's threads);
+    elsewhere one per core but one; ``--workers`` always wins."""
+    import os
+
+    from bench.engine.loading import default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    assert (default_workers("cpu"), default_workers("cuda"), default_workers()) == (0, 3, 3)
+    ds = register(make_folder(tmp_path / "set", 2), "loader-default")
+    auto = Runner(RunConfig(datasets=[ds], methods=["lq"], metrics=["psnr"], out=str(tmp_path / "a"), device="cpu",
+                            quiet=True, report=False))
+    given = Runner(RunConfig(datasets=[ds], methods=["lq"], metrics=["psnr"], out=str(tmp_path / "b"), device="cpu",
+                             workers=2, quiet=True, report=False))
+    assert (auto.loader_workers, given.loader_workers) == (0, 2)
+    assert auto.build_metrics(["psnr"], ds)["psnr"].active_impl == "reference"  # BasicSR's own arithmetic on a CPU
