@@ -129,17 +129,19 @@ def end_to_end(
     channels_last: str = "auto",
     compile: bool = False,
     clock: Clock = time.perf_counter,
+    rounds: int | None = None,
 ) -> dict[str, Any]:
-    """One ``e2e`` entry of profile.json: the three timings, their ratios and the metric agreement."""
+    """One ``e2e`` entry of profile.json: the three timings, their ratios and the metric agreement.
+
+    The engine and the official loop run in alternating ``rounds`` (None: up to :data:`MAX_ROUNDS` while a
+    round is short), and each side's fastest round is its figure."""
     import bench
     from bench.config import MethodSpec, RunConfig
     from bench.engine.runner import Runner
 
     spec = MethodSpec.parse(spec_text)
     scratch.mkdir(parents=True, exist_ok=True)
-    # a run folder of its own each time: the engine must compute, never resume an earlier profile's results
-    engine_dir = Path(tempfile.mkdtemp(prefix="engine-", dir=scratch))
-    cfg = RunConfig(datasets=["e2e"], methods=[spec.label], metrics=list(metric_names), out=str(engine_dir),
+    cfg = RunConfig(datasets=["e2e"], methods=[spec.label], metrics=list(metric_names), out=str(scratch / "engine"),
                     device=str(device), batch_size=batch_size, workers=workers, dtype=dtype, compile=compile,
                     channels_last=channels_last, quiet=True, report=False)
     runner = Runner(cfg, image_size=size)
@@ -148,30 +150,33 @@ def end_to_end(
     model_s = model_only(runner, spec.label, method, decoded, clock)
     built = runner.build_metrics(metric_names, "e2e")
     host_workers = runner.engine.host_workers
-    runner.engine.phases = phases = Phases(runner.device, clock)  # profiling only: syncs at each phase boundary
-    synchronize(runner.device)
-    t0 = clock()
+    prepared, dev = runner.prepare(spec.label, method), runner.device
+    official_method: torch.nn.Module | None = None
+    official_metrics: dict[str, Any] = {}
+    engine_runs: list[tuple[float, Phases, Any]] = []
+    official_runs: list[dict[str, Any]] = []
     try:
-        unit = runner.evaluate("e2e", spec, method, list(metric_names), pairs)
-        synchronize(runner.device)
-        engine_s = clock() - t0
-        runner.engine.phases = OFF
+        while True:
+            engine_runs.append(_engine_run(runner, spec, method, metric_names, pairs, scratch, clock))
+            unit = engine_runs[0][2]
+            if official_method is None:  # built once, after the engine's first run (its metric list)
+                official_method = build_method()
+                set_memory_format(official_method, False)
+                official_metrics = {n: bench.create_metric(n, **_stock_options(built, n)) for n in unit.metric_values}
+            with hostmem.glibc_defaults():  # the script's process never tunes its heap (the engine does on a CPU)
+                official_runs.append(official_style(official_method, official_metrics, pairs,
+                                                    scratch / "official_style", device=dev, size=size, clock=clock))
+            if not _another_round(rounds, engine_runs, official_runs):
+                break
         floor_s = compute_floor(runner, spec.label, method, {n: built[n] for n in unit.metric_values if n in built},
                                 decoded, size, clock)
     finally:
         runner.engine.close()
-        shutil.rmtree(engine_dir, ignore_errors=True)  # scratch: the measurement is in the returned entry
-    prepared, dev = runner.prepare(spec.label, method), runner.device
-    del method, runner
-    fresh = build_method()
-    set_memory_format(fresh, False)
-    # as the released scripts compute: each metric with the stock tool's own arithmetic where ours differs in speed only
-    stock = {n: built[n].reference_options() if n in built else {} for n in unit.metric_values}
-    metrics = {n: bench.create_metric(n, **stock[n]) for n in unit.metric_values}
     heap_kept = hostmem.active()
-    with hostmem.glibc_defaults():  # the script's process never tunes its heap (the engine does on a CPU)
-        official = official_style(fresh, metrics, pairs, scratch / "official_style", device=dev, size=size, clock=clock)
+    engine_s, phases, _ = min(engine_runs, key=lambda r: r[0])
+    official = min(official_runs, key=lambda r: r["total_s"])
     official_s = official["total_s"]
+    stock = {n: _stock_options(built, n) for n in unit.metric_values}
     return {
         "method": spec.label, "images": len(pairs), "batch_size": batch_size, "dtype": prepared.dtype,
         "compile": prepared.fast.compiled, "channels_last": prepared.fast.channels_last,
@@ -188,4 +193,43 @@ def end_to_end(
         "official_options": {n: o for n, o in stock.items() if o},
         "notes": list(prepared.notes),
         "heap_kept": heap_kept,  # the engine's freed tensors stayed in the heap (bench.core.hostmem); not the loop's
+        # every round's seconds (the figures above are each side's fastest round: the least disturbed)
+        "engine_rounds_s": [r[0] for r in engine_runs],
+        "engine_rounds_status": [r[2].status for r in engine_runs],  # each 'computed' (never a resumed unit)
+        "official_rounds_s": [r["total_s"] for r in official_runs],
     }
+
+
+#: rounds of (engine, official loop) when ``rounds`` is None: up to MAX_ROUNDS while one round took under
+#: SHORT_ROUND_S, so a measurement of a few seconds (where another process's burst weighs most) is repeated
+MAX_ROUNDS = 3
+SHORT_ROUND_S = 10.0
+
+
+def _another_round(rounds: int | None, engine_runs: list, official_runs: list) -> bool:
+    done = len(engine_runs)
+    if rounds is not None:
+        return done < rounds
+    return done < MAX_ROUNDS and engine_runs[0][0] + official_runs[0]["total_s"] < SHORT_ROUND_S
+
+
+def _stock_options(built: dict[str, Any], name: str) -> dict[str, Any]:
+    """As the released scripts compute: the stock tool's own arithmetic where ours differs in speed only."""
+    return built[name].reference_options() if name in built else {}
+
+
+def _engine_run(runner: Any, spec: Any, method: torch.nn.Module, metric_names: Sequence[str], pairs: Sequence[Any],
+                scratch: Path, clock: Clock) -> tuple[float, Phases, Any]:
+    """One timed engine run of the unit in a run folder of its own (never resuming an earlier run's results,
+    and removed after): (seconds, its phases, the unit's result)."""
+    runner.run_dir = Path(tempfile.mkdtemp(prefix="engine-", dir=scratch))
+    runner.engine.phases = phases = Phases(runner.device, clock)  # profiling only: syncs at each phase boundary
+    try:
+        synchronize(runner.device)
+        t0 = clock()
+        unit = runner.evaluate("e2e", spec, method, list(metric_names), pairs)
+        synchronize(runner.device)
+        return clock() - t0, phases, unit
+    finally:
+        runner.engine.phases = OFF
+        shutil.rmtree(runner.run_dir, ignore_errors=True)

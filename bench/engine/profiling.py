@@ -268,6 +268,11 @@ class _Profile:
                   f"engine {e['engine_s']:.2f} s ({e['engine_over_model']:.2f}x the model, "
                   f"{e['engine_over_floor']:.2f}x model + metrics), official style "
                   f"{e['official_style_s']:.2f} s ({e['official_over_engine']:.2f}x the engine)")
+            rounds = e.get("engine_rounds_s", [])
+            if len(rounds) > 1:
+                print(f"  each side's fastest of {len(rounds)} alternating rounds: engine "
+                      f"{', '.join(f'{s:.2f}' for s in rounds)} s; official style "
+                      f"{', '.join(f'{s:.2f}' for s in e['official_rounds_s'])} s")
             if e.get("phases"):
                 print(f"  engine phases: {format_phases(e['phases'], e['engine_s'])}")
         print(f"wrote {self.run_dir / 'profile.csv'} and profile.json")
