@@ -5,7 +5,9 @@ The papers' scripts read PNGs with ``cv2.imread`` (BGR uint8) and call ``calcula
 and the 11x11 outer-product window, the channel values averaged by ``np.mean``; on the Y channel,
 ``to_y_channel``'s float32 / float64 steps. Each step is repeated here, so the values are the stock
 tool's to the last bit (``tests/bench/metrics/test_psnr_ssim_stock.py`` runs BasicSR itself). On a
-CPU it is also the faster path: OpenCV's filter is 3-4x quicker than float64 torch convolutions.
+CPU it is never the slower path: SSIM takes 93-99 ms per 512 face against 509-511 ms for float64 torch
+convolutions under glibc's default heap, and 81 against 79 ms with the CPU engine's kept heap
+(``scripts/time_psnr_ssim.py``, docs/cpu-measurements.md).
 """
 from __future__ import annotations
 
