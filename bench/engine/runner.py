@@ -250,10 +250,18 @@ class Runner(RunPlan, UnitWork):
             "params": info.params,
             "weights": [dataclasses.asdict(w) for w in info.weights],
             "metrics": sorted(metric_names),
+            # the arithmetic each metric runs where it has several (impl='auto' picks per device; e.g. BasicSR's
+            # own SSIM on a CPU, the batched torch path on a GPU): a unit is resumed only with the same paths
+            "impls": self._metric_impls(metric_names, dataset.name),
             "dtype": self.dtype,
             "limit": self.cfg.limit,
         }
         return content_hash(key), key
+
+    def _metric_impls(self, metric_names: list[str], dataset: str) -> dict[str, str]:
+        """Per metric with several implementations: the one it runs on this run's device."""
+        built = self.build_metrics(metric_names, dataset)
+        return {n: m.active_impl for n, m in sorted(built.items()) if m.active_impl}
 
     def _run_unit(self, dataset, spec: MethodSpec, method, metric_names: list[str], pairs) -> UnitResult | None:
         """Compute this rank's share of a unit's missing batches; rank 0 merges every shard (None elsewhere)."""

@@ -93,3 +93,21 @@ def test_on_a_cpu_the_loader_decodes_in_the_main_process(monkeypatch, tmp_path):
                              workers=2, quiet=True, report=False))
     assert (auto.loader_workers, given.loader_workers) == (0, 2)
     assert auto.build_metrics(["psnr"], ds)["psnr"].active_impl == "reference"  # BasicSR's own arithmetic on a CPU
+
+
+def test_a_unit_is_resumed_only_with_the_same_metric_arithmetic(tmp_path, monkeypatch):
+    """The unit key records each metric's implementation: the same folder run again where ``ssim`` runs another
+    path (as on a GPU) computes the unit afresh instead of reusing values from the other arithmetic."""
+    from bench.metrics.psnr_ssim import SSIM
+
+    ds = register(make_folder(tmp_path / "set", 2), "impl-key")
+    cfg = RunConfig(datasets=[ds], methods=["lq"], metrics=["ssim"], out=str(tmp_path / "run"), device="cpu",
+                    workers=0, quiet=True, report=False)
+    first = Runner(cfg).run()
+    assert json.loads((first.run_dir / "manifest.json").read_text())["metrics"]["ssim"]["impl"] == "reference"
+    again = Runner(cfg).run()
+    assert [u.status for u in again.units] == ["reused"]
+    monkeypatch.setattr(SSIM, "fastest_impl", {})  # impl='auto' now picks the batched torch path on a CPU too
+    other = Runner(cfg).run()
+    assert [u.status for u in other.units] == ["computed"]
+    assert json.loads((other.run_dir / "manifest.json").read_text())["metrics"]["ssim"]["impl"] == "device"
