@@ -11,7 +11,7 @@ metric's device.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 
@@ -20,6 +20,17 @@ from bench.core.registry import METRICS
 
 #: the facts every number of a metric carries into the manifest, the summary and the report
 FACTS: tuple[str, ...] = ("protocol", "higher_better", "standard", "needs_gt")
+
+#: a metric's arithmetic where it has two giving the same numbers: batched torch on its device, the stock tool's
+#: own per image on the host, or the faster of the two where the metric is (:attr:`Metric.fastest_impl`)
+Impl = Literal["auto", "device", "reference"]
+IMPLS: tuple[str, ...] = get_args(Impl)
+
+
+def check_impl(metric: str, impl: str) -> None:
+    """One clear error for an ``impl`` option that is none of :data:`IMPLS`."""
+    if impl not in IMPLS:
+        raise ValueError(f"{metric}: impl must be one of {IMPLS}, not {impl!r} (e.g. {metric}:impl=reference)")
 
 
 def metric_facts(name: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import torch
 
 from bench.core.registry import METRICS
 from bench.metrics.awing_arch import heatmap_points, heatmap_points_torch, load_fan
-from bench.metrics.base import MeanOfImages, MetricUnavailable
+from bench.metrics.base import Impl, MeanOfImages, MetricUnavailable, check_impl
 from bench.metrics.identity import DLIB_SHAPE5, load_dlib, template_box, to_uint8
 from bench.weights import MissingWeightsError
 
@@ -60,12 +60,11 @@ class LandmarkDistance(MeanOfImages):
     #: on a CPU, OpenCV's resize and numpy's decoding take 0.03-0.06 s per 8 faces against 0.15-0.21 s in torch
     fastest_impl = {"cpu": "reference"}
 
-    def __init__(self, weights: str | None = None, impl: str = "auto") -> None:
+    def __init__(self, weights: str | None = None, impl: Impl = "auto") -> None:
         super().__init__()
         from bench.weights import resolve
 
-        if impl not in ("auto", "device", "reference"):
-            raise ValueError(f"lmd: impl must be auto, device or reference, not {impl!r}")
+        check_impl("lmd", impl)
         self.impl = impl
 
         try:

@@ -40,7 +40,7 @@ from bench.metrics._niqe_basicsr import niqe_basicsr
 from bench.metrics._niqe_basicsr_torch import niqe_basicsr_batched
 from bench.metrics._niqe_fit import pristine_distance
 from bench.metrics._nss import aggd_fit, lgamma_ratio
-from bench.metrics.base import MeanOfImages, MetricUnavailable
+from bench.metrics.base import Impl, MeanOfImages, MetricUnavailable, check_impl
 from bench.weights import MissingWeightsError, resolve
 
 WEIGHTS_NAME = "niqe-pris-params"
@@ -106,10 +106,6 @@ def niqe_score(y: torch.Tensor, params: dict[str, torch.Tensor], block: int = BL
 
 Precision = Literal["float32", "float64"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-#: where the float32 arithmetic runs: batched torch on the metric's device, the per-image numpy reference,
-#: or the faster of the two where the metric is (``auto``: :attr:`NIQE.fastest_impl`)
-Impl = Literal["auto", "device", "reference"]
-IMPLS: tuple[str, ...] = get_args(Impl)
 
 
 def _check_size(h: int, w: int, block: int = BLOCK) -> None:
@@ -138,8 +134,7 @@ class NIQE(MeanOfImages):
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-        if impl not in IMPLS:
-            raise ValueError(f"niqe: impl must be one of {IMPLS}, not {impl!r} (e.g. niqe:impl=reference)")
+        check_impl("niqe", impl)
         if precision == "float64" and impl == "reference":
             raise ValueError("niqe: impl=reference is BasicSR's float32 numpy code; precision=float64 has no "
                              "reference path (drop impl or precision)")

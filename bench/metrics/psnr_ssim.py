@@ -6,11 +6,9 @@ Wang et al.'s with an 11x11 Gaussian window (sigma 1.5), 'valid' filtering, comp
 and averaged. Two paths (``impl``): ``device`` runs the formulas batched in float64 torch on the
 metric's device; ``reference`` is BasicSR's own numpy / OpenCV arithmetic image by image
 (:mod:`bench.metrics.psnr_ssim_reference`), equal to it to the last bit. ``auto`` (the default)
-takes ``reference`` on a CPU, where it is also the faster, and ``device`` elsewhere.
+takes ``reference`` on a CPU, where it is never the slower, and ``device`` elsewhere.
 """
 from __future__ import annotations
-
-from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +16,7 @@ import torch.nn.functional as F
 from bench.core.registry import METRICS
 from bench.metrics import psnr_ssim_reference as reference
 from bench.metrics._colour import check_images, rgb_to_y, to_levels
-from bench.metrics.base import MeanOfImages
-
-#: the arithmetic a pair metric runs: batched torch, BasicSR's own per image, or the faster where it runs
-Impl = Literal["auto", "device", "reference"]
-IMPLS: tuple[str, ...] = get_args(Impl)
+from bench.metrics.base import Impl, MeanOfImages, check_impl
 
 _C1 = (0.01 * 255.0) ** 2
 _C2 = (0.03 * 255.0) ** 2
@@ -33,12 +27,19 @@ def _prepare(x: torch.Tensor, y_channel: bool) -> torch.Tensor:
     return rgb_to_y(x) if y_channel else to_levels(x)
 
 
-def psnr(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch.Tensor:
-    """Per-image PSNR (B,) in dB, as BasicSR's ``calculate_psnr`` (inf for identical images)."""
+def check_pair(pred: torch.Tensor, gt: torch.Tensor, min_side: int = 0) -> None:
+    """Both inputs images of one shape, each side at least ``min_side`` pixels (SSIM's window: 11)."""
     check_images(pred, "pred")
     check_images(gt, "gt")
     if pred.shape != gt.shape:
         raise ValueError(f"pred and gt shapes differ: {tuple(pred.shape)} vs {tuple(gt.shape)}")
+    if min(pred.shape[-2:]) < min_side:
+        raise ValueError(f"SSIM needs images of at least {min_side}x{min_side} pixels, got {tuple(pred.shape[-2:])}")
+
+
+def psnr(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch.Tensor:
+    """Per-image PSNR (B,) in dB, as BasicSR's ``calculate_psnr`` (inf for identical images)."""
+    check_pair(pred, gt)
     a, b = _prepare(pred, y_channel), _prepare(gt, y_channel)
     mse = (a - b).square().mean(dim=(1, 2, 3))
     return 10.0 * torch.log10(255.0 * 255.0 / mse)  # mse == 0 gives inf, as BasicSR returns
@@ -60,12 +61,7 @@ def _filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 def ssim(pred: torch.Tensor, gt: torch.Tensor, y_channel: bool = False) -> torch.Tensor:
     """Per-image SSIM (B,), as BasicSR's ``calculate_ssim``: channels averaged, 'valid' window."""
-    check_images(pred, "pred")
-    check_images(gt, "gt")
-    if pred.shape != gt.shape:
-        raise ValueError(f"pred and gt shapes differ: {tuple(pred.shape)} vs {tuple(gt.shape)}")
-    if min(pred.shape[-2:]) < 11:
-        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {tuple(pred.shape[-2:])}")
+    check_pair(pred, gt, min_side=11)
     a, b = _prepare(pred, y_channel), _prepare(gt, y_channel)
     n, c, h, w = a.shape
     a, b = a.reshape(n * c, 1, h, w), b.reshape(n * c, 1, h, w)
@@ -91,6 +87,8 @@ class _PairMetric(MeanOfImages):
     needs_gt = True
     option_help = _OPTIONS
     fastest_impl = {"cpu": "reference"}
+    #: the smallest image side it scores
+    min_side = 0
 
     def __init__(self, crop_border: int = 0, test_y_channel: bool = False, impl: Impl = "auto") -> None:
         super().__init__()
@@ -98,8 +96,7 @@ class _PairMetric(MeanOfImages):
             raise ValueError(f"{self.name}: crop_border must be a whole number >= 0, got {crop_border!r}")
         if not isinstance(test_y_channel, bool):
             raise ValueError(f"{self.name}: test_y_channel must be true or false, got {test_y_channel!r}")
-        if impl not in IMPLS:
-            raise ValueError(f"{self.name}: impl must be one of {IMPLS}, not {impl!r} (e.g. {self.name}:impl=reference)")
+        check_impl(self.name, impl)
         self.y_channel = test_y_channel
         self.crop_border = crop_border
         self.impl = impl
@@ -116,9 +113,7 @@ class _PairMetric(MeanOfImages):
                 raise ValueError(f"{self.name}: crop_border={c} leaves nothing of a {tuple(pred.shape[-2:])} image")
             pred, gt = pred[..., c:-c, c:-c], gt[..., c:-c, c:-c]
         if self.impl_on(pred.device.type) == "reference":
-            check_images(pred, "pred")
-            check_images(gt, "gt")
-            self.check_pair(pred, gt)
+            check_pair(pred, gt, self.min_side)  # the checks (and errors) of the device path's function
             return reference.per_image(self.reference_fn, pred, gt, self.y_channel)
         return self.fn(pred, gt, y_channel=self.y_channel)
 
@@ -129,12 +124,6 @@ class _PairMetric(MeanOfImages):
     @staticmethod
     def reference_fn(img: object, img2: object, y_channel: bool = False) -> float:  # pragma: no cover
         raise NotImplementedError
-
-    @staticmethod
-    def check_pair(pred: torch.Tensor, gt: torch.Tensor) -> None:
-        """The size checks of :attr:`fn`, for the reference path (the same error on both paths)."""
-        if pred.shape != gt.shape:
-            raise ValueError(f"pred and gt shapes differ: {tuple(pred.shape)} vs {tuple(gt.shape)}")
 
     def info(self) -> dict:
         out = super().info()
@@ -185,11 +174,7 @@ class SSIM(_PairMetric):
     fn = staticmethod(ssim)
     reference_fn = staticmethod(reference.ssim_image)
 
-    @staticmethod
-    def check_pair(pred: torch.Tensor, gt: torch.Tensor) -> None:
-        _PairMetric.check_pair(pred, gt)
-        if min(pred.shape[-2:]) < 11:
-            raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {tuple(pred.shape[-2:])}")
+    min_side = 11  # the window
 
 
 @METRICS.register
