@@ -4,10 +4,12 @@
     python scripts/measure_tolerances.py niqe             # niqe:precision=float64 vs BasicSR in float64, vs float32
     python scripts/measure_tolerances.py brisque-threads  # stock pyiqa BRISQUE at 1..8 torch threads
     python scripts/measure_tolerances.py brisque-window   # brisque:variant=live's window sum, MSCN of flat areas
+    python scripts/measure_tolerances.py psnr-ssim        # psnr/ssim, both impls, vs BasicSR 1.4.2 itself
 
 Each prints one JSON line per measurement (what docs/metrics.md quotes). ``niqe`` and
 ``brisque-threads`` need the stock BasicSR 1.4.2 / pyiqa 0.1.16 the tests install under
-``$BFRBENCH_HOME/stock-classic/stock`` (``--stock DIR`` to point elsewhere; installed there if absent).
+``$BFRBENCH_HOME/stock-classic/stock`` (``--stock DIR`` to point elsewhere; installed there if absent);
+``psnr-ssim`` imports BasicSR's ``psnr_ssim.py`` from the PyPI sdist as its test does (``tests/_helpers``).
 """
 from __future__ import annotations
 
@@ -173,9 +175,32 @@ def measure_brisque_window() -> None:
          flat_interior_pixels=int(mscn.numel()), largest_abs_mscn=float(mscn.abs().max()))
 
 
+# ------------------------------------------------------------------------------------------ PSNR / SSIM
+
+
+def measure_psnr_ssim() -> None:
+    """Both implementations of psnr and ssim (RGB and Y) against BasicSR 1.4.2 on every reference pair."""
+    sys.path.insert(0, str(ROOT))
+    import bench
+    from tests._helpers import psnr_ssim_stock as stock
+
+    mod, pairs = stock.basicsr_psnr_ssim(), stock.pairs(_images())
+    for metric in ("psnr", "ssim"):
+        for impl in ("reference", "device"):
+            for y in (False, True):
+                m = bench.create_metric(metric, test_y_channel=y, impl=impl)
+                worst, differ = 0.0, 0
+                for _, pred, gt in pairs:
+                    got = m(*(torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255.0 for a in (pred, gt))).item()
+                    want = stock.stock_value(mod, metric, pred, gt, y)
+                    differ += got != want
+                    worst = max(worst, abs(got - want) / abs(want) if want else abs(got))
+                _say(metric=metric, impl=impl, y_channel=y, pairs=len(pairs), not_bit_equal=differ, max_rel=worst)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["fid", "niqe", "brisque-threads", "brisque-window"])
+    p.add_argument("what", choices=["fid", "niqe", "brisque-threads", "brisque-window", "psnr-ssim"])
     p.add_argument("--n", type=int, default=500, help="fid: samples in the set (default 500)")
     p.add_argument("--ref-n", type=int, default=5000, help="fid: samples in the reference (default 5000)")
     p.add_argument("--dim", type=int, default=2048, help="fid: feature dimensions (default 2048)")
@@ -190,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
         measure_niqe(args.stock)
     elif args.what == "brisque-threads":
         measure_brisque_threads(args.stock, [int(t) for t in args.threads.split(",")])
+    elif args.what == "psnr-ssim":
+        measure_psnr_ssim()
     else:
         measure_brisque_window()
 
